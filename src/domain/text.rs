@@ -1,0 +1,129 @@
+//! Validated text values of the user aggregate: names, languages and email addresses.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::DomainError;
+
+/// Longest accepted name (user name, display name, org name, passkey name).
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest accepted email address (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Checks a free-text field: 1..=`max` characters, no control characters.
+///
+/// # Errors
+/// [`DomainError::InvalidText`] otherwise.
+pub fn validate_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
+    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control)
+    {
+        return Err(DomainError::InvalidText { field, max });
+    }
+    Ok(())
+}
+
+/// A syntactically valid email address. Deliberately strict: no whitespace, no control
+/// characters, no quoting, no lists — a value that could smuggle a second recipient or a header
+/// into a mail is refused.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates an address.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidEmail`].
+    pub fn parse(value: impl Into<String>) -> Result<Self, DomainError> {
+        let value = value.into();
+        if value.len() > MAX_EMAIL_LEN {
+            return Err(DomainError::InvalidEmail);
+        }
+        let Some((local, domain)) = value.split_once('@') else {
+            return Err(DomainError::InvalidEmail);
+        };
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
+            return Err(DomainError::InvalidEmail);
+        }
+        Ok(Self(value))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({:?})", self.0)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for good in ["a@example.com", "first.last+tag@sub.example.org"] {
+            assert!(Email::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a b@example.com",
+            "a@example.com\r\nBcc: x@evil.example",
+            "a@example.com,b@evil.example",
+            "\"a\"@example.com",
+            "a@@example.com",
+            "a..b@example.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(DomainError::InvalidEmail), "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(long).is_err());
+    }
+
+    #[test]
+    fn text() {
+        assert!(validate_text("name", "Ada", 10).is_ok());
+        assert!(validate_text("name", "", 10).is_err());
+        assert!(validate_text("name", "   ", 10).is_err());
+        assert!(validate_text("name", "a\u{0}b", 10).is_err());
+        assert!(validate_text("name", &"x".repeat(11), 10).is_err());
+    }
+}

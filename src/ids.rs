@@ -1,0 +1,262 @@
+//! Typed identifiers and stream identity.
+//!
+//! Ids arrive from requests and from storage, so every constructor validates: non-empty, at most
+//! [`MAX_ID_LEN`] bytes, and free of control characters and whitespace. An invalid id is a typed
+//! [`IdError`], never a panic.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Longest accepted id, in bytes (ZITADEL accepts ids up to 200 characters).
+pub const MAX_ID_LEN: usize = 200;
+
+/// Why a string was refused as an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The id is empty.
+    #[error("{kind} id is missing")]
+    Empty {
+        /// Which id (`org`, `user`, `code`).
+        kind: &'static str,
+    },
+    /// The id is longer than [`MAX_ID_LEN`] bytes.
+    #[error("{kind} id is longer than {max} bytes")]
+    TooLong {
+        /// Which id.
+        kind: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// The id contains a control or whitespace character.
+    #[error("{kind} id contains a control or whitespace character")]
+    BadCharacter {
+        /// Which id.
+        kind: &'static str,
+    },
+}
+
+fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty { kind });
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong {
+            kind,
+            max: MAX_ID_LEN,
+        });
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(IdError::BadCharacter { kind });
+    }
+    Ok(())
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            ///
+            /// # Errors
+            /// [`IdError`] when the id is empty, too long or holds control/whitespace characters.
+            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                validate($kind, &value)?;
+                Ok(Self(value))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        // Stored events are untrusted input too: deserializing validates.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                Self::new(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// Id of an organization (the resource owner of its users and their codes).
+    OrgId,
+    "org"
+);
+typed_id!(
+    /// Id of a user (human or machine).
+    UserId,
+    "user"
+);
+typed_id!(
+    /// Id of one passwordless init code (one registration link).
+    CodeId,
+    "code"
+);
+
+/// The kind of an aggregate, i.e. the stream type. These strings are a storage format: never
+/// rename them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AggregateKind {
+    /// An organization stream (`org`).
+    #[serde(rename = "org")]
+    Org,
+    /// A user stream (`user`).
+    #[serde(rename = "user")]
+    User,
+    /// A passwordless init code stream (`passwordless_init_code`).
+    #[serde(rename = "passwordless_init_code")]
+    Code,
+    /// A passkey credential-id claim stream (`passkey_credential`), one per credential id.
+    #[serde(rename = "passkey_credential")]
+    Credential,
+}
+
+impl AggregateKind {
+    /// Every kind, for iteration.
+    pub const ALL: [AggregateKind; 4] = [Self::Org, Self::User, Self::Code, Self::Credential];
+
+    /// The stored stream type name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Org => "org",
+            Self::User => "user",
+            Self::Code => "passwordless_init_code",
+            Self::Credential => "passkey_credential",
+        }
+    }
+
+    /// Parses a stored stream type name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for AggregateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The identity of one event stream: aggregate kind plus aggregate id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The aggregate kind (stream type).
+    pub kind: AggregateKind,
+    /// The aggregate id within its kind.
+    pub id: String,
+}
+
+impl StreamId {
+    /// A stream of any kind; the id is validated like every other id.
+    ///
+    /// # Errors
+    /// [`IdError`] for an empty, oversized or control-character id.
+    pub fn new(kind: AggregateKind, id: impl Into<String>) -> Result<Self, IdError> {
+        let id = id.into();
+        validate(kind.as_str(), &id)?;
+        Ok(Self { kind, id })
+    }
+
+    /// The stream of an organization.
+    pub fn org(id: &OrgId) -> Self {
+        Self {
+            kind: AggregateKind::Org,
+            id: id.0.clone(),
+        }
+    }
+
+    /// The stream of a user.
+    pub fn user(id: &UserId) -> Self {
+        Self {
+            kind: AggregateKind::User,
+            id: id.0.clone(),
+        }
+    }
+
+    /// The stream of a passwordless init code.
+    pub fn code(id: &CodeId) -> Self {
+        Self {
+            kind: AggregateKind::Code,
+            id: id.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_reject_empty_long_and_control_characters() {
+        assert_eq!(UserId::new(""), Err(IdError::Empty { kind: "user" }));
+        assert_eq!(
+            OrgId::new("x".repeat(MAX_ID_LEN + 1)),
+            Err(IdError::TooLong {
+                kind: "org",
+                max: MAX_ID_LEN
+            })
+        );
+        assert_eq!(
+            CodeId::new("a\nb"),
+            Err(IdError::BadCharacter { kind: "code" })
+        );
+        assert!(UserId::new("x".repeat(MAX_ID_LEN)).is_ok());
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        let bad: Result<UserId, _> = serde_json::from_str("\"\"");
+        assert!(bad.is_err());
+        let good: UserId = serde_json::from_str("\"u1\"").unwrap();
+        assert_eq!(good.as_str(), "u1");
+    }
+
+    #[test]
+    fn aggregate_kind_names_round_trip() {
+        for kind in AggregateKind::ALL {
+            assert_eq!(AggregateKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The source of fresh ids and secret randomness.
+
+use std::sync::{Arc, Mutex};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+/// Random bytes for ids and secrets. Must be a CSPRNG in production ([`OsRandom`]).
+pub trait RandomSource: Send + Sync {
+    /// Fills `dest` with random bytes.
+    fn fill_bytes(&self, dest: &mut [u8]);
+
+    /// A fresh aggregate id: a random UUID in simple (32 hex digits) form.
+    fn new_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.fill_bytes(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .simple()
+            .to_string()
+    }
+}
+
+impl<T: RandomSource> RandomSource for &T {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        (**self).fill_bytes(dest);
+    }
+}
+impl<T: RandomSource> RandomSource for Arc<T> {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        (**self).fill_bytes(dest);
+    }
+}
+impl<T: RandomSource> RandomSource for Box<T> {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        (**self).fill_bytes(dest);
+    }
+}
+
+/// Operating-system-seeded CSPRNG (rand's thread RNG).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        rand::rng().fill_bytes(dest);
+    }
+}
+
+/// A deterministic source from a seed (tests and examples only: never in production).
+#[derive(Debug, Clone)]
+pub struct SeededRandom {
+    rng: Arc<Mutex<StdRng>>,
+}
+
+impl SeededRandom {
+    /// A source that always yields the same sequence for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+        }
+    }
+}
+
+impl RandomSource for SeededRandom {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fill_bytes(dest);
+    }
+}
+
+/// Lets a [`RandomSource`] drive rand's samplers.
+pub(crate) struct SourceRng<'a, R: RandomSource + ?Sized>(pub(crate) &'a R);
+
+impl<R: RandomSource + ?Sized> RngCore for SourceRng<'_, R> {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.0.fill_bytes(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.0.fill_bytes(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest);
+    }
+}

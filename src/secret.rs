@@ -1,0 +1,294 @@
+//! Link secrets: generation, digests and constant-time comparison.
+//!
+//! The plaintext secret exists only in the value handed back to the caller or to the notifier.
+//! Events store a SHA-256 [`SecretDigest`]. [`Secret`] has a redacted `Debug`, no `Display` and no
+//! `Serialize`, so it cannot reach a log line, an error or a stored event by accident.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use rand::seq::IndexedRandom;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The least entropy a secret configuration may have, in bits.
+pub const MIN_SECRET_BITS: f64 = 112.0;
+/// The longest secret a configuration may ask for.
+pub const MAX_SECRET_LEN: usize = 256;
+
+const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const DIGITS: &[u8] = b"0123456789";
+// ZITADEL's symbol set, in its order.
+const SYMBOLS: &[u8] = b"~!@#$^&*()_+`-={}|[]:<>?,./";
+
+/// A secret configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SecretConfigError {
+    /// No alphabet class is enabled.
+    #[error("the secret alphabet is empty")]
+    EmptyAlphabet,
+    /// Longer than [`MAX_SECRET_LEN`].
+    #[error("secrets longer than {MAX_SECRET_LEN} characters are not supported")]
+    TooLong,
+    /// Fewer than [`MIN_SECRET_BITS`] bits of entropy.
+    #[error("the secret has {bits:.1} bits of entropy, at least 112 are required")]
+    TooWeak {
+        /// The configuration's entropy.
+        bits: f64,
+    },
+}
+
+/// Length and alphabet classes of generated secrets (as ZITADEL's secret generator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretConfig {
+    length: usize,
+    lower: bool,
+    upper: bool,
+    digits: bool,
+    symbols: bool,
+}
+
+impl Default for SecretConfig {
+    /// 24 alphanumeric characters: about 143 bits.
+    fn default() -> Self {
+        Self {
+            length: 24,
+            lower: true,
+            upper: true,
+            digits: true,
+            symbols: false,
+        }
+    }
+}
+
+impl SecretConfig {
+    /// A configuration of `length` characters over the enabled classes.
+    ///
+    /// # Errors
+    /// [`SecretConfigError`] for an empty alphabet, a length above [`MAX_SECRET_LEN`] or fewer
+    /// than [`MIN_SECRET_BITS`] bits of entropy.
+    pub fn new(
+        length: usize,
+        lower: bool,
+        upper: bool,
+        digits: bool,
+        symbols: bool,
+    ) -> Result<Self, SecretConfigError> {
+        let config = Self {
+            length,
+            lower,
+            upper,
+            digits,
+            symbols,
+        };
+        if config.alphabet().is_empty() {
+            return Err(SecretConfigError::EmptyAlphabet);
+        }
+        if length > MAX_SECRET_LEN {
+            return Err(SecretConfigError::TooLong);
+        }
+        let bits = config.entropy_bits();
+        if bits < MIN_SECRET_BITS {
+            return Err(SecretConfigError::TooWeak { bits });
+        }
+        Ok(config)
+    }
+
+    /// The number of characters of a generated secret.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// The alphabet, classes concatenated in ZITADEL's order.
+    pub fn alphabet(&self) -> Vec<u8> {
+        let mut alphabet = Vec::with_capacity(89);
+        for (enabled, class) in [
+            (self.lower, LOWER),
+            (self.upper, UPPER),
+            (self.digits, DIGITS),
+            (self.symbols, SYMBOLS),
+        ] {
+            if enabled {
+                alphabet.extend_from_slice(class);
+            }
+        }
+        alphabet
+    }
+
+    /// Entropy of one generated secret, in bits.
+    pub fn entropy_bits(&self) -> f64 {
+        let symbols = self.alphabet().len();
+        if symbols == 0 {
+            return 0.0;
+        }
+        self.length as f64 * (symbols as f64).log2()
+    }
+
+    /// Generates a secret: every character is an independent, uniform choice from the
+    /// alphabet (rand's unbiased sampling, no modulo bias).
+    pub fn generate(&self, rng: &mut impl RngCore) -> Secret {
+        let alphabet = self.alphabet();
+        let text: String = (0..self.length)
+            .filter_map(|_| alphabet.choose(rng).map(|&b| char::from(b)))
+            .collect();
+        Secret(text)
+    }
+}
+
+/// A plaintext link secret.
+///
+/// `Debug` prints `Secret(<redacted>)`; there is no `Display` and no `Serialize`. Read it with
+/// [`Secret::expose`] only where it must leave the process (the link, the notifier).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret presented by a user (from a link or a request body).
+    pub fn presented(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The plaintext. Every call site is a place where the secret leaves the process.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 digest that events store.
+    pub fn digest(&self) -> SecretDigest {
+        SecretDigest(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    /// Whether this secret hashes to `digest`, compared in constant time.
+    pub fn matches(&self, digest: &SecretDigest) -> bool {
+        self.digest().ct_eq(digest)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest().ct_eq(&other.digest())
+    }
+}
+
+impl Eq for Secret {}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// SHA-256 digest of a secret, stored in events as standard base64.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// Wraps raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &SecretDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretDigest({})", STANDARD.encode(self.0))
+    }
+}
+
+impl Serialize for SecretDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a secret digest has 32 bytes"))?;
+        Ok(Self(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn default_config_has_over_128_bits() {
+        let bits = SecretConfig::default().entropy_bits();
+        assert!(bits > 128.0, "{bits}");
+    }
+
+    #[test]
+    fn weak_configs_are_rejected() {
+        // ZITADEL's default (12 alphanumerics) is only ~71 bits.
+        assert!(matches!(
+            SecretConfig::new(12, true, true, true, false),
+            Err(SecretConfigError::TooWeak { .. })
+        ));
+        assert_eq!(
+            SecretConfig::new(30, false, false, false, false),
+            Err(SecretConfigError::EmptyAlphabet)
+        );
+        // 34 decimal digits = 113 bits: just enough.
+        assert!(SecretConfig::new(34, false, false, true, false).is_ok());
+        assert!(SecretConfig::new(33, false, false, true, false).is_err());
+    }
+
+    #[test]
+    fn generated_secrets_use_only_the_alphabet_and_every_symbol() {
+        let config = SecretConfig::new(40, false, false, true, true).unwrap();
+        let alphabet = config.alphabet();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let secret = config.generate(&mut rng);
+            assert_eq!(secret.expose().len(), 40);
+            for b in secret.expose().bytes() {
+                assert!(alphabet.contains(&b));
+                seen.insert(b);
+            }
+        }
+        // ZITADEL's modulo bug could never produce the last symbol; every symbol occurs here.
+        assert_eq!(seen.len(), alphabet.len());
+    }
+
+    #[test]
+    fn digest_matches_and_debug_is_redacted() {
+        let secret = Secret::presented("hunter2hunter2");
+        let digest = secret.digest();
+        assert!(secret.matches(&digest));
+        assert!(!Secret::presented("hunter2hunter3").matches(&digest));
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+        let json = serde_json::to_string(&digest).unwrap();
+        let back: SecretDigest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, digest);
+    }
+}

@@ -1,0 +1,366 @@
+//! Wire types: the JSON requests and responses of the endpoints, exactly as ZITADEL's
+//! grpc-gateway prints them (camelCase, `sequence` as a decimal string, RFC 3339 `Z` timestamps,
+//! durations like `"3600s"`).
+//!
+//! Responses that carry a secret (a link or a code) have a redacted `Debug`.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::domain::user::NewPasskey;
+use crate::secret::Secret;
+
+/// `details` of every answer, from the last applied event of the aggregate the command changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Details {
+    /// Stream version after the command.
+    #[serde(with = "decimal")]
+    pub sequence: u64,
+    /// Timestamp of the stream's first event.
+    #[serde(with = "timestamp")]
+    pub creation_date: DateTime<Utc>,
+    /// Timestamp of the last applied event.
+    #[serde(with = "timestamp")]
+    pub change_date: DateTime<Utc>,
+    /// The org owning the aggregate.
+    pub resource_owner: String,
+}
+
+mod decimal {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Protobuf JSON timestamps: RFC 3339, UTC `Z`, 0/3/6/9 fractional digits.
+pub mod timestamp {
+    use super::*;
+
+    /// Formats a timestamp as protobuf JSON does.
+    pub fn format(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    /// Serializes a timestamp.
+    ///
+    /// # Errors
+    /// Only the serializer's.
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(at))
+    }
+
+    /// Deserializes a timestamp.
+    ///
+    /// # Errors
+    /// When the text is not RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A protobuf JSON duration such as `"3600s"` or `"1.500s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtoDuration(pub Duration);
+
+impl fmt::Display for ProtoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.num_seconds();
+        let nanos = self.0.subsec_nanos().unsigned_abs();
+        let sign = if seconds == 0 && self.0.subsec_nanos() < 0 {
+            "-"
+        } else {
+            ""
+        };
+        match nanos {
+            0 => write!(f, "{sign}{seconds}s"),
+            n if n % 1_000_000 == 0 => write!(f, "{sign}{seconds}.{:03}s", n / 1_000_000),
+            n if n % 1_000 == 0 => write!(f, "{sign}{seconds}.{:06}s", n / 1_000),
+            n => write!(f, "{sign}{seconds}.{n:09}s"),
+        }
+    }
+}
+
+impl Serialize for ProtoDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let body = text
+            .strip_suffix('s')
+            .ok_or_else(|| serde::de::Error::custom("a duration ends with 's'"))?;
+        let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+        let negative = whole.starts_with('-');
+        let seconds: i64 = whole.parse().map_err(serde::de::Error::custom)?;
+        let mut nanos: i64 = 0;
+        if !fraction.is_empty() {
+            if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(serde::de::Error::custom("bad fractional seconds"));
+            }
+            nanos = format!("{fraction:0<9}")
+                .parse()
+                .map_err(serde::de::Error::custom)?;
+        }
+        let nanos = if negative { -nanos } else { nanos };
+        Ok(Self(
+            Duration::seconds(seconds) + Duration::nanoseconds(nanos),
+        ))
+    }
+}
+
+/// Mgmt v1 `POST /management/v1/users/{userId}/passwordless/_link` (path parameter only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPasswordlessRegistrationRequest {
+    /// Target user.
+    pub user_id: String,
+}
+
+/// Response of AddPasswordlessRegistration and AddMyPasswordlessLink.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPasswordlessRegistrationResponse {
+    /// Details of the code aggregate.
+    pub details: Details,
+    /// The registration link (carries the secret).
+    pub link: String,
+    /// The link lifetime, e.g. `"3600s"`.
+    pub expiration: ProtoDuration,
+}
+
+impl fmt::Debug for AddPasswordlessRegistrationResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddPasswordlessRegistrationResponse")
+            .field("details", &self.details)
+            .field("link", &"<redacted>")
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+/// Auth v1 `POST /auth/v1/users/me/passwordless/_link` answers like AddPasswordlessRegistration.
+pub type AddMyPasswordlessLinkResponse = AddPasswordlessRegistrationResponse;
+
+/// Mgmt v1 `POST /management/v1/users/{userId}/passwordless/_send_link`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendPasswordlessRegistrationRequest {
+    /// Target user.
+    pub user_id: String,
+}
+
+/// A response holding only `details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailsResponse {
+    /// Details of the changed aggregate.
+    pub details: Details,
+}
+
+/// SendPasswordlessRegistration answers with `details` only.
+pub type SendPasswordlessRegistrationResponse = DetailsResponse;
+/// SendPasswordlessLink (`/auth/v1/users/me/passwordless/_send_link`) answers with `details` only.
+pub type SendPasswordlessLinkResponse = DetailsResponse;
+
+/// v2 `sendLink` medium.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendLink {
+    /// Optional template with `{{.UserID}}`, `{{.OrgID}}`, `{{.CodeID}}`, `{{.Code}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_template: Option<String>,
+}
+
+/// v2 `returnCode` medium.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReturnCode {}
+
+/// v2 `POST /v2/users/{userId}/passkeys/registration_link`. Neither medium means `sendLink`
+/// with the default link; both is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePasskeyRegistrationLinkRequest {
+    /// Target user (path parameter).
+    #[serde(default)]
+    pub user_id: String,
+    /// Email the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_link: Option<SendLink>,
+    /// Return the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_code: Option<ReturnCode>,
+}
+
+/// A returned v2 code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRegistrationCode {
+    /// The code id.
+    pub id: String,
+    /// The secret.
+    pub code: String,
+}
+
+impl fmt::Debug for PasskeyRegistrationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasskeyRegistrationCode")
+            .field("id", &self.id)
+            .field("code", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Response of CreatePasskeyRegistrationLink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePasskeyRegistrationLinkResponse {
+    /// Details of the code aggregate.
+    pub details: Details,
+    /// The code, for `returnCode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<PasskeyRegistrationCode>,
+}
+
+/// Check a link the user opened (no authentication: the code is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckLinkRequest {
+    /// `userID` of the link.
+    pub user_id: String,
+    /// `codeID` of the link.
+    pub code_id: String,
+    /// `code` of the link.
+    pub code: Secret,
+}
+
+/// A usable link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckLinkResponse {
+    /// Details of the code aggregate.
+    pub details: Details,
+    /// The user.
+    pub user_id: String,
+    /// The user's org.
+    pub org_id: String,
+    /// When the link stops working.
+    #[serde(with = "timestamp")]
+    pub expiration_date: DateTime<Utc>,
+}
+
+/// Consume a link, registering the passkey the ceremony produced.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeLinkRequest {
+    /// `userID` of the link.
+    pub user_id: String,
+    /// `codeID` of the link.
+    pub code_id: String,
+    /// `code` of the link.
+    pub code: Secret,
+    /// The passkey (credential id base64url, public key base64, name).
+    pub passkey: NewPasskey,
+}
+
+/// Revoke a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeLinkRequest {
+    /// The user.
+    pub user_id: String,
+    /// The code.
+    pub code_id: String,
+}
+
+/// Create an org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOrgRequest {
+    /// Display name.
+    pub name: String,
+}
+
+/// A created org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddOrgResponse {
+    /// The new org's id.
+    pub org_id: String,
+    /// Details of the org aggregate.
+    pub details: Details,
+}
+
+/// Create a human user in the org context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddHumanUserRequest {
+    /// Login name.
+    pub user_name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Email address.
+    pub email: String,
+    /// Whether the email is verified already.
+    #[serde(default)]
+    pub is_email_verified: bool,
+    /// Preferred language tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_language: Option<String>,
+}
+
+/// Create a machine user in the org context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddMachineUserRequest {
+    /// Login name.
+    pub user_name: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A created user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddUserResponse {
+    /// The new user's id.
+    pub user_id: String,
+    /// Details of the user aggregate.
+    pub details: Details,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_protobuf() {
+        assert_eq!(ProtoDuration(Duration::hours(1)).to_string(), "3600s");
+        assert_eq!(
+            ProtoDuration(Duration::milliseconds(1500)).to_string(),
+            "1.500s"
+        );
+        assert_eq!(
+            ProtoDuration(Duration::microseconds(1)).to_string(),
+            "0.000001s"
+        );
+        let back: ProtoDuration = serde_json::from_str("\"1.5s\"").unwrap();
+        assert_eq!(back.0, Duration::milliseconds(1500));
+    }
+}
