@@ -113,15 +113,20 @@ impl Then {
         }
     }
 
-    /// Asserts the command was rejected with `expected` and appends nothing.
+    /// Asserts the command was rejected with `expected` and appends nothing. Returns the
+    /// unchanged world, to chain further steps.
     ///
     /// # Panics
     /// When the result differs.
     #[track_caller]
-    pub fn then_error(self, expected: DomainError) {
+    pub fn then_error(self, expected: DomainError) -> Given {
         match self.result {
             Err(error) => assert_eq!(error, expected, "the command failed otherwise"),
             Ok(decision) => panic!("expected error {expected:?}, got {decision:?}"),
+        }
+        Given {
+            world: self.world,
+            policy: self.policy,
         }
     }
 
