@@ -6,6 +6,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod domain;
 pub mod error;
 pub mod harness;
@@ -13,6 +15,8 @@ pub mod ids;
 pub mod link;
 pub mod policy;
 pub mod ports;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod secret;
 pub mod service;
 pub mod wire;
