@@ -758,6 +758,124 @@ pub async fn details_follow_the_last_event<S: EventStore + Clone + Inspect>(stor
     );
 }
 
+// ---- concurrency -----------------------------------------------------------------------
+
+pub async fn parallel_wrong_guesses_record_exactly_the_cap<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    let mut tasks = Vec::new();
+    for guess in 0..50 {
+        let f = f.clone();
+        let (user, code_id) = (user.clone(), code_id.clone());
+        tasks.push(tokio::spawn(async move {
+            f.service
+                .check_link(check_request(&user, &code_id, &format!("guess-{guess}")))
+                .await
+        }));
+    }
+    for task in tasks {
+        let err = task.await.unwrap().expect_err("a wrong guess succeeded");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidArgument | ErrorKind::Aborted),
+            "{err:?}"
+        );
+    }
+    let events = f.store.all_events().await;
+    let failures = events
+        .iter()
+        .filter(|e| e.stream.id == code_id && e.event_type.ends_with("check.failed"))
+        .count();
+    assert_eq!(failures, 3, "exactly the cap is recorded");
+    assert_error(
+        f.service.check_link(check_request(&user, &code_id, &code)).await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+}
+
+pub async fn parallel_consumes_have_exactly_one_winner<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    for contenders in [2usize, 4, 8, 16] {
+        f.clock.advance(Duration::hours(1)); // stay under the rate limit
+        let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+        let (user, _, code_id, code) = link_params(&added.link);
+        let mut tasks = Vec::new();
+        for n in 0..contenders {
+            let f = f.clone();
+            let (user, code_id, code) = (user.clone(), code_id.clone(), code.clone());
+            let credential = {
+                use base64::Engine as _;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(format!("contender-{contenders}-{n}"))
+            };
+            tasks.push(tokio::spawn(async move {
+                f.service
+                    .consume_link(consume_request(&user, &code_id, &code, &credential))
+                    .await
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => winners += 1,
+                Err(err) => assert!(
+                    matches!(err.kind(), ErrorKind::InvalidArgument | ErrorKind::Aborted),
+                    "{err:?}"
+                ),
+            }
+        }
+        assert_eq!(winners, 1, "{contenders} contenders");
+        let events = f.store.all_events().await;
+        let passkeys = events
+            .iter()
+            .filter(|e| {
+                e.event_type == "user.human.passkey.added" && e.payload["codeId"] == json!(code_id)
+            })
+            .count();
+        assert_eq!(passkeys, 1, "{contenders} contenders, one passkey");
+    }
+}
+
+pub async fn parallel_issuance_keeps_one_live_link_and_the_rate_limit<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            f.service.add_my_passwordless_link(&f.me(&f.ada)).await
+        }));
+    }
+    let mut links = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(response) => links.push(response.link),
+            Err(err) => assert!(
+                matches!(err.kind(), ErrorKind::ResourceExhausted | ErrorKind::Aborted),
+                "{err:?}"
+            ),
+        }
+    }
+    assert!(!links.is_empty() && links.len() <= 5, "{} issued", links.len());
+    let mut live = 0;
+    for link in &links {
+        let (user, _, code_id, code) = link_params(link);
+        if f.service.check_link(check_request(&user, &code_id, &code)).await.is_ok() {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1, "exactly one live link");
+}
+
 /// Generates one `#[tokio::test]` per scenario for a backend. `$store` is an async fn returning
 /// `Option<store>` (`None`: the backend is not available; the test says so and returns).
 #[macro_export]
@@ -778,7 +896,10 @@ macro_rules! service_scenarios {
             rate_limit_is_resource_exhausted,
             a_failing_notifier_is_unavailable_and_the_code_never_works,
             unauthenticated_self_service,
-            details_follow_the_last_event
+            details_follow_the_last_event,
+            parallel_wrong_guesses_record_exactly_the_cap,
+            parallel_consumes_have_exactly_one_winner,
+            parallel_issuance_keeps_one_live_link_and_the_rate_limit
         );
     };
     (@each $store:ident, $($name:ident),*) => {$(
