@@ -20,6 +20,8 @@ enum Op {
     Check { right: bool },
     Consume { right: bool, credential: u8 },
     Advance { minutes: i64 },
+    /// Jump to exactly the expiry instant (the boundary is the interesting point).
+    ToExpiry,
     Deliver { ok: bool },
     Revoke,
     IssueAnother,
@@ -32,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any::<bool>().prop_map(|right| Op::Check { right }),
         3 => (any::<bool>(), 0u8..4).prop_map(|(right, credential)| Op::Consume { right, credential }),
         2 => (0i64..40).prop_map(|minutes| Op::Advance { minutes }),
+        1 => Just(Op::ToExpiry),
         1 => any::<bool>().prop_map(|ok| Op::Deliver { ok }),
         1 => Just(Op::Revoke),
         1 => Just(Op::IssueAnother),
@@ -85,6 +88,10 @@ proptest! {
             let command = match &op {
                 Op::Advance { minutes } => {
                     now += Duration::minutes(*minutes);
+                    continue;
+                }
+                Op::ToExpiry => {
+                    now = now.max(expires_at);
                     continue;
                 }
                 Op::Check { right } => check(1, if *right { secret(1) } else { secret(99) }),
