@@ -170,7 +170,11 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, {})", self.message, self.key, self.id)
+        write!(
+            f,
+            "{} (kind {:?}, {}, {})",
+            self.message, self.kind, self.key, self.id
+        )
     }
 }
 

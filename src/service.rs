@@ -213,7 +213,7 @@ fn parse_context(org_context: Option<&str>) -> Result<Option<OrgId>, Error> {
 ///     Config::new(links),
 /// );
 /// let org = service
-///     .add_org(&Caller::System, AddOrgRequest { name: "ACME".into() })
+///     .add_org(&Caller::System, AddOrgRequest { name: "ACME".into(), ..Default::default() })
 ///     .await
 ///     .unwrap();
 /// let user = service
@@ -225,7 +225,7 @@ fn parse_context(org_context: Option<&str>) -> Result<Option<OrgId>, Error> {
 ///             display_name: "Ada".into(),
 ///             email: "ada@example.com".into(),
 ///             is_email_verified: true,
-///             preferred_language: None,
+///             ..Default::default()
 ///         },
 ///     )
 ///     .await
@@ -335,6 +335,16 @@ where
     /// # Errors
     /// NotFound (no such user in the org context), PermissionDenied, FailedPrecondition (machine,
     /// inactive or locked user, inactive org), ResourceExhausted (rate limit), InvalidArgument.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.add_passwordless_registration",
+            skip_all,
+            fields(caller = %caller, user_id = %request.user_id, org_context = ?org_context),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn add_passwordless_registration(
         &self,
         caller: &Caller,
@@ -357,6 +367,16 @@ where
     /// # Errors
     /// Unauthenticated for the system caller; otherwise as
     /// [`PasskeyLinks::add_passwordless_registration`] without PermissionDenied.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.add_my_passwordless_link",
+            skip_all,
+            fields(caller = %caller),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn add_my_passwordless_link(
         &self,
         caller: &Caller,
@@ -372,6 +392,16 @@ where
     /// # Errors
     /// As [`PasskeyLinks::add_passwordless_registration`], plus FailedPrecondition without a
     /// verified email and Unavailable when the notifier fails (the code is then never usable).
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.send_passwordless_registration",
+            skip_all,
+            fields(caller = %caller, user_id = %request.user_id, org_context = ?org_context),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn send_passwordless_registration(
         &self,
         caller: &Caller,
@@ -392,6 +422,16 @@ where
     ///
     /// # Errors
     /// As [`PasskeyLinks::send_passwordless_registration`] without PermissionDenied.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.send_my_passwordless_link",
+            skip_all,
+            fields(caller = %caller),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn send_my_passwordless_link(
         &self,
         caller: &Caller,
@@ -415,6 +455,16 @@ where
     /// # Errors
     /// As the v1 variants; InvalidArgument (`Errors.User.InvalidURLTemplate`) for a bad template
     /// or both media at once.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.create_passkey_registration_link",
+            skip_all,
+            fields(caller = %caller, user_id = %request.user_id, return_code = request.return_code.is_some()),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn create_passkey_registration_link(
         &self,
         caller: &Caller,
@@ -599,6 +649,16 @@ where
     ///
     /// # Errors
     /// InvalidArgument for any unusable code or malformed ids.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.check_link",
+            skip_all,
+            fields(user_id = %request.user_id, code_id = %request.code_id),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn check_link(&self, request: CheckLinkRequest) -> Result<CheckLinkResponse, Error> {
         let presented = PresentCode {
             user_id: UserId::new(request.user_id)?,
@@ -631,6 +691,16 @@ where
     ///
     /// # Errors
     /// InvalidArgument (unusable code, bad passkey), AlreadyExists (credential id registered).
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.consume_link",
+            skip_all,
+            fields(user_id = %request.user_id, code_id = %request.code_id),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn consume_link(
         &self,
         request: ConsumeLinkRequest,
@@ -662,12 +732,18 @@ where
                     added_at: details.change_date,
                 },
             };
-            // The passkey is registered; a lost notice must not turn that into an error.
-            #[allow(unused_variables)]
-            if let Err(err) = self.notifier.deliver(&notice).await {
-                #[cfg(feature = "tracing")]
-                tracing::warn!(user_id = %user_id, error = %err, "passkey-added notice not delivered");
+            // The passkey is registered; a lost notice must not turn that into an error. The
+            // notifier's own text is not logged: it is not ours to vouch for.
+            let delivered = self.notifier.deliver(&notice).await;
+            #[cfg(feature = "tracing")]
+            if let Err(err) = &delivered {
+                let reason = match err {
+                    NotifyError::Unavailable(_) => "unavailable",
+                    NotifyError::Rejected(_) => "rejected",
+                };
+                tracing::warn!(user_id = %user_id, reason, "passkey-added notice not delivered");
             }
+            drop(delivered);
         }
         Ok(DetailsResponse { details })
     }
@@ -677,6 +753,16 @@ where
     ///
     /// # Errors
     /// NotFound, PermissionDenied, FailedPrecondition (already consumed/revoked).
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.revoke_link",
+            skip_all,
+            fields(caller = %caller, user_id = %request.user_id, code_id = %request.code_id, org_context = ?org_context),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn revoke_link(
         &self,
         caller: &Caller,
@@ -709,6 +795,16 @@ where
     ///
     /// # Errors
     /// PermissionDenied for user callers, InvalidArgument for a bad name.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.add_org",
+            skip_all,
+            fields(caller = %caller),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn add_org(
         &self,
         caller: &Caller,
@@ -717,7 +813,7 @@ where
         if !matches!(caller, Caller::System) {
             return Err(Error::permission_denied("org.create"));
         }
-        let org_id = OrgId::new(self.random.new_id())?;
+        let org_id = OrgId::new(request.org_id.unwrap_or_else(|| self.random.new_id()))?;
         let command = Command::Org {
             org_id: org_id.clone(),
             command: OrgCommand::Add { name: request.name },
@@ -733,6 +829,16 @@ where
     ///
     /// # Errors
     /// NotFound, PermissionDenied, FailedPrecondition.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.update_org",
+            skip_all,
+            fields(caller = %caller, org_id = %org_id, command = ?command),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn update_org(
         &self,
         caller: &Caller,
@@ -762,6 +868,16 @@ where
     ///
     /// # Errors
     /// InvalidArgument, NotFound/FailedPrecondition (org), PermissionDenied.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.add_human_user",
+            skip_all,
+            fields(caller = %caller, org_context = ?org_context),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn add_human_user(
         &self,
         caller: &Caller,
@@ -769,6 +885,7 @@ where
         request: AddHumanUserRequest,
     ) -> Result<AddUserResponse, Error> {
         let org_id = self.creation_org(caller, org_context)?;
+        let user_id = request.user_id;
         let command = UserCommand::AddHuman(AddHuman {
             org_id: org_id.clone(),
             user_name: request.user_name,
@@ -777,13 +894,23 @@ where
             email_verified: request.is_email_verified,
             preferred_language: request.preferred_language,
         });
-        self.add_user(caller, org_id, command).await
+        self.add_user(caller, org_id, user_id, command).await
     }
 
     /// Creates a machine user in the org context (permission `user.write` there).
     ///
     /// # Errors
     /// As [`PasskeyLinks::add_human_user`].
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.add_machine_user",
+            skip_all,
+            fields(caller = %caller, org_context = ?org_context),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn add_machine_user(
         &self,
         caller: &Caller,
@@ -796,16 +923,18 @@ where
             user_name: request.user_name,
             name: request.name,
         };
-        self.add_user(caller, org_id, command).await
+        self.add_user(caller, org_id, request.user_id, command)
+            .await
     }
 
     async fn add_user(
         &self,
         caller: &Caller,
         org_id: OrgId,
+        user_id: Option<String>,
         command: UserCommand,
     ) -> Result<AddUserResponse, Error> {
-        let user_id = UserId::new(self.random.new_id())?;
+        let user_id = UserId::new(user_id.unwrap_or_else(|| self.random.new_id()))?;
         let guard = match caller {
             Caller::System => Guard::Open,
             Caller::User(principal) => Guard::OnOrg {
@@ -830,6 +959,16 @@ where
     ///
     /// # Errors
     /// NotFound, PermissionDenied, FailedPrecondition, InvalidArgument.
+    #[cfg_attr(
+        feature = "tracing",
+        tracing::instrument(
+            name = "passkey_links.update_user",
+            skip_all,
+            fields(caller = %caller, user_id = %user_id, org_context = ?org_context, command = command.name()),
+            ret(level = "info"),
+            err(level = "warn", Display)
+        )
+    )]
     pub async fn update_user(
         &self,
         caller: &Caller,

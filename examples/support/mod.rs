@@ -70,6 +70,7 @@ where
             &Caller::System,
             AddOrgRequest {
                 name: "ACME".into(),
+                ..Default::default()
             },
         )
         .await?;
@@ -83,6 +84,7 @@ where
                 email: "ada@example.com".into(),
                 is_email_verified: true,
                 preferred_language: Some("en".into()),
+                ..Default::default()
             },
         )
         .await?;

@@ -445,6 +445,21 @@ pub enum UserCommand {
 }
 
 impl UserCommand {
+    /// A short name for logs (never the command's data).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AddHuman(_) => "add_human",
+            Self::AddMachine { .. } => "add_machine",
+            Self::ChangeEmail { .. } => "change_email",
+            Self::VerifyEmail => "verify_email",
+            Self::Deactivate => "deactivate",
+            Self::Reactivate => "reactivate",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::Remove => "remove",
+        }
+    }
+
     /// The org a creating command names.
     pub fn creates_in(&self) -> Option<&OrgId> {
         match self {

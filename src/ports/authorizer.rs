@@ -50,6 +50,16 @@ pub enum Caller {
     System,
 }
 
+impl std::fmt::Display for Caller {
+    /// `user:<id>@<org>` or `system`, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(p) => write!(f, "user:{}@{}", p.user_id, p.org_id),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
 impl Caller {
     /// An authenticated user caller.
     pub fn user(user_id: UserId, org_id: OrgId) -> Self {

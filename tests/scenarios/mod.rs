@@ -69,6 +69,7 @@ fn human(name: &str, verified: bool) -> AddHumanUserRequest {
         email: format!("{name}@example.com"),
         is_email_verified: verified,
         preferred_language: Some("en".into()),
+        ..Default::default()
     }
 }
 
@@ -90,7 +91,10 @@ impl<S: EventStore + Clone> Fixture<S> {
         .with_clock(clock.clone())
         .with_random(random.clone());
         let sys = Caller::System;
-        let org = |name: &str| AddOrgRequest { name: name.into() };
+        let org = |name: &str| AddOrgRequest {
+            name: name.into(),
+            ..Default::default()
+        };
         let org_a = setup.add_org(&sys, org("A")).await.unwrap().org_id;
         let org_b = setup.add_org(&sys, org("B")).await.unwrap().org_id;
         let add = |org: &str, request| {
@@ -114,6 +118,7 @@ impl<S: EventStore + Clone> Fixture<S> {
                 AddMachineUserRequest {
                     user_name: "bot".into(),
                     name: "Bot".into(),
+                    ..Default::default()
                 },
             )
             .await
@@ -765,7 +770,11 @@ where
     S: EventStore + Clone + Inspect + 'static,
 {
     let f = std::sync::Arc::new(Fixture::new(store).await);
-    let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
     let (user, _, code_id, code) = link_params(&added.link);
     let mut tasks = Vec::new();
     for guess in 0..50 {
@@ -791,7 +800,9 @@ where
         .count();
     assert_eq!(failures, 3, "exactly the cap is recorded");
     assert_error(
-        f.service.check_link(check_request(&user, &code_id, &code)).await,
+        f.service
+            .check_link(check_request(&user, &code_id, &code))
+            .await,
         ErrorKind::InvalidArgument,
         "Errors.User.Code.Invalid",
     );
@@ -804,7 +815,11 @@ where
     let f = std::sync::Arc::new(Fixture::new(store).await);
     for contenders in [2usize, 4, 8, 16] {
         f.clock.advance(Duration::hours(1)); // stay under the rate limit
-        let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+        let added = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
         let (user, _, code_id, code) = link_params(&added.link);
         let mut tasks = Vec::new();
         for n in 0..contenders {
@@ -860,16 +875,27 @@ where
         match task.await.unwrap() {
             Ok(response) => links.push(response.link),
             Err(err) => assert!(
-                matches!(err.kind(), ErrorKind::ResourceExhausted | ErrorKind::Aborted),
+                matches!(
+                    err.kind(),
+                    ErrorKind::ResourceExhausted | ErrorKind::Aborted
+                ),
                 "{err:?}"
             ),
         }
     }
-    assert!(!links.is_empty() && links.len() <= 5, "{} issued", links.len());
+    assert!(
+        !links.is_empty() && links.len() <= 5,
+        "{} issued",
+        links.len()
+    );
     let mut live = 0;
     for link in &links {
         let (user, _, code_id, code) = link_params(link);
-        if f.service.check_link(check_request(&user, &code_id, &code)).await.is_ok() {
+        if f.service
+            .check_link(check_request(&user, &code_id, &code))
+            .await
+            .is_ok()
+        {
             live += 1;
         }
     }
