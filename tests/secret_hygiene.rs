@@ -234,7 +234,11 @@ mod logs {
         let _guard = tracing::subscriber::set_default(subscriber);
 
         let f = Fixture::new(InMemoryStore::new()).await;
-        let added = f.service.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+        let added = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
         let (user, _, code_id, code) = link_params(&added.link);
         f.service
             .check_link(check_request(&user, &code_id, "wrong"))
@@ -244,14 +248,26 @@ mod logs {
             .consume_link(consume_request(&user, &code_id, &code, "bG9ncw"))
             .await
             .unwrap();
-        f.service.send_my_passwordless_link(&f.me(&f.carol)).await.unwrap();
-        let sent = f.notifier.last_link(&UserId::new(&f.carol).unwrap()).unwrap();
+        f.service
+            .send_my_passwordless_link(&f.me(&f.carol))
+            .await
+            .unwrap();
+        let sent = f
+            .notifier
+            .last_link(&UserId::new(&f.carol).unwrap())
+            .unwrap();
         let sent_code = link_params(sent.expose()).3;
 
         let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        assert!(log.contains("passkey_links.add_my_passwordless_link"), "{log}");
+        assert!(
+            log.contains("passkey_links.add_my_passwordless_link"),
+            "{log}"
+        );
         assert!(log.contains(&format!("code_id={code_id}")), "{log}");
-        assert!(log.contains("InvalidArgument"), "failures carry their kind: {log}");
+        assert!(
+            log.contains("InvalidArgument"),
+            "failures carry their kind: {log}"
+        );
         assert_clean("the log", &log, &[code, sent_code]);
     }
 }

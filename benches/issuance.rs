@@ -1,0 +1,449 @@
+//! Issuance and redemption benchmarks. Ratios that matter (same run):
+//! - `issuance/in_memory_end_to_end` vs `issuance/floor` (target ≤ 3×)
+//! - `history/10000` vs `history/0` (target ≤ 1.5×)
+//! - `unrelated_events/1000000` vs `unrelated_events/0` (target ≤ 1.2×)
+//! - `postgres/issuance_end_to_end` vs `postgres/raw_insert_commit` (target ≤ 3×)
+//!
+//! `python3 scripts/bench_report.py` prints the table of BENCHMARKS.md from the results.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use passkey_links::domain::Event;
+use passkey_links::domain::code::{CodeEvent, Issued};
+use passkey_links::domain::user::UserEvent;
+use passkey_links::ids::{AggregateKind, StreamId};
+use passkey_links::link::LinkValues;
+use passkey_links::ports::store::{ExpectedVersion, NewEvent, StreamAppend};
+use passkey_links::prelude::*;
+use tokio::runtime::Runtime;
+
+type Service<S> = PasskeyLinks<S, RecordingNotifier, StaticGrants>;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn links() -> LinkConfig {
+    LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap())
+}
+
+/// Benchmarks issue links back to back: no rate limit.
+fn policy() -> Policy {
+    Policy::default().with_rate_limit(None)
+}
+
+fn service<S: EventStore>(store: S, policy: Policy) -> Service<S> {
+    PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        Config::new(links()).with_policy(policy),
+    )
+}
+
+async fn new_org<S: EventStore>(service: &Service<S>) -> String {
+    service
+        .add_org(
+            &Caller::System,
+            AddOrgRequest {
+                name: "ACME".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .org_id
+}
+
+async fn users<S: EventStore>(service: &Service<S>, org: &str, n: usize) -> Vec<Caller> {
+    let mut callers = Vec::with_capacity(n);
+    for i in 0..n {
+        let user = service
+            .add_human_user(
+                &Caller::System,
+                Some(org),
+                AddHumanUserRequest {
+                    user_name: format!("user{i}"),
+                    display_name: format!("User {i}"),
+                    email: format!("user{i}@example.com"),
+                    is_email_verified: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        callers.push(Caller::user(
+            UserId::new(user.user_id).unwrap(),
+            OrgId::new(org).unwrap(),
+        ));
+    }
+    callers
+}
+
+/// The unavoidable work of one issuance: secret, digest, code id, encoded events, link.
+fn floor(c: &mut Criterion) {
+    let config = SecretConfig::default();
+    let links = links();
+    let user = UserId::new("0b6d1b1c4a2e4f0e9b0e1d2c3b4a5968").unwrap();
+    let org = OrgId::new("7c1d2e3f4a5b6c7d8e9fa0b1c2d3e4f5").unwrap();
+    let mut group = c.benchmark_group("issuance");
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let secret = config.generate(&mut rand::rng());
+            let digest = secret.digest();
+            let code = CodeId::new(OsRandom.new_id()).unwrap();
+            let now = Utc::now();
+            let issued = Issued {
+                user_id: user.clone(),
+                org_id: org.clone(),
+                secret_digest: digest,
+                issued_at: now,
+                expires_at: now + chrono::Duration::hours(1),
+                user_version: 2,
+                max_failed_checks: 3,
+            };
+            let events = [
+                Event::User(UserEvent::LinkIssued {
+                    code_id: code.clone(),
+                    issued_at: now,
+                    supersedes_earlier: true,
+                }),
+                Event::Code(CodeEvent::Added { issued }),
+            ];
+            let encoded: Vec<_> = events.iter().map(|e| e.encode().unwrap()).collect();
+            let link = links.render_default(&LinkValues {
+                user_id: &user,
+                org_id: &org,
+                code_id: &code,
+                secret: &secret,
+            });
+            (encoded, link)
+        })
+    });
+    let rt = runtime();
+    let (service, me) = rt.block_on(async {
+        let service = service(InMemoryStore::new(), policy());
+        let org = new_org(&service).await;
+        let me = users(&service, &org, 1).await.remove(0);
+        (service, me)
+    });
+    group.bench_function("in_memory_end_to_end", |b| {
+        b.to_async(&rt)
+            .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+    });
+    group.finish();
+}
+
+fn operations(c: &mut Criterion) {
+    let rt = runtime();
+    let one_live_off = policy().with_one_live_link(false);
+    let (service, me, admin_code) = rt.block_on(async {
+        let service = service(InMemoryStore::new(), one_live_off);
+        let org = new_org(&service).await;
+        let me = users(&service, &org, 1).await.remove(0);
+        let returned = service
+            .create_passkey_registration_link(
+                &Caller::System,
+                CreatePasskeyRegistrationLinkRequest {
+                    user_id: user_id(&me),
+                    return_code: Some(ReturnCode {}),
+                    send_link: None,
+                },
+            )
+            .await
+            .unwrap();
+        (Arc::new(service), me, returned.code.unwrap())
+    });
+    let mut group = c.benchmark_group("operations");
+    group.bench_function("send", |b| {
+        b.to_async(&rt)
+            .iter(|| async { service.send_my_passwordless_link(&me).await.unwrap() })
+    });
+    group.bench_function("check", |b| {
+        b.to_async(&rt).iter(|| async {
+            service
+                .check_link(presented(&me, &admin_code.id, &admin_code.code))
+                .await
+                .unwrap()
+        })
+    });
+    group.bench_function("consume", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let service = service.clone();
+            let me = me.clone();
+            async move {
+                let mut codes = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let code = service
+                        .create_passkey_registration_link(
+                            &Caller::System,
+                            CreatePasskeyRegistrationLinkRequest {
+                                user_id: user_id(&me),
+                                return_code: Some(ReturnCode {}),
+                                send_link: None,
+                            },
+                        )
+                        .await
+                        .unwrap()
+                        .code
+                        .unwrap();
+                    codes.push(code);
+                }
+                let start = Instant::now();
+                for code in &codes {
+                    service.consume_link(consume(&me, code)).await.unwrap();
+                }
+                start.elapsed()
+            }
+        })
+    });
+    group.finish();
+}
+
+fn user_id(caller: &Caller) -> String {
+    match caller {
+        Caller::User(p) => p.user_id.as_str().to_owned(),
+        Caller::System => String::new(),
+    }
+}
+
+fn presented(me: &Caller, code_id: &str, code: &str) -> CheckLinkRequest {
+    serde_json::from_value(
+        serde_json::json!({"userId": user_id(me), "codeId": code_id, "code": code}),
+    )
+    .unwrap()
+}
+
+fn consume(me: &Caller, code: &PasskeyRegistrationCode) -> ConsumeLinkRequest {
+    serde_json::from_value(serde_json::json!({
+        "userId": user_id(me),
+        "codeId": code.id,
+        "code": code.code,
+        "passkey": {"credentialId": base64url(&code.id), "publicKey": "AQID", "name": "key"}
+    }))
+    .unwrap()
+}
+
+fn base64url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Issuance for a user with 0, 1,000 and 10,000 earlier links.
+fn history(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("history");
+    for earlier in [0usize, 1_000, 10_000] {
+        let (service, me, org) = rt.block_on(async {
+            let service = service(InMemoryStore::new(), policy());
+            let org = new_org(&service).await;
+            let me = users(&service, &org, 1).await.remove(0);
+            for _ in 0..earlier {
+                service.add_my_passwordless_link(&me).await.unwrap();
+            }
+            (Arc::new(service), me, org)
+        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(earlier),
+            &earlier,
+            |b, &earlier| {
+                if earlier == 0 {
+                    // Every timed issuance is some fresh user's first.
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let (service, org) = (service.clone(), org.clone());
+                        async move {
+                            let fresh = users(&service, &org, iters as usize).await;
+                            let start = Instant::now();
+                            for caller in &fresh {
+                                service.add_my_passwordless_link(caller).await.unwrap();
+                            }
+                            start.elapsed()
+                        }
+                    })
+                } else {
+                    b.to_async(&rt)
+                        .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+                }
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Issuance with an empty store versus one holding 1,000,000 events of other users.
+fn unrelated_events(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("unrelated_events");
+    group.sample_size(50);
+    for others in [0usize, 1_000_000] {
+        let (service, me) = rt.block_on(async {
+            let store = InMemoryStore::new();
+            fill(&store, others).await;
+            let service = service(store, policy());
+            let org = new_org(&service).await;
+            let me = users(&service, &org, 1).await.remove(0);
+            (service, me)
+        });
+        group.bench_function(BenchmarkId::from_parameter(others), |b| {
+            b.to_async(&rt)
+                .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+        });
+    }
+    group.finish();
+}
+
+/// `events` link events spread over other users' streams, 10 per user.
+async fn fill(store: &InMemoryStore, events: usize) {
+    let now = Utc::now();
+    for user in 0..events / 10 {
+        let stream = StreamId::new(AggregateKind::User, format!("other-{user}")).unwrap();
+        let batch: Vec<NewEvent> = (0..10)
+            .map(|i| {
+                let (event_type, payload) = Event::User(UserEvent::LinkIssued {
+                    code_id: CodeId::new(format!("c-{user}-{i}")).unwrap(),
+                    issued_at: now,
+                    supersedes_earlier: true,
+                })
+                .encode()
+                .unwrap();
+                NewEvent {
+                    event_type,
+                    schema_version: 1,
+                    payload,
+                    recorded_at: now,
+                }
+            })
+            .collect();
+        store
+            .append(vec![StreamAppend {
+                stream,
+                expected: ExpectedVersion::NoStream,
+                events: batch,
+            }])
+            .await
+            .unwrap();
+    }
+}
+
+/// 8 concurrent tasks issuing for 8 users versus all for 1 user (conflicts and retries).
+fn concurrency(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("concurrency");
+    for users_n in [8usize, 1] {
+        let (service, callers) = rt.block_on(async {
+            let policy = policy();
+            let mut config = Config::new(links()).with_policy(policy);
+            config.max_attempts = 64;
+            let service = PasskeyLinks::new(
+                InMemoryStore::new(),
+                RecordingNotifier::new(),
+                StaticGrants::new(),
+                config,
+            );
+            let org = new_org(&service).await;
+            let callers = users(&service, &org, users_n).await;
+            (Arc::new(service), callers)
+        });
+        let name = format!("8_tasks_{users_n}_users");
+        group.bench_function(&name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (service, callers) = (service.clone(), callers.clone());
+                async move {
+                    let start = Instant::now();
+                    let mut tasks = Vec::new();
+                    for task in 0..8 {
+                        let service = service.clone();
+                        let caller = callers[task % callers.len()].clone();
+                        tasks.push(tokio::spawn(async move {
+                            for _ in 0..iters.div_ceil(8) {
+                                service.add_my_passwordless_link(&caller).await.unwrap();
+                            }
+                        }));
+                    }
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+#[cfg(feature = "postgres")]
+fn postgres(c: &mut Criterion) {
+    use passkey_links::postgres::PostgresStore;
+    let Ok(url) = std::env::var("PASSKEY_LINKS_DATABASE_URL") else {
+        eprintln!("skipped: postgres benches (no PASSKEY_LINKS_DATABASE_URL)");
+        return;
+    };
+    let rt = runtime();
+    let (service, me, store) = rt.block_on(async {
+        let schema = format!("bench_{}", Utc::now().timestamp_micros());
+        let store = PostgresStore::connect(&url, 4)
+            .unwrap()
+            .in_schema(&schema)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let service = service(store.clone(), policy());
+        let org = new_org(&service).await;
+        let me = users(&service, &org, 1).await.remove(0);
+        (service, me, store)
+    });
+    let mut group = c.benchmark_group("postgres");
+    group.bench_function("raw_insert_commit", |b| {
+        let store = store.clone();
+        b.to_async(&rt).iter_custom(move |iters| {
+            let store = store.clone();
+            async move {
+                let mut client = store.pool().get().await.unwrap();
+                let sql = format!(
+                    "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+                     VALUES ('raw', $1, 1, 'raw.inserted', 1, $2, now())",
+                    store.table()
+                );
+                let statement = client.prepare(&sql).await.unwrap();
+                let payload = serde_json::json!({"codeId": "x", "issuedAt": "2026-01-01T00:00:00Z"});
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let id = OsRandom.new_id();
+                    let tx = client.transaction().await.unwrap();
+                    tx.execute(&statement, &[&id, &payload]).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+                start.elapsed()
+            }
+        })
+    });
+    group.bench_function("issuance_end_to_end", |b| {
+        b.to_async(&rt)
+            .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &mut Criterion) {
+    eprintln!("skipped: postgres benches (build with --features postgres)");
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(4))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = floor, operations, history, unrelated_events, concurrency, postgres
+}
+criterion_main!(benches);

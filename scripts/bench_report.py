@@ -1,0 +1,58 @@
+"""Prints the BENCHMARKS.md table from criterion's latest results (target/criterion)."""
+import json
+import pathlib
+import platform
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+
+
+def mean_ns(group, bench):
+    path = ROOT / group / bench / "new" / "estimates.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["mean"]["point_estimate"]
+
+
+def fmt(ns):
+    if ns is None:
+        return "—"
+    return f"{ns / 1000:.2f} µs" if ns < 1_000_000 else f"{ns / 1_000_000:.2f} ms"
+
+
+rows = [
+    ("issuance", "floor"), ("issuance", "in_memory_end_to_end"),
+    ("operations", "send"), ("operations", "check"), ("operations", "consume"),
+    ("history", "0"), ("history", "1000"), ("history", "10000"),
+    ("unrelated_events", "0"), ("unrelated_events", "1000000"),
+    ("concurrency", "8_tasks_8_users"), ("concurrency", "8_tasks_1_users"),
+    ("postgres", "raw_insert_commit"), ("postgres", "issuance_end_to_end"),
+]
+ratios = [
+    ("in-memory issuance / floor", ("issuance", "in_memory_end_to_end"), ("issuance", "floor"), 3.0),
+    ("10,000 earlier links / fresh user", ("history", "10000"), ("history", "0"), 1.5),
+    ("1,000,000 unrelated events / empty store", ("unrelated_events", "1000000"), ("unrelated_events", "0"), 1.2),
+    ("PostgreSQL issuance / raw INSERT+COMMIT", ("postgres", "issuance_end_to_end"), ("postgres", "raw_insert_commit"), 3.0),
+    ("8 tasks on 1 user / on 8 users", ("concurrency", "8_tasks_1_users"), ("concurrency", "8_tasks_8_users"), None),
+]
+
+try:
+    cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+except (OSError, StopIteration):
+    cpu = platform.processor() or "unknown CPU"
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+print(f"Machine: {cpu}, {cores} cores, {platform.system()} {platform.release()}\n")
+print("| bench | mean per operation |")
+print("|---|---|")
+for group, bench in rows:
+    print(f"| `{group}/{bench}` | {fmt(mean_ns(group, bench))} |")
+print("\n| ratio (same run) | value | target | met |")
+print("|---|---|---|---|")
+for name, num, den, target in ratios:
+    a, b = mean_ns(*num), mean_ns(*den)
+    if a is None or b is None:
+        print(f"| {name} | — | {target or '—'} | not run |")
+        continue
+    value = a / b
+    met = "—" if target is None else ("yes" if value <= target else "**no**")
+    print(f"| {name} | {value:.2f}× | {'≤ ' + str(target) + '×' if target else '—'} | {met} |")
