@@ -145,22 +145,20 @@ struct Executed<T> {
 impl<T> Executed<T> {
     fn details(&self, stream: &StreamId) -> Result<Details, Error> {
         let meta = self.metas.get(stream).copied().unwrap_or_default();
-        let state = self.world.get(stream);
         let resource_owner = match stream.kind {
             AggregateKind::Org => Some(stream.id.clone()),
-            _ => state
-                .and_then(State::resource_owner)
+            _ => self
+                .world
+                .resource_owner(stream)
                 .map(|org| org.as_str().to_owned()),
         };
-        match (state, meta.created_at, meta.changed_at, resource_owner) {
-            (Some(state), Some(creation_date), Some(change_date), Some(resource_owner)) => {
-                Ok(Details {
-                    sequence: state.version(),
-                    creation_date,
-                    change_date,
-                    resource_owner,
-                })
-            }
+        match (meta.created_at, meta.changed_at, resource_owner) {
+            (Some(creation_date), Some(change_date), Some(resource_owner)) => Ok(Details {
+                sequence: self.world.version(stream),
+                creation_date,
+                change_date,
+                resource_owner,
+            }),
             _ => Err(internal(format!("no details for stream {stream}"))),
         }
     }
@@ -783,10 +781,8 @@ where
             code_id: code_id.clone(),
             org_context,
         };
-        let executed = self.execute(&command, &guard, |_| Ok(())).await?;
-        Ok(DetailsResponse {
-            details: executed.details(&StreamId::code(&code_id))?,
-        })
+        self.execute_for_details(&command, &guard, StreamId::code(&code_id))
+            .await
     }
 
     // ---- org and user lifecycle --------------------------------------------------------
@@ -846,22 +842,13 @@ where
         command: OrgCommand,
     ) -> Result<DetailsResponse, Error> {
         let org_id = OrgId::new(org_id)?;
-        let guard = match caller {
-            Caller::System => Guard::Open,
-            Caller::User(principal) => Guard::OnOrg {
-                principal: principal.clone(),
-                permission: Permission::OrgWrite,
-                org_id: org_id.clone(),
-            },
-        };
+        let guard = org_guard(caller, Permission::OrgWrite, org_id.clone());
         let command = Command::Org {
             org_id: org_id.clone(),
             command,
         };
-        let executed = self.execute(&command, &guard, |_| Ok(())).await?;
-        Ok(DetailsResponse {
-            details: executed.details(&StreamId::org(&org_id))?,
-        })
+        self.execute_for_details(&command, &guard, StreamId::org(&org_id))
+            .await
     }
 
     /// Creates a human user in the org context (permission `user.write` there).
@@ -935,14 +922,7 @@ where
         command: UserCommand,
     ) -> Result<AddUserResponse, Error> {
         let user_id = UserId::new(user_id.unwrap_or_else(|| self.random.new_id()))?;
-        let guard = match caller {
-            Caller::System => Guard::Open,
-            Caller::User(principal) => Guard::OnOrg {
-                principal: principal.clone(),
-                permission: Permission::UserWrite,
-                org_id,
-            },
-        };
+        let guard = org_guard(caller, Permission::UserWrite, org_id);
         let command = Command::User {
             user_id: user_id.clone(),
             command,
@@ -1078,6 +1058,19 @@ where
         }
     }
 
+    /// Runs a command whose answer is the `details` of `stream`.
+    async fn execute_for_details(
+        &self,
+        command: &Command,
+        guard: &Guard,
+        stream: StreamId,
+    ) -> Result<DetailsResponse, Error> {
+        let executed = self.execute(command, guard, |_| Ok(())).await?;
+        Ok(DetailsResponse {
+            details: executed.details(&stream)?,
+        })
+    }
+
     /// Loads what `command` needs, authorizes, decides, runs `prepare` on the decided world
     /// (it may refuse: nothing is appended then), and appends. Conflicts are retried.
     async fn execute<T>(
@@ -1095,7 +1088,11 @@ where
             let prepared = prepare(&world)?;
             match self.append(&world, &decision, now).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    // Let the writer that won finish before deciding again.
+                    YieldNow(false).await;
+                    continue;
+                }
                 Err(other) => return Err(other.into()),
             }
             for change in &decision.changes {
@@ -1103,12 +1100,15 @@ where
                 metas.entry(change.stream.clone()).or_default().touch(now);
             }
             for change in &decision.changes {
+                if !StateCache::cacheable(&change.stream) {
+                    continue;
+                }
                 if let (Some(state), Some(meta)) =
-                    (world.get(&change.stream), metas.get(&change.stream))
+                    (world.state(&change.stream), metas.get(&change.stream))
                 {
                     self.cache.put(
                         &change.stream,
-                        state,
+                        &state,
                         *meta,
                         self.config.state_cache_capacity,
                     );
@@ -1159,19 +1159,20 @@ where
             return Ok((state, meta));
         }
         for recorded in events {
+            let version = recorded.version;
             let corrupt = |reason: String| StoreError::Corrupt {
                 stream: stream.clone(),
-                version: recorded.version,
+                version,
                 reason,
             };
-            if recorded.version != state.version() + 1 {
+            if version != state.version() + 1 {
                 return Err(corrupt(format!("expected version {}", state.version() + 1)).into());
             }
             let event = Event::decode(
                 stream.kind,
                 &recorded.event_type,
                 recorded.schema_version,
-                recorded.payload.clone(),
+                recorded.payload,
             )
             .map_err(|err| corrupt(err.to_string()))?;
             state.apply(&event);
@@ -1216,11 +1217,43 @@ where
     }
 }
 
+/// Yields to the executor once (runtime-agnostic): a retry after a conflict must not starve the
+/// task that won, which may share this worker thread.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// What the issuance prepared before appending.
 struct Prepared {
     link: Link,
     org_id: OrgId,
     recipient: Option<crate::domain::text::Email>,
+}
+
+/// The system may do anything; a user needs `permission` in `org_id`.
+fn org_guard(caller: &Caller, permission: Permission, org_id: OrgId) -> Guard {
+    match caller {
+        Caller::System => Guard::Open,
+        Caller::User(principal) => Guard::OnOrg {
+            principal: principal.clone(),
+            permission,
+            org_id,
+        },
+    }
 }
 
 fn principal(caller: &Caller) -> Result<&Principal, Error> {

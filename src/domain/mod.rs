@@ -225,15 +225,6 @@ impl State {
             Self::Credential(state) => state.version,
         }
     }
-
-    /// The org that owns the aggregate (`resourceOwner`), once known.
-    pub fn resource_owner(&self) -> Option<OrgId> {
-        match self {
-            Self::Org(_) | Self::Credential(_) => None,
-            Self::User(state) => state.org_id.clone(),
-            Self::Code(state) => state.org_id().cloned(),
-        }
-    }
 }
 
 static EMPTY_ORG: OrgState = OrgState {
@@ -251,7 +242,7 @@ static EMPTY_USER: UserState = UserState {
     email_changed_version: 0,
     superseding_link_version: 0,
     recent_links: VecDeque::new(),
-    passkeys: Vec::new(),
+    passkeys: 0,
 };
 static EMPTY_CODE: CodeState = CodeState {
     version: 0,
@@ -265,10 +256,14 @@ static EMPTY_CREDENTIAL: CredentialState = CredentialState {
     claimed_by: None,
 };
 
-/// The loaded states a decision sees. A stream that is not present has no events.
+/// The loaded states a decision sees, one map per aggregate kind so that lookups by id borrow
+/// instead of allocating. A stream that is not present has no events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct World {
-    states: HashMap<StreamId, State>,
+    orgs: HashMap<String, OrgState>,
+    users: HashMap<String, UserState>,
+    codes: HashMap<String, CodeState>,
+    credentials: HashMap<String, CredentialState>,
 }
 
 impl World {
@@ -277,64 +272,103 @@ impl World {
         Self::default()
     }
 
-    /// Puts a loaded state.
+    /// Puts a loaded state (a state of another kind than the stream's is ignored).
     pub fn insert(&mut self, stream: StreamId, state: State) {
-        self.states.insert(stream, state);
+        let id = stream.id;
+        match (stream.kind, state) {
+            (AggregateKind::Org, State::Org(state)) => {
+                self.orgs.insert(id, state);
+            }
+            (AggregateKind::User, State::User(state)) => {
+                self.users.insert(id, state);
+            }
+            (AggregateKind::Code, State::Code(state)) => {
+                self.codes.insert(id, state);
+            }
+            (AggregateKind::Credential, State::Credential(state)) => {
+                self.credentials.insert(id, state);
+            }
+            _ => {}
+        }
     }
 
     /// Whether `stream` was loaded.
     pub fn contains(&self, stream: &StreamId) -> bool {
-        self.states.contains_key(stream)
+        let id = stream.id.as_str();
+        match stream.kind {
+            AggregateKind::Org => self.orgs.contains_key(id),
+            AggregateKind::User => self.users.contains_key(id),
+            AggregateKind::Code => self.codes.contains_key(id),
+            AggregateKind::Credential => self.credentials.contains_key(id),
+        }
     }
 
-    /// The loaded state of `stream`.
-    pub fn get(&self, stream: &StreamId) -> Option<&State> {
-        self.states.get(stream)
+    /// A copy of the state of `stream`, if loaded.
+    pub fn state(&self, stream: &StreamId) -> Option<State> {
+        let id = stream.id.as_str();
+        match stream.kind {
+            AggregateKind::Org => self.orgs.get(id).cloned().map(State::Org),
+            AggregateKind::User => self.users.get(id).cloned().map(State::User),
+            AggregateKind::Code => self.codes.get(id).cloned().map(State::Code),
+            AggregateKind::Credential => self.credentials.get(id).cloned().map(State::Credential),
+        }
     }
 
     /// Applies a change, creating the stream's state if needed.
     pub fn apply(&mut self, change: &Change) {
-        self.states
-            .entry(change.stream.clone())
-            .or_insert_with(|| State::empty(change.stream.kind))
-            .apply(&change.event);
+        fn entry<'a, S: Default>(map: &'a mut HashMap<String, S>, id: &str) -> &'a mut S {
+            map.entry(id.to_owned()).or_default()
+        }
+        let id = change.stream.id.as_str();
+        match &change.event {
+            Event::Org(event) => entry(&mut self.orgs, id).apply(event),
+            Event::User(event) => entry(&mut self.users, id).apply(event),
+            Event::Code(event) => entry(&mut self.codes, id).apply(event),
+            Event::Credential(event) => entry(&mut self.credentials, id).apply(event),
+        }
     }
 
     /// The version of `stream` (0 when absent).
     pub fn version(&self, stream: &StreamId) -> u64 {
-        self.states.get(stream).map_or(0, State::version)
+        let id = stream.id.as_str();
+        match stream.kind {
+            AggregateKind::Org => self.orgs.get(id).map_or(0, |s| s.version),
+            AggregateKind::User => self.users.get(id).map_or(0, |s| s.version),
+            AggregateKind::Code => self.codes.get(id).map_or(0, |s| s.version),
+            AggregateKind::Credential => self.credentials.get(id).map_or(0, |s| s.version),
+        }
+    }
+
+    /// The org owning `stream`'s aggregate (`resourceOwner`), once known.
+    pub fn resource_owner(&self, stream: &StreamId) -> Option<&OrgId> {
+        let id = stream.id.as_str();
+        match stream.kind {
+            AggregateKind::Org | AggregateKind::Credential => None,
+            AggregateKind::User => self.users.get(id).and_then(|s| s.org_id.as_ref()),
+            AggregateKind::Code => self.codes.get(id).and_then(CodeState::org_id),
+        }
     }
 
     /// The state of an org.
     pub fn org(&self, id: &OrgId) -> &OrgState {
-        match self.states.get(&StreamId::org(id)) {
-            Some(State::Org(state)) => state,
-            _ => &EMPTY_ORG,
-        }
+        self.orgs.get(id.as_str()).unwrap_or(&EMPTY_ORG)
     }
 
     /// The state of a user.
     pub fn user(&self, id: &UserId) -> &UserState {
-        match self.states.get(&StreamId::user(id)) {
-            Some(State::User(state)) => state,
-            _ => &EMPTY_USER,
-        }
+        self.users.get(id.as_str()).unwrap_or(&EMPTY_USER)
     }
 
     /// The state of a code.
     pub fn code(&self, id: &CodeId) -> &CodeState {
-        match self.states.get(&StreamId::code(id)) {
-            Some(State::Code(state)) => state,
-            _ => &EMPTY_CODE,
-        }
+        self.codes.get(id.as_str()).unwrap_or(&EMPTY_CODE)
     }
 
     /// The state of a credential claim stream.
     pub fn credential(&self, stream: &StreamId) -> &CredentialState {
-        match self.states.get(stream) {
-            Some(State::Credential(state)) => state,
-            _ => &EMPTY_CREDENTIAL,
-        }
+        self.credentials
+            .get(stream.id.as_str())
+            .unwrap_or(&EMPTY_CREDENTIAL)
     }
 
     /// The state of the org `user_id` belongs to.

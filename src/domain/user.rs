@@ -1,7 +1,8 @@
 //! The user aggregate: kind, lifecycle status, email, passkeys and the links issued to it.
 //!
 //! The state stays bounded however long the history: links are remembered only as the version
-//! that superseded earlier ones and the last [`MAX_RATE_LIMIT`] issuance times.
+//! that superseded earlier ones and the last [`MAX_RATE_LIMIT`] issuance times, passkeys only as
+//! a count.
 
 use std::collections::VecDeque;
 
@@ -245,15 +246,6 @@ pub enum UserStatus {
     Removed,
 }
 
-/// A registered passkey, as the user state remembers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Passkey {
-    /// Credential id.
-    pub credential_id: CredentialId,
-    /// Device name.
-    pub name: String,
-}
-
 /// State folded from a user stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserState {
@@ -275,8 +267,9 @@ pub struct UserState {
     pub superseding_link_version: u64,
     /// Issuance times of the most recent links, newest last, at most [`MAX_RATE_LIMIT`].
     pub recent_links: VecDeque<DateTime<Utc>>,
-    /// Registered passkeys.
-    pub passkeys: Vec<Passkey>,
+    /// Number of passkeys registered through links (the credentials themselves live in their
+    /// claim streams; keeping only a count keeps the state bounded).
+    pub passkeys: u32,
 }
 
 impl UserState {
@@ -327,15 +320,8 @@ impl UserState {
                 }
                 self.recent_links.push_back(*issued_at);
             }
-            UserEvent::PasskeyAdded {
-                credential_id,
-                name,
-                ..
-            } => {
-                self.passkeys.push(Passkey {
-                    credential_id: credential_id.clone(),
-                    name: name.clone(),
-                });
+            UserEvent::PasskeyAdded { .. } => {
+                self.passkeys = self.passkeys.saturating_add(1);
                 self.activate_if_initial();
             }
         }
