@@ -78,7 +78,8 @@ impl StreamMeta {
 
 /// Folded states of growing streams (orgs, users) by stream, so a load reads only the events
 /// after the cached version. Bounded: when full it starts over, which costs one full read per
-/// stream, never correctness (stored events are immutable).
+/// stream, never correctness (stored events are immutable, and only states of stored prefixes
+/// are ever cached).
 #[derive(Debug, Default)]
 struct StateCache {
     entries: Mutex<HashMap<StreamId, (State, StreamMeta)>>,
@@ -100,19 +101,21 @@ impl StateCache {
             .cloned()
     }
 
-    fn put(&self, stream: &StreamId, state: &State, meta: StreamMeta, capacity: usize) {
+    fn put(&self, stream: &StreamId, state: State, meta: StreamMeta, capacity: usize) {
         if !Self::cacheable(stream) || capacity == 0 {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((cached, _)) = entries.get(stream) {
-            if cached.version() >= state.version() {
-                return;
+        if let Some(entry) = entries.get_mut(stream) {
+            if entry.0.version() < state.version() {
+                *entry = (state, meta);
             }
-        } else if entries.len() >= capacity {
+            return;
+        }
+        if entries.len() >= capacity {
             entries.clear();
         }
-        entries.insert(stream.clone(), (state.clone(), meta));
+        entries.insert(stream.clone(), (state, meta));
     }
 }
 
@@ -1108,7 +1111,7 @@ where
                 {
                     self.cache.put(
                         &change.stream,
-                        &state,
+                        state,
                         *meta,
                         self.config.state_cache_capacity,
                     );
@@ -1178,8 +1181,12 @@ where
             state.apply(&event);
             meta.touch(recorded.recorded_at);
         }
-        self.cache
-            .put(stream, &state, meta, self.config.state_cache_capacity);
+        self.cache.put(
+            stream,
+            state.clone(),
+            meta,
+            self.config.state_cache_capacity,
+        );
         Ok((state, meta))
     }
 

@@ -186,7 +186,7 @@ async fn a_corrupted_payload_is_a_typed_error_naming_stream_and_version() {
     assert!(
         store
             .inner
-            .corrupt_payload(&stream, 1, serde_json::json!({"secretDigest": 42}))
+            .corrupt_payload(&stream, 1, r#"{"secretDigest": 42}"#)
     );
     let err = f
         .service

@@ -1,17 +1,65 @@
 //! The in-memory event store of the default build. It enforces what real stores enforce:
-//! expected versions, gapless versions and all-or-nothing batches.
+//! expected versions, gapless versions and all-or-nothing batches. Like a real store it keeps
+//! each payload as JSON text (one compact allocation instead of a tree of values), so what is read
+//! back went through the same serialization a database would apply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
 
 use super::store::{EventStore, RecordedEvent, StoreError, StreamAppend};
 use crate::ids::StreamId;
 
+/// One stored event; its stream is the map key.
+#[derive(Clone)]
+struct Stored {
+    position: u64,
+    event_type: Box<str>,
+    schema_version: u16,
+    payload: Box<str>,
+    recorded_at: DateTime<Utc>,
+}
+
+impl Stored {
+    fn recorded(&self, stream: &StreamId, version: u64) -> Result<RecordedEvent, StoreError> {
+        let payload = serde_json::from_str(&self.payload).map_err(|err| StoreError::Corrupt {
+            stream: stream.clone(),
+            version,
+            reason: format!("payload is not JSON: {err}"),
+        })?;
+        Ok(RecordedEvent {
+            stream: stream.clone(),
+            version,
+            position: self.position,
+            event_type: self.event_type.to_string(),
+            schema_version: self.schema_version,
+            payload,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+fn recorded_from(
+    stream: &StreamId,
+    events: &[Stored],
+    after: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    events
+        .get(after..)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, event)| event.recorded(stream, (after + i + 1) as u64))
+        .collect()
+}
+
 #[derive(Default)]
 struct Inner {
-    streams: HashMap<StreamId, Vec<Arc<RecordedEvent>>>,
-    log: Vec<Arc<RecordedEvent>>,
+    streams: HashMap<StreamId, Vec<Stored>>,
+    /// Events appended so far: the next global position is `appended + 1`.
+    appended: u64,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -23,7 +71,7 @@ pub struct InMemoryStore {
 impl std::fmt::Debug for InMemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InMemoryStore")
-            .field("events", &self.lock().log.len())
+            .field("events", &self.lock().appended)
             .finish()
     }
 }
@@ -42,18 +90,27 @@ impl InMemoryStore {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Every event in the store, in append order.
+    /// Every event in the store, in append (position) order. Events whose payload was
+    /// corrupted with [`InMemoryStore::corrupt_payload`] are left out.
     pub fn all_events(&self) -> Vec<RecordedEvent> {
-        self.lock()
-            .log
+        let inner = self.lock();
+        let mut all: Vec<RecordedEvent> = inner
+            .streams
             .iter()
-            .map(|e| RecordedEvent::clone(e))
-            .collect()
+            .flat_map(|(stream, events)| {
+                events
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, event)| event.recorded(stream, i as u64 + 1).ok())
+            })
+            .collect();
+        all.sort_by_key(|event| event.position);
+        all
     }
 
     /// Number of events stored.
     pub fn len(&self) -> usize {
-        self.lock().log.len()
+        usize::try_from(self.lock().appended).unwrap_or(usize::MAX)
     }
 
     /// Whether the store holds no events.
@@ -61,41 +118,28 @@ impl InMemoryStore {
         self.len() == 0
     }
 
-    /// Replaces the payload of one stored event (to test how readers handle corrupted data).
-    /// Returns whether the event existed.
-    pub fn corrupt_payload(
-        &self,
-        stream: &StreamId,
-        version: u64,
-        payload: serde_json::Value,
-    ) -> bool {
+    /// Replaces the stored payload text of one event (to test how readers handle corrupted
+    /// data; the text need not be JSON). Returns whether the event existed.
+    pub fn corrupt_payload(&self, stream: &StreamId, version: u64, payload: &str) -> bool {
         let mut inner = self.lock();
-        let Some(events) = inner.streams.get_mut(stream) else {
-            return false;
-        };
-        let Some(slot) = version
-            .checked_sub(1)
-            .and_then(|i| events.get_mut(usize::try_from(i).ok()?))
-        else {
-            return false;
-        };
-        let mut changed = RecordedEvent::clone(slot);
-        changed.payload = payload;
-        let position = changed.position;
-        let changed = Arc::new(changed);
-        *slot = Arc::clone(&changed);
-        if let Some(entry) = inner.log.iter_mut().find(|e| e.position == position) {
-            *entry = changed;
+        let slot = inner.streams.get_mut(stream).and_then(|events| {
+            let index = usize::try_from(version.checked_sub(1)?).ok()?;
+            events.get_mut(index)
+        });
+        match slot {
+            Some(event) => {
+                event.payload = payload.into();
+                true
+            }
+            None => false,
         }
-        true
     }
 
     fn append_now(&self, batch: Vec<StreamAppend>) -> Result<Vec<u64>, StoreError> {
         let mut inner = self.lock();
-        let mut seen = HashSet::with_capacity(batch.len());
         // Validate every stream before writing any, so a conflict writes nothing.
-        for append in &batch {
-            if !seen.insert(&append.stream) {
+        for (i, append) in batch.iter().enumerate() {
+            if batch[..i].iter().any(|other| other.stream == append.stream) {
                 return Err(StoreError::Internal(format!(
                     "stream {} appears twice in one batch",
                     append.stream
@@ -110,22 +154,33 @@ impl InMemoryStore {
                 });
             }
         }
+        // Serialize before writing anything, so a failure writes nothing either.
+        let mut texts = Vec::with_capacity(batch.len());
+        for append in &batch {
+            let payloads = append
+                .events
+                .iter()
+                .map(|event| serde_json::to_string(&event.payload).map(String::into_boxed_str))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| StoreError::Internal(err.to_string()))?;
+            texts.push(payloads);
+        }
         let mut versions = Vec::with_capacity(batch.len());
-        for append in batch {
-            let Inner { streams, log } = &mut *inner;
-            let events = streams.entry(append.stream.clone()).or_default();
-            for event in append.events {
-                let recorded = Arc::new(RecordedEvent {
-                    stream: append.stream.clone(),
-                    version: events.len() as u64 + 1,
-                    position: log.len() as u64 + 1,
-                    event_type: event.event_type,
+        for (append, payloads) in batch.into_iter().zip(texts) {
+            let Inner { streams, appended } = &mut *inner;
+            let events = match streams.get_mut(&append.stream) {
+                Some(events) => events,
+                None => streams.entry(append.stream.clone()).or_default(),
+            };
+            for (event, payload) in append.events.into_iter().zip(payloads) {
+                *appended += 1;
+                events.push(Stored {
+                    position: *appended,
+                    event_type: event.event_type.into_boxed_str(),
                     schema_version: event.schema_version,
-                    payload: event.payload,
+                    payload,
                     recorded_at: event.recorded_at,
                 });
-                events.push(Arc::clone(&recorded));
-                log.push(recorded);
             }
             versions.push(events.len() as u64);
         }
@@ -140,15 +195,12 @@ impl EventStore for InMemoryStore {
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         let inner = self.lock();
-        let events = inner.streams.get(stream).map_or_else(Vec::new, |events| {
-            let skip = usize::try_from(after_version).unwrap_or(usize::MAX);
-            events
-                .iter()
-                .skip(skip)
-                .map(|e| RecordedEvent::clone(e))
-                .collect()
-        });
-        ready(Ok(events))
+        let after = usize::try_from(after_version).unwrap_or(usize::MAX);
+        let events = match inner.streams.get(stream) {
+            Some(events) => recorded_from(stream, events, after),
+            None => Ok(Vec::new()),
+        };
+        ready(events)
     }
 
     fn append(
