@@ -79,6 +79,8 @@ fn valid_identifier(name: &str) -> bool {
 
 impl PostgresStore {
     /// A store on an existing pool, using the table `passkey_links_events` on the search path.
+    /// Sessions of that pool should run with `plan_cache_mode=force_generic_plan` (as
+    /// [`PostgresStore::connect`] sets up) to avoid re-planning every append.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
@@ -94,8 +96,15 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::Internal`] for a malformed configuration.
     pub fn connect(config: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let pg = tokio_postgres::Config::from_str(config)
+        let mut pg = tokio_postgres::Config::from_str(config)
             .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))?;
+        // The store's statements have a fixed shape; re-planning them per execution (custom
+        // plans for array parameters) costs several times their execution.
+        let options = match pg.get_options() {
+            Some(existing) => format!("{existing} -c plan_cache_mode=force_generic_plan"),
+            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        pg.options(&options);
         let manager = Manager::from_config(
             pg,
             NoTls,
