@@ -8,5 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/pg-throwaway.sh
 pg_start
 
-cargo test --all-features --all-targets
+# Library, integration tests, examples (built) and doc tests; benches are compiled by CI with
+# `cargo bench --no-run` and run with `cargo bench` (their setup is too heavy for debug builds).
+cargo test --all-features --lib --tests --examples
 cargo test --all-features --doc

@@ -76,6 +76,33 @@ impl StreamMeta {
     }
 }
 
+/// Stream timestamps of the few streams one command touches (a short list beats hashing).
+#[derive(Debug, Default)]
+struct Metas(Vec<(StreamId, StreamMeta)>);
+
+impl Metas {
+    fn get(&self, stream: &StreamId) -> StreamMeta {
+        self.0
+            .iter()
+            .find(|(s, _)| s == stream)
+            .map(|(_, meta)| *meta)
+            .unwrap_or_default()
+    }
+
+    fn set(&mut self, stream: &StreamId, meta: StreamMeta) {
+        match self.0.iter_mut().find(|(s, _)| s == stream) {
+            Some(entry) => entry.1 = meta,
+            None => self.0.push((stream.clone(), meta)),
+        }
+    }
+
+    fn touch(&mut self, stream: &StreamId, at: DateTime<Utc>) {
+        let mut meta = self.get(stream);
+        meta.touch(at);
+        self.set(stream, meta);
+    }
+}
+
 /// Folded states of growing streams (orgs, users) by stream, so a load reads only the events
 /// after the cached version. Bounded: when full it starts over, which costs one full read per
 /// stream, never correctness (stored events are immutable, and only states of stored prefixes
@@ -141,13 +168,13 @@ enum Guard {
 /// States and timestamps after a command was appended.
 struct Executed<T> {
     world: World,
-    metas: HashMap<StreamId, StreamMeta>,
+    metas: Metas,
     prepared: T,
 }
 
 impl<T> Executed<T> {
     fn details(&self, stream: &StreamId) -> Result<Details, Error> {
-        let meta = self.metas.get(stream).copied().unwrap_or_default();
+        let meta = self.metas.get(stream);
         let resource_owner = match stream.kind {
             AggregateKind::Org => Some(stream.id.clone()),
             _ => self
@@ -1100,19 +1127,17 @@ where
             }
             for change in &decision.changes {
                 world.apply(change);
-                metas.entry(change.stream.clone()).or_default().touch(now);
+                metas.touch(&change.stream, now);
             }
             for change in &decision.changes {
                 if !StateCache::cacheable(&change.stream) {
                     continue;
                 }
-                if let (Some(state), Some(meta)) =
-                    (world.state(&change.stream), metas.get(&change.stream))
-                {
+                if let Some(state) = world.state(&change.stream) {
                     self.cache.put(
                         &change.stream,
                         state,
-                        *meta,
+                        metas.get(&change.stream),
                         self.config.state_cache_capacity,
                     );
                 }
@@ -1129,25 +1154,22 @@ where
         Err(too_many_conflicts())
     }
 
-    async fn load(
-        &self,
-        command: &Command,
-    ) -> Result<(World, HashMap<StreamId, StreamMeta>), Error> {
+    async fn load(&self, command: &Command) -> Result<(World, Metas), Error> {
         let mut world = World::new();
-        let mut metas = HashMap::new();
+        let mut metas = Metas::default();
         loop {
-            let missing: Vec<StreamId> = command
-                .streams(&world)
-                .into_iter()
-                .filter(|stream| !world.contains(stream))
-                .collect();
-            if missing.is_empty() {
-                return Ok((world, metas));
-            }
-            for stream in missing {
+            let mut loaded_any = false;
+            for stream in command.streams(&world) {
+                if world.contains(&stream) {
+                    continue;
+                }
                 let (state, meta) = self.load_stream(&stream).await?;
-                world.insert(stream.clone(), state);
-                metas.insert(stream, meta);
+                metas.set(&stream, meta);
+                world.insert(stream, state);
+                loaded_any = true;
+            }
+            if !loaded_any {
+                return Ok((world, metas));
             }
         }
     }
