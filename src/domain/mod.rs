@@ -13,7 +13,6 @@ pub mod org;
 pub mod text;
 pub mod user;
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
@@ -256,14 +255,71 @@ static EMPTY_CREDENTIAL: CredentialState = CredentialState {
     claimed_by: None,
 };
 
-/// The loaded states a decision sees, one map per aggregate kind so that lookups by id borrow
-/// instead of allocating. A stream that is not present has no events.
+/// Streams of one kind by id. A command touches a handful of streams, so a short list with a
+/// linear scan beats hashing; equality ignores order.
+#[derive(Debug, Clone)]
+struct Streams<S>(Vec<(String, S)>);
+
+impl<S> Default for Streams<S> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<S: PartialEq> PartialEq for Streams<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .all(|(id, state)| other.get(id) == Some(state))
+    }
+}
+
+impl<S: Eq> Eq for Streams<S> {}
+
+impl<S> Streams<S> {
+    fn get(&self, id: &str) -> Option<&S> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == id)
+            .map(|(_, state)| state)
+    }
+
+    fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn insert(&mut self, id: String, state: S) {
+        match self.0.iter_mut().find(|(key, _)| *key == id) {
+            Some(entry) => entry.1 = state,
+            None => self.0.push((id, state)),
+        }
+    }
+
+    fn entry(&mut self, id: &str) -> &mut S
+    where
+        S: Default,
+    {
+        let index = match self.0.iter().position(|(key, _)| key == id) {
+            Some(index) => index,
+            None => {
+                self.0.push((id.to_owned(), S::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[index].1
+    }
+}
+
+/// The loaded states a decision sees, by aggregate kind. A stream that is not present has no
+/// events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct World {
-    orgs: HashMap<String, OrgState>,
-    users: HashMap<String, UserState>,
-    codes: HashMap<String, CodeState>,
-    credentials: HashMap<String, CredentialState>,
+    orgs: Streams<OrgState>,
+    users: Streams<UserState>,
+    codes: Streams<CodeState>,
+    credentials: Streams<CredentialState>,
 }
 
 impl World {
@@ -316,15 +372,12 @@ impl World {
 
     /// Applies a change, creating the stream's state if needed.
     pub fn apply(&mut self, change: &Change) {
-        fn entry<'a, S: Default>(map: &'a mut HashMap<String, S>, id: &str) -> &'a mut S {
-            map.entry(id.to_owned()).or_default()
-        }
         let id = change.stream.id.as_str();
         match &change.event {
-            Event::Org(event) => entry(&mut self.orgs, id).apply(event),
-            Event::User(event) => entry(&mut self.users, id).apply(event),
-            Event::Code(event) => entry(&mut self.codes, id).apply(event),
-            Event::Credential(event) => entry(&mut self.credentials, id).apply(event),
+            Event::Org(event) => self.orgs.entry(id).apply(event),
+            Event::User(event) => self.users.entry(id).apply(event),
+            Event::Code(event) => self.codes.entry(id).apply(event),
+            Event::Credential(event) => self.credentials.entry(id).apply(event),
         }
     }
 
