@@ -116,6 +116,27 @@ fn parse_secure(raw: &str) -> Result<Url, LinkError> {
 
 /// Where links may point: the base URL for default links and the origin allow-list for
 /// templates.
+///
+/// ```
+/// use passkey_links::ids::{CodeId, OrgId, UserId};
+/// use passkey_links::link::{BaseUrl, LinkConfig, LinkValues, UrlTemplate};
+/// use passkey_links::secret::Secret;
+///
+/// let links = LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap())
+///     .allow_origin("https://app.example.com")
+///     .unwrap();
+/// let (user, org, code) = (UserId::new("u1").unwrap(), OrgId::new("o1").unwrap(), CodeId::new("c1").unwrap());
+/// let secret = Secret::presented("a+b");
+/// let values = LinkValues { user_id: &user, org_id: &org, code_id: &code, secret: &secret };
+/// assert_eq!(
+///     links.render_default(&values).expose(),
+///     "https://id.example.com/ui/login/login/passwordless/init?userID=u1&orgID=o1&codeID=c1&code=a%2Bb"
+/// );
+/// let template = UrlTemplate::parse("https://app.example.com/set?c={{.Code}}&id={{.CodeID}}").unwrap();
+/// assert_eq!(links.render_template(&template, &values).unwrap().expose(), "https://app.example.com/set?c=a%2Bb&id=c1");
+/// let hostile = UrlTemplate::parse("https://evil.example/{{.Code}}").unwrap();
+/// assert!(links.render_template(&hostile, &values).is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkConfig {
     base: BaseUrl,

@@ -43,6 +43,18 @@ pub enum SecretConfigError {
 }
 
 /// Length and alphabet classes of generated secrets (as ZITADEL's secret generator).
+///
+/// ```
+/// use passkey_links::secret::{SecretConfig, SecretConfigError};
+///
+/// // ZITADEL's default of 12 alphanumerics (~71 bits) is refused; 20 (~119 bits) is enough.
+/// assert!(matches!(SecretConfig::new(12, true, true, true, false), Err(SecretConfigError::TooWeak { .. })));
+/// let config = SecretConfig::new(20, true, true, true, false).unwrap();
+/// let secret = config.generate(&mut rand::rng());
+/// assert_eq!(secret.expose().len(), 20);
+/// assert!(secret.matches(&secret.digest()));
+/// assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecretConfig {
     length: usize,

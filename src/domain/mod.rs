@@ -525,6 +525,26 @@ impl Command {
 
 /// Decides `command` over `world` at `now` under `policy`.
 ///
+/// ```
+/// use chrono::Utc;
+/// use passkey_links::domain::code::{Delivery, IssueLink};
+/// use passkey_links::domain::{decide, Command, DomainError, World};
+/// use passkey_links::ids::{CodeId, UserId};
+/// use passkey_links::policy::Policy;
+/// use passkey_links::secret::Secret;
+///
+/// // Nothing loaded: the user does not exist, so nothing may be appended.
+/// let command = Command::IssueLink(IssueLink {
+///     user_id: UserId::new("u1").unwrap(),
+///     org_context: None,
+///     code_id: CodeId::new("c1").unwrap(),
+///     secret_digest: Secret::presented("s").digest(),
+///     delivery: Delivery::Returned,
+/// });
+/// let result = decide(&World::new(), &command, &Policy::default(), Utc::now());
+/// assert_eq!(result, Err(DomainError::UserNotFound));
+/// ```
+///
 /// # Errors
 /// [`DomainError`] when the command breaks a rule or carries bad input; nothing may be appended.
 pub fn decide(
