@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::code::{Delivery, DeliveryFailure, DeliveryOutcome, IssueLink, PresentCode};
+use crate::domain::code::{Delivery, DeliveryOutcome, IssueLink, PresentCode};
 use crate::domain::org::OrgCommand;
 use crate::domain::user::{AddHuman, UserCommand};
 use crate::domain::{self, Command, Decision, DomainError, Event, State, World};
@@ -17,7 +17,7 @@ use crate::link::{Link, LinkConfig, LinkValues, UrlTemplate};
 use crate::policy::Policy;
 use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal};
 use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
-use crate::ports::notifier::{Envelope, Message, Notifier, NotifyError};
+use crate::ports::notifier::{Envelope, Message, Notifier};
 use crate::ports::random::{OsRandom, RandomSource, SourceRng};
 use crate::ports::store::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
 use crate::secret::Secret;
@@ -439,7 +439,7 @@ where
         let user_id = UserId::new(request.user_id)?;
         let org_context = self.admin_context(caller, org_context)?;
         let guard = self.user_guard(caller, Permission::UserWrite, &user_id, &org_context);
-        let (details, _) = self
+        let details = self
             .issue_and_send(guard, user_id, org_context, None)
             .await?;
         Ok(DetailsResponse { details })
@@ -465,7 +465,7 @@ where
         caller: &Caller,
     ) -> Result<SendPasswordlessLinkResponse, Error> {
         let me = principal(caller)?;
-        let (details, _) = self
+        let details = self
             .issue_and_send(
                 Guard::Open,
                 me.user_id.clone(),
@@ -525,7 +525,7 @@ where
                     .map(|raw| UrlTemplate::parse(&raw))
                     .transpose()
                     .map_err(|err| Error::from(DomainError::InvalidUrlTemplate(err)))?;
-                let (details, _) = self.issue_and_send(guard, user_id, None, template).await?;
+                let details = self.issue_and_send(guard, user_id, None, template).await?;
                 Ok(CreatePasskeyRegistrationLinkResponse {
                     details,
                     code: None,
@@ -606,7 +606,7 @@ where
         user_id: UserId,
         org_context: Option<OrgId>,
         template: Option<UrlTemplate>,
-    ) -> Result<(Details, CodeId), Error> {
+    ) -> Result<Details, Error> {
         let delivery = Delivery::Email {
             url_template: template.as_ref().map(|t| t.as_str().to_owned()),
         };
@@ -619,12 +619,12 @@ where
                 template.as_ref(),
             )
             .await?;
-        let code_stream = StreamId::code(&code_id);
-        let issued = executed
+        let expires_at = executed
             .world
             .code(&code_id)
             .issued
-            .clone()
+            .as_ref()
+            .map(|issued| issued.expires_at)
             .ok_or_else(|| internal("issued code without issuance facts".into()))?;
         let Prepared {
             link,
@@ -640,17 +640,14 @@ where
                 org_id,
                 code_id: code_id.clone(),
                 link,
-                expires_at: issued.expires_at,
+                expires_at,
             },
         };
         let outcome = match self.notifier.deliver(&envelope).await {
             Ok(receipt) => DeliveryOutcome::Sent {
                 message_id: receipt.message_id,
             },
-            Err(NotifyError::Unavailable(_)) => {
-                DeliveryOutcome::Failed(DeliveryFailure::Unavailable)
-            }
-            Err(NotifyError::Rejected(_)) => DeliveryOutcome::Failed(DeliveryFailure::Rejected),
+            Err(err) => DeliveryOutcome::Failed(err.failure()),
         };
         let failed = matches!(outcome, DeliveryOutcome::Failed(_));
         let recorded = self
@@ -666,7 +663,7 @@ where
         if failed {
             return Err(delivery_unavailable());
         }
-        Ok((recorded.details(&code_stream)?, code_id))
+        recorded.details(&StreamId::code(&code_id))
     }
 
     // ---- redemption ----------------------------------------------------------------------
@@ -688,26 +685,20 @@ where
         )
     )]
     pub async fn check_link(&self, request: CheckLinkRequest) -> Result<CheckLinkResponse, Error> {
-        let presented = PresentCode {
-            user_id: UserId::new(request.user_id)?,
-            code_id: CodeId::new(request.code_id)?,
-            secret: request.code,
-        };
-        let code_stream = StreamId::code(&presented.code_id);
-        let command = Command::CheckCode(presented);
-        let executed = self.execute(&command, &Guard::Open, |_| Ok(())).await?;
-        let Command::CheckCode(presented) = command else {
-            return Err(internal("command changed".into()));
-        };
+        let presented = present(request.user_id, request.code_id, request.code)?;
+        let code_id = presented.code_id.clone();
+        let executed = self
+            .execute(&Command::CheckCode(presented), &Guard::Open, |_| Ok(()))
+            .await?;
         let issued = executed
             .world
-            .code(&presented.code_id)
+            .code(&code_id)
             .issued
-            .clone()
+            .as_ref()
             .ok_or_else(|| internal("usable code without issuance facts".into()))?;
         Ok(CheckLinkResponse {
-            details: executed.details(&code_stream)?,
-            user_id: presented.user_id.as_str().to_owned(),
+            details: executed.details(&StreamId::code(&code_id))?,
+            user_id: issued.user_id.as_str().to_owned(),
             org_id: issued.org_id.as_str().to_owned(),
             expiration_date: issued.expires_at,
         })
@@ -733,11 +724,7 @@ where
         &self,
         request: ConsumeLinkRequest,
     ) -> Result<DetailsResponse, Error> {
-        let presented = PresentCode {
-            user_id: UserId::new(request.user_id)?,
-            code_id: CodeId::new(request.code_id)?,
-            secret: request.code,
-        };
+        let presented = present(request.user_id, request.code_id, request.code)?;
         let code_stream = StreamId::code(&presented.code_id);
         let user_id = presented.user_id.clone();
         let code_id = presented.code_id.clone();
@@ -760,18 +747,16 @@ where
                     added_at: details.change_date,
                 },
             };
-            // The passkey is registered; a lost notice must not turn that into an error. The
-            // notifier's own text is not logged: it is not ours to vouch for.
-            let delivered = self.notifier.deliver(&notice).await;
-            #[cfg(feature = "tracing")]
-            if let Err(err) = &delivered {
-                let reason = match err {
-                    NotifyError::Unavailable(_) => "unavailable",
-                    NotifyError::Rejected(_) => "rejected",
-                };
-                tracing::warn!(user_id = %user_id, reason, "passkey-added notice not delivered");
+            // The passkey is registered; a lost notice must not turn that into an error. Only the
+            // failure class is logged: the notifier's own text is not ours to vouch for.
+            if let Err(_err) = self.notifier.deliver(&notice).await {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    user_id = %user_id,
+                    reason = ?_err.failure(),
+                    "passkey-added notice not delivered"
+                );
             }
-            drop(delivered);
         }
         Ok(DetailsResponse { details })
     }
@@ -1283,6 +1268,15 @@ fn org_guard(caller: &Caller, permission: Permission, org_id: OrgId) -> Guard {
             org_id,
         },
     }
+}
+
+/// A presented code from a request's raw ids.
+fn present(user_id: String, code_id: String, secret: Secret) -> Result<PresentCode, Error> {
+    Ok(PresentCode {
+        user_id: UserId::new(user_id)?,
+        code_id: CodeId::new(code_id)?,
+        secret,
+    })
 }
 
 fn principal(caller: &Caller) -> Result<&Principal, Error> {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::forward_port;
+use crate::domain::code::DeliveryFailure;
 use crate::domain::text::Email;
 use crate::ids::{CodeId, OrgId, UserId};
 use crate::link::Link;
@@ -81,6 +82,16 @@ pub enum NotifyError {
     /// The provider refused the message.
     #[error("message rejected: {0}")]
     Rejected(String),
+}
+
+impl NotifyError {
+    /// The failure class recorded for the code (never the notifier's text).
+    pub fn failure(&self) -> DeliveryFailure {
+        match self {
+            Self::Unavailable(_) => DeliveryFailure::Unavailable,
+            Self::Rejected(_) => DeliveryFailure::Rejected,
+        }
+    }
 }
 
 /// Delivers messages.
