@@ -3,37 +3,13 @@
 
 mod scenarios;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use passkey_links::domain::code::PresentCode;
 use passkey_links::domain::{Command, decide};
 use passkey_links::harness::given;
 use passkey_links::link::{LinkValues, UrlTemplate};
 use passkey_links::policy::Policy;
 use passkey_links::prelude::*;
-use scenarios::{Fixture, check_request, consume_request, link_params};
-
-fn forms(secret: &str) -> Vec<String> {
-    let bytes = secret.as_bytes();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    vec![
-        secret.to_owned(),
-        STANDARD.encode(bytes),
-        STANDARD_NO_PAD.encode(bytes),
-        URL_SAFE.encode(bytes),
-        URL_SAFE_NO_PAD.encode(bytes),
-        hex.clone(),
-        hex.to_uppercase(),
-    ]
-}
-
-fn assert_clean(what: &str, text: &str, secrets: &[String]) {
-    for secret in secrets {
-        for form in forms(secret) {
-            assert!(!text.contains(&form), "{what} leaks a secret: {text}");
-        }
-    }
-}
+use scenarios::{Fixture, assert_clean, check_request, consume_request, link_params};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_events_errors_or_debug_output() {
@@ -198,76 +174,5 @@ async fn no_secret_in_events_errors_or_debug_output() {
     for event in events {
         let stored = format!("{} {} {}", event.event_type, event.stream, event.payload);
         assert_clean("a stored event", &stored, &secrets);
-    }
-}
-
-#[cfg(feature = "tracing")]
-mod logs {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    // Current-thread runtime: the subscriber is installed for this thread only.
-    #[tokio::test]
-    async fn logs_carry_ids_and_outcomes_but_no_secret() {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-
-        let f = Fixture::new(InMemoryStore::new()).await;
-        let added = f
-            .service
-            .add_my_passwordless_link(&f.me(&f.ada))
-            .await
-            .unwrap();
-        let (user, _, code_id, code) = link_params(&added.link);
-        f.service
-            .check_link(check_request(&user, &code_id, "wrong"))
-            .await
-            .unwrap_err();
-        f.service
-            .consume_link(consume_request(&user, &code_id, &code, "bG9ncw"))
-            .await
-            .unwrap();
-        f.service
-            .send_my_passwordless_link(&f.me(&f.carol))
-            .await
-            .unwrap();
-        let sent = f
-            .notifier
-            .last_link(&UserId::new(&f.carol).unwrap())
-            .unwrap();
-        let sent_code = link_params(sent.expose()).3;
-
-        let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            log.contains("passkey_links.add_my_passwordless_link"),
-            "{log}"
-        );
-        assert!(log.contains(&format!("code_id={code_id}")), "{log}");
-        assert!(
-            log.contains("InvalidArgument"),
-            "failures carry their kind: {log}"
-        );
-        assert_clean("the log", &log, &[code, sent_code]);
     }
 }

@@ -4,11 +4,37 @@
 
 use std::future::Future;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use chrono::{Duration, TimeZone, Utc};
 use passkey_links::domain::user::UserCommand;
 use passkey_links::ports::store::RecordedEvent;
 use passkey_links::prelude::*;
 use serde_json::{Value, json};
+
+/// A secret in every form a leak could take: raw, base64 (4 alphabets/paddings), hex.
+pub fn forms(secret: &str) -> Vec<String> {
+    let bytes = secret.as_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        secret.to_owned(),
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+        hex.clone(),
+        hex.to_uppercase(),
+    ]
+}
+
+/// Panics when `text` holds any form of any of `secrets`.
+pub fn assert_clean(what: &str, text: &str, secrets: &[String]) {
+    for secret in secrets {
+        for form in forms(secret) {
+            assert!(!text.contains(&form), "{what} leaks a secret: {text}");
+        }
+    }
+}
 
 /// Read access to everything a store holds, for assertions.
 pub trait Inspect {
