@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use passkey_links::LinkValues;
 use passkey_links::domain::Event;
-use passkey_links::domain::code::{CodeEvent, Issued};
-use passkey_links::domain::user::UserEvent;
+use passkey_links::domain::{CodeEvent, Issued, UserEvent};
 use passkey_links::ids::{AggregateKind, StreamId};
-use passkey_links::link::LinkValues;
-use passkey_links::ports::store::{ExpectedVersion, NewEvent, StreamAppend};
 use passkey_links::prelude::*;
+use passkey_links::store::{AppendBatch, ExpectedVersion, NewEvent, StreamAppend};
 use tokio::runtime::Runtime;
 
 type Service<S> = PasskeyLinks<S, RecordingNotifier, StaticGrants>;
@@ -102,17 +101,18 @@ fn floor(c: &mut Criterion) {
             let digest = secret.digest();
             let code = CodeId::new(OsRandom.new_id()).unwrap();
             let now = Utc::now();
-            let issued = Issued {
-                user_id: user.clone(),
-                org_id: org.clone(),
-                secret_digest: digest,
-                issued_at: now,
-                expires_at: now + chrono::Duration::hours(1),
-                user_version: 2,
-                max_failed_checks: 3,
-            };
+            let issued = Issued::new(
+                user.clone(),
+                org.clone(),
+                digest,
+                now,
+                chrono::Duration::hours(1),
+                2,
+                1,
+                3,
+            );
             let events = [
-                Event::User(UserEvent::LinkIssued {
+                Event::User(UserEvent::CodeIssued {
                     code_id: code.clone(),
                     issued_at: now,
                     supersedes_earlier: true,
@@ -169,7 +169,7 @@ fn operations(c: &mut Criterion) {
     group.bench_function("check", |b| {
         b.to_async(&rt).iter(|| async {
             service
-                .check_link(presented(&me, &admin_code.id, &admin_code.code))
+                .check_code(presented(&me, &admin_code.id, &admin_code.code))
                 .await
                 .unwrap()
         })
@@ -185,7 +185,7 @@ fn operations(c: &mut Criterion) {
                 }
                 let start = Instant::now();
                 for code in &codes {
-                    service.consume_link(consume(&me, code)).await.unwrap();
+                    service.consume_code(consume(&me, code)).await.unwrap();
                 }
                 start.elapsed()
             }
@@ -217,18 +217,18 @@ async fn returned_code<S: EventStore>(
 fn user_id(caller: &Caller) -> String {
     match caller {
         Caller::User(p) => p.user_id.as_str().to_owned(),
-        Caller::System => String::new(),
+        _ => String::new(),
     }
 }
 
-fn presented(me: &Caller, code_id: &str, code: &str) -> CheckLinkRequest {
+fn presented(me: &Caller, code_id: &str, code: &str) -> CheckCodeRequest {
     serde_json::from_value(
         serde_json::json!({"userId": user_id(me), "codeId": code_id, "code": code}),
     )
     .unwrap()
 }
 
-fn consume(me: &Caller, code: &PasskeyRegistrationCode) -> ConsumeLinkRequest {
+fn consume(me: &Caller, code: &PasskeyRegistrationCode) -> ConsumeCodeRequest {
     serde_json::from_value(serde_json::json!({
         "userId": user_id(me),
         "codeId": code.id,
@@ -313,7 +313,7 @@ async fn fill(store: &InMemoryStore, events: usize) {
         let stream = StreamId::new(AggregateKind::User, format!("other-{user}")).unwrap();
         let batch: Vec<NewEvent> = (0..10)
             .map(|i| {
-                let (event_type, payload) = Event::User(UserEvent::LinkIssued {
+                let (event_type, payload) = Event::User(UserEvent::CodeIssued {
                     code_id: CodeId::new(format!("c-{user}-{i}")).unwrap(),
                     issued_at: now,
                     supersedes_earlier: true,
@@ -329,11 +329,14 @@ async fn fill(store: &InMemoryStore, events: usize) {
             })
             .collect();
         store
-            .append(vec![StreamAppend {
-                stream,
-                expected: ExpectedVersion::NoStream,
-                events: batch,
-            }])
+            .append(
+                AppendBatch::new(vec![StreamAppend {
+                    stream,
+                    expected: ExpectedVersion::NoStream,
+                    events: batch,
+                }])
+                .unwrap(),
+            )
             .await
             .unwrap();
     }
@@ -407,7 +410,7 @@ fn concurrency(c: &mut Criterion) {
 
 #[cfg(feature = "postgres")]
 fn postgres(c: &mut Criterion) {
-    use passkey_links::postgres::PostgresStore;
+    use passkey_links::store::postgres::PostgresStore;
     let Ok(url) = std::env::var("PASSKEY_LINKS_DATABASE_URL") else {
         eprintln!("skipped: postgres benches (no PASSKEY_LINKS_DATABASE_URL)");
         return;

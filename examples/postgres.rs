@@ -11,7 +11,7 @@
 
 mod support;
 
-use passkey_links::postgres::PostgresStore;
+use passkey_links::store::postgres::PostgresStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

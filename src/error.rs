@@ -9,10 +9,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The class of an error, with its gRPC code and HTTP status.
-///
-/// How to handle each kind:
+use crate::domain::{DeliveryFailure, DomainError};
+use crate::ids::IdError;
+use crate::ports::authorizer::AccessError;
+use crate::ports::notifier::NotifyError;
+use crate::store::StoreError;
+
+/// The class of an error, with its gRPC code and HTTP status. Each variant's documentation says
+/// how a caller handles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The request is malformed (bad id, template, email, or a wrong/unusable code). Fix the
     /// request; do not retry it unchanged.
@@ -77,13 +83,29 @@ impl ErrorKind {
     }
 }
 
-/// The public error: kind, stable id, message key and message.
+/// The typed cause behind an [`Error`], when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// A broken domain rule or bad input.
+    Domain(DomainError),
+    /// The event store failed.
+    Store(StoreError),
+    /// The notifier failed (its class only: the notifier's own text is not ours to return).
+    Delivery(DeliveryFailure),
+    /// The authorizer could not decide.
+    Access(AccessError),
+}
+
+/// The public error: kind, stable id, message key, message and, where there is one, the typed
+/// cause ([`Error::cause`], [`std::error::Error::source`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     id: &'static str,
     key: &'static str,
     message: Cow<'static, str>,
+    cause: Option<Box<Cause>>,
 }
 
 impl Error {
@@ -100,25 +122,33 @@ impl Error {
             id,
             key,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    fn from_entry(entry: Entry, message: impl Into<Cow<'static, str>>, cause: Cause) -> Self {
+        Self {
+            kind: entry.kind,
+            id: entry.id,
+            key: entry.key,
+            message: message.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+
+    pub(crate) fn catalogued(entry: Entry, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(entry.kind, entry.id, entry.key, message)
     }
 
     /// The caller is not authenticated.
     pub fn unauthenticated() -> Self {
-        Self::new(
-            ErrorKind::Unauthenticated,
-            "PKL-AUTH-01",
-            "Errors.Token.Invalid",
-            "no authenticated caller",
-        )
+        Self::catalogued(catalogue::UNAUTHENTICATED, "no authenticated caller")
     }
 
     /// The caller lacks a permission.
     pub fn permission_denied(permission: &str) -> Self {
-        Self::new(
-            ErrorKind::PermissionDenied,
-            "PKL-AUTH-02",
-            "Errors.PermissionDenied",
+        Self::catalogued(
+            catalogue::PERMISSION_DENIED,
             format!("permission {permission} missing in the user's organization"),
         )
     }
@@ -143,6 +173,27 @@ impl Error {
         &self.message
     }
 
+    /// The typed cause, if any.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_deref()
+    }
+
+    /// The broken domain rule behind this error, if that is what it is.
+    pub fn domain_error(&self) -> Option<&DomainError> {
+        match self.cause() {
+            Some(Cause::Domain(err)) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// The store failure behind this error, if that is what it is.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self.cause() {
+            Some(Cause::Store(err)) => Some(err),
+            _ => None,
+        }
+    }
+
     /// The wire body of SPEC §5.
     pub fn to_body(&self) -> ErrorBody {
         ErrorBody {
@@ -164,6 +215,7 @@ impl fmt::Debug for Error {
             .field("id", &self.id)
             .field("key", &self.key)
             .field("message", &self.message)
+            .field("cause", &self.cause)
             .finish()
     }
 }
@@ -178,7 +230,162 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.cause()? {
+            Cause::Domain(err) => Some(err),
+            Cause::Store(err) => Some(err),
+            Cause::Delivery(err) => Some(err),
+            Cause::Access(err) => Some(err),
+        }
+    }
+}
+
+impl From<DomainError> for Error {
+    fn from(err: DomainError) -> Self {
+        // The check failure reason is deliberately not part of the message: callers only ever
+        // learn that the code is invalid.
+        let message = err.to_string();
+        Self::from_entry(catalogue::domain(&err), message, Cause::Domain(err))
+    }
+}
+
+impl From<IdError> for Error {
+    fn from(err: IdError) -> Self {
+        DomainError::from(err).into()
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        let message = err.to_string();
+        Self::from_entry(catalogue::store(&err), message, Cause::Store(err))
+    }
+}
+
+impl From<AccessError> for Error {
+    fn from(err: AccessError) -> Self {
+        let message = err.to_string();
+        Self::from_entry(catalogue::ACCESS_UNAVAILABLE, message, Cause::Access(err))
+    }
+}
+
+impl Error {
+    /// Delivery of a code failed: it will never work.
+    pub(crate) fn delivery_failed(err: &NotifyError) -> Self {
+        Self::from_entry(
+            catalogue::DELIVERY_FAILED,
+            "the link could not be delivered; it will never work, request a new one",
+            Cause::Delivery(err.failure()),
+        )
+    }
+}
+
+/// One row of the catalogue: kind, stable id and message key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) kind: ErrorKind,
+    pub(crate) id: &'static str,
+    pub(crate) key: &'static str,
+}
+
+/// Every stable error id of the crate, in one place. Ids never change once released.
+pub(crate) mod catalogue {
+    use super::{Entry, ErrorKind::*};
+    use crate::domain::DomainError;
+    use crate::ids::IdError;
+    use crate::store::StoreError;
+
+    macro_rules! entries {
+        ($($name:ident = $kind:ident, $id:literal, $key:literal;)*) => {
+            $(pub(crate) const $name: Entry = Entry { kind: $kind, id: $id, key: $key };)*
+            /// Every row, for the uniqueness test.
+            #[cfg(test)]
+            pub(crate) const ALL: &[Entry] = &[$($name),*];
+        };
+    }
+
+    entries! {
+        ID_MISSING = InvalidArgument, "PKL-INPUT-01", "Errors.IDMissing";
+        ID_INVALID = InvalidArgument, "PKL-INPUT-02", "Errors.Invalid.ID";
+        TEXT_INVALID = InvalidArgument, "PKL-INPUT-03", "Errors.User.Invalid";
+        EMAIL_INVALID = InvalidArgument, "PKL-INPUT-04", "Errors.User.Email.Invalid";
+        URL_TEMPLATE_INVALID = InvalidArgument, "PKL-INPUT-05", "Errors.User.InvalidURLTemplate";
+        PASSKEY_INVALID = InvalidArgument, "PKL-INPUT-06", "Errors.User.Passkey.Invalid";
+        ARGUMENT_INVALID = InvalidArgument, "PKL-INPUT-07", "Errors.Invalid.Argument";
+        ORG_NOT_FOUND = NotFound, "PKL-ORG-01", "Errors.Org.NotFound";
+        ORG_EXISTS = AlreadyExists, "PKL-ORG-02", "Errors.Org.AlreadyExists";
+        ORG_NOT_ACTIVE = FailedPrecondition, "PKL-ORG-03", "Errors.Org.NotActive";
+        ORG_ACTIVE = FailedPrecondition, "PKL-ORG-04", "Errors.Org.AlreadyActive";
+        USER_NOT_FOUND = NotFound, "PKL-USER-01", "Errors.User.NotFound";
+        USER_EXISTS = AlreadyExists, "PKL-USER-02", "Errors.User.AlreadyExisting";
+        USER_NOT_HUMAN = FailedPrecondition, "PKL-USER-03", "Errors.User.NotHuman";
+        USER_INACTIVE = FailedPrecondition, "PKL-USER-04", "Errors.User.NotActive";
+        USER_LOCKED = FailedPrecondition, "PKL-USER-05", "Errors.User.Locked";
+        USER_STATE = FailedPrecondition, "PKL-USER-06", "Errors.User.State.Invalid";
+        EMAIL_NOT_VERIFIED = FailedPrecondition, "PKL-USER-07", "Errors.User.Email.NotVerified";
+        EMAIL_UNCHANGED = FailedPrecondition, "PKL-USER-08", "Errors.User.Email.NotChanged";
+        RATE_LIMITED = ResourceExhausted, "PKL-CODE-01", "Errors.User.Code.TooManyRequests";
+        CODE_INVALID = InvalidArgument, "PKL-CODE-02", "Errors.User.Code.Invalid";
+        CODE_NOT_FOUND = NotFound, "PKL-CODE-03", "Errors.User.Code.NotFound";
+        CODE_EXISTS = AlreadyExists, "PKL-CODE-04", "Errors.User.Code.AlreadyExists";
+        CODE_NOT_REQUESTED = FailedPrecondition, "PKL-CODE-05", "Errors.User.Code.NotRequested";
+        CODE_CLOSED = FailedPrecondition, "PKL-CODE-06", "Errors.User.Code.Closed";
+        CREDENTIAL_CLAIMED = AlreadyExists, "PKL-PASSKEY-01", "Errors.User.Passkey.AlreadyExists";
+        UNAUTHENTICATED = Unauthenticated, "PKL-AUTH-01", "Errors.Token.Invalid";
+        PERMISSION_DENIED = PermissionDenied, "PKL-AUTH-02", "Errors.PermissionDenied";
+        ACCESS_UNAVAILABLE = Unavailable, "PKL-AUTH-03", "Errors.Authorization.Unavailable";
+        DELIVERY_FAILED = Unavailable, "PKL-NOTIFY-01", "Errors.Notification.Failed";
+        INTERNAL = Internal, "PKL-SVC-01", "Errors.Internal";
+        TOO_MANY_CONFLICTS = Aborted, "PKL-SVC-02", "Errors.Concurrency";
+        STORE_CONFLICT = Aborted, "PKL-STORE-01", "Errors.Concurrency";
+        STORE_UNAVAILABLE = Unavailable, "PKL-STORE-02", "Errors.Eventstore.Unavailable";
+        STORE_CORRUPT = Internal, "PKL-STORE-03", "Errors.Eventstore.Corrupted";
+        STORE_INTERNAL = Internal, "PKL-STORE-04", "Errors.Internal";
+    }
+
+    /// The row of a domain error.
+    pub(crate) fn domain(err: &DomainError) -> Entry {
+        match err {
+            DomainError::InvalidId(IdError::Empty { .. }) => ID_MISSING,
+            DomainError::InvalidId(_) => ID_INVALID,
+            DomainError::InvalidText { .. } => TEXT_INVALID,
+            DomainError::InvalidEmail => EMAIL_INVALID,
+            DomainError::InvalidUrlTemplate(_) => URL_TEMPLATE_INVALID,
+            DomainError::InvalidPasskey(_) => PASSKEY_INVALID,
+            DomainError::InvalidArgument(_) => ARGUMENT_INVALID,
+            DomainError::OrgNotFound => ORG_NOT_FOUND,
+            DomainError::OrgAlreadyExists => ORG_EXISTS,
+            DomainError::OrgNotActive => ORG_NOT_ACTIVE,
+            DomainError::OrgAlreadyActive => ORG_ACTIVE,
+            DomainError::UserNotFound => USER_NOT_FOUND,
+            DomainError::UserAlreadyExists => USER_EXISTS,
+            DomainError::UserNotHuman => USER_NOT_HUMAN,
+            DomainError::UserInactive => USER_INACTIVE,
+            DomainError::UserLocked => USER_LOCKED,
+            DomainError::UserStateConflict(_) => USER_STATE,
+            DomainError::EmailNotVerified => EMAIL_NOT_VERIFIED,
+            DomainError::EmailUnchanged => EMAIL_UNCHANGED,
+            DomainError::RateLimited => RATE_LIMITED,
+            DomainError::CodeInvalid(_) => CODE_INVALID,
+            DomainError::CodeNotFound => CODE_NOT_FOUND,
+            DomainError::CodeAlreadyExists => CODE_EXISTS,
+            DomainError::CodeNotRequested => CODE_NOT_REQUESTED,
+            DomainError::CodeClosed => CODE_CLOSED,
+            DomainError::CredentialAlreadyClaimed => CREDENTIAL_CLAIMED,
+        }
+    }
+
+    /// The row of a store failure.
+    pub(crate) fn store(err: &StoreError) -> Entry {
+        match err {
+            StoreError::Conflict { .. } => STORE_CONFLICT,
+            StoreError::Unavailable(_) => STORE_UNAVAILABLE,
+            StoreError::Corrupt { .. } | StoreError::CorruptRow { .. } => STORE_CORRUPT,
+            StoreError::Internal(_) => STORE_INTERNAL,
+        }
+    }
+}
 
 /// The `@type` of ZITADEL's error detail.
 pub const ERROR_DETAIL_TYPE: &str = "type.googleapis.com/zitadel.v1.ErrorDetail";
@@ -231,6 +438,23 @@ mod tests {
                 }]
             })
         );
+    }
+
+    #[test]
+    fn catalogue_ids_are_unique() {
+        let mut ids: Vec<&str> = catalogue::ALL.iter().map(|entry| entry.id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "an error id is used twice");
+    }
+
+    #[test]
+    fn the_domain_cause_is_kept() {
+        let err = Error::from(DomainError::UserLocked);
+        assert_eq!(err.domain_error(), Some(&DomainError::UserLocked));
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("user is locked"));
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! Typed identifiers and stream identity.
 //!
-//! Ids arrive from requests and from storage, so every constructor validates: non-empty, at most
-//! [`MAX_ID_LEN`] bytes, and free of control characters and whitespace. An invalid id is a typed
-//! [`IdError`], never a panic.
+//! Ids arrive from requests and from storage, so every constructor validates: 1 to
+//! [`MAX_ID_LEN`] characters, no control characters, no Unicode format characters (general
+//! category Cf: bidi overrides and isolates, zero-width characters, the BOM — they make two ids
+//! look alike in a log or an admin UI), and no whitespace. An invalid id is a typed [`IdError`],
+//! never a panic.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-/// Longest accepted id, in bytes (ZITADEL accepts ids up to 200 characters).
+/// Longest accepted id, in characters (ZITADEL accepts ids up to 200 characters).
 pub const MAX_ID_LEN: usize = 200;
 
 /// Why a string was refused as an id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// The id is empty.
     #[error("{kind} id is missing")]
@@ -20,16 +24,16 @@ pub enum IdError {
         /// Which id (`org`, `user`, `code`).
         kind: &'static str,
     },
-    /// The id is longer than [`MAX_ID_LEN`] bytes.
-    #[error("{kind} id is longer than {max} bytes")]
+    /// The id is longer than [`MAX_ID_LEN`] characters.
+    #[error("{kind} id is longer than {max} characters")]
     TooLong {
         /// Which id.
         kind: &'static str,
         /// The limit.
         max: usize,
     },
-    /// The id contains a control or whitespace character.
-    #[error("{kind} id contains a control or whitespace character")]
+    /// The id contains a control, format (Unicode Cf) or whitespace character.
+    #[error("{kind} id contains a control, invisible or whitespace character")]
     BadCharacter {
         /// Which id.
         kind: &'static str,
@@ -40,13 +44,18 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { kind });
     }
-    if value.len() > MAX_ID_LEN {
+    // Byte length bounds the character count from above: count only when it could be too long.
+    if value.len() > MAX_ID_LEN && value.chars().count() > MAX_ID_LEN {
         return Err(IdError::TooLong {
             kind,
             max: MAX_ID_LEN,
         });
     }
-    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if value.chars().any(|c| {
+        c.is_control()
+            || c.is_whitespace()
+            || (!c.is_ascii() && c.general_category() == GeneralCategory::Format)
+    }) {
         return Err(IdError::BadCharacter { kind });
     }
     Ok(())
@@ -127,9 +136,43 @@ typed_id!(
     "code"
 );
 
+impl CodeId {
+    /// A one-way reference to this code for third parties and logs: notifier idempotency keys,
+    /// message ids, tracing fields. The code id itself is confidential like the link (with it
+    /// and the user id anyone could burn the code with wrong guesses), so it never leaves the
+    /// process except inside the link.
+    pub fn reference(&self) -> CodeRef {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"passkey-links code reference v1\0")
+            .chain_update(self.0.as_bytes())
+            .finalize();
+        CodeRef(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// A derived reference to a code (see [`CodeId::reference`]): 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CodeRef(String);
+
+impl CodeRef {
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The kind of an aggregate, i.e. the stream type. These strings are a storage format: never
 /// rename them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AggregateKind {
     /// An organization stream (`org`).
     #[serde(rename = "org")]
@@ -171,13 +214,24 @@ impl fmt::Display for AggregateKind {
     }
 }
 
-/// The identity of one event stream: aggregate kind plus aggregate id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The identity of one event stream: aggregate kind plus aggregate id. Its fields are private so
+/// that every stream id went through validation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct StreamId {
-    /// The aggregate kind (stream type).
-    pub kind: AggregateKind,
-    /// The aggregate id within its kind.
-    pub id: String,
+    kind: AggregateKind,
+    id: String,
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            kind: AggregateKind,
+            id: String,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        Self::new(raw.kind, raw.id).map_err(serde::de::Error::custom)
+    }
 }
 
 impl StreamId {
@@ -189,6 +243,21 @@ impl StreamId {
         let id = id.into();
         validate(kind.as_str(), &id)?;
         Ok(Self { kind, id })
+    }
+
+    /// The aggregate kind (stream type).
+    pub fn kind(&self) -> AggregateKind {
+        self.kind
+    }
+
+    /// The aggregate id within its kind.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A stream from an id that is valid by construction (e.g. a hex digest).
+    pub(crate) fn from_valid(kind: AggregateKind, id: String) -> Self {
+        Self { kind, id }
     }
 
     /// The stream of an organization.
@@ -241,6 +310,49 @@ mod tests {
             Err(IdError::BadCharacter { kind: "code" })
         );
         assert!(UserId::new("x".repeat(MAX_ID_LEN)).is_ok());
+        // Characters, not bytes: 200 two-byte characters are fine, 201 are not.
+        assert!(UserId::new("é".repeat(MAX_ID_LEN)).is_ok());
+        assert!(UserId::new("é".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn ids_reject_invisible_and_surrounding_whitespace() {
+        for bad in [
+            "ada\u{202E}",
+            "\u{2066}ada\u{2069}",
+            "a\u{2067}b",
+            "a\u{2068}b",
+            "a\u{200B}b",
+            "a\u{200C}b",
+            "a\u{200D}b",
+            "\u{FEFF}ada",
+            "a\u{00AD}b",
+            "a\u{061C}b",
+            "a\u{E0001}b",
+            " ada",
+            "ada ",
+            "ada\u{00A0}",
+            "\u{3000}ada",
+            "a\tb",
+        ] {
+            assert_eq!(
+                UserId::new(bad),
+                Err(IdError::BadCharacter { kind: "user" }),
+                "{bad:?}"
+            );
+        }
+        for good in ["ada", "Zoë", "鍵-1", "user_7.x~y"] {
+            assert!(UserId::new(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn code_references_are_stable_one_way_and_distinct() {
+        let a = CodeId::new("c1").unwrap().reference();
+        assert_eq!(a, CodeId::new("c1").unwrap().reference());
+        assert_ne!(a, CodeId::new("c2").unwrap().reference());
+        assert_eq!(a.as_str().len(), 32);
+        assert!(!a.as_str().contains("c1"));
     }
 
     #[test]

@@ -5,40 +5,49 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "testing")]
-pub mod conformance;
 pub mod domain;
-pub mod error;
-pub mod harness;
+mod error;
 pub mod ids;
-pub mod link;
+mod link;
 pub mod policy;
-pub mod ports;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-pub mod secret;
-pub mod service;
+mod ports;
+mod secret;
+mod service;
+pub mod store;
+pub mod testing;
 pub mod wire;
 
-pub use error::{Error, ErrorBody, ErrorKind};
+pub use error::{Cause, ERROR_DETAIL_TYPE, Error, ErrorBody, ErrorDetail, ErrorKind};
+pub use link::{
+    BaseUrl, DEFAULT_LINK_PATH, Link, LinkConfig, LinkError, LinkValues, MAX_TEMPLATE_LEN,
+    UrlTemplate,
+};
+pub use ports::authorizer::{
+    AccessError, Authorizer, Caller, Permission, Permissions, Principal, StaticGrants,
+};
+pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::notifier::{Envelope, Message, Notifier, NotifyError, Receipt, RecordingNotifier};
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use ports::random::SeededRandom;
+pub use ports::random::{OsRandom, RandomSource};
+pub use secret::{
+    MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig, SecretConfigError, SecretDigest,
+};
 pub use service::{Config, PasskeyLinks};
 
 /// The names most embedders need, in one import.
 pub mod prelude {
-    pub use crate::domain::org::OrgCommand;
-    pub use crate::domain::user::{CredentialId, NewPasskey, UserCommand};
-    pub use crate::error::{Error, ErrorBody, ErrorKind};
+    pub use crate::domain::{Email, OrgChange, UserChange};
     pub use crate::ids::{CodeId, OrgId, UserId};
-    pub use crate::link::{BaseUrl, LinkConfig};
-    pub use crate::policy::{Policy, RateLimit};
-    pub use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal, StaticGrants};
-    pub use crate::ports::clock::{Clock, ManualClock, SystemClock};
-    pub use crate::ports::memory_store::InMemoryStore;
-    pub use crate::ports::notifier::{Envelope, Message, Notifier, RecordingNotifier};
-    pub use crate::ports::random::{OsRandom, RandomSource, SeededRandom};
-    pub use crate::ports::store::EventStore;
-    pub use crate::secret::{Secret, SecretConfig};
-    pub use crate::service::{Config, PasskeyLinks};
+    pub use crate::policy::{Policy, RateLimit, RateLimitScope};
+    pub use crate::store::{EventStore, InMemoryStore};
     pub use crate::wire::*;
+    pub use crate::{
+        Authorizer, BaseUrl, Caller, Clock, Config, Envelope, Error, ErrorBody, ErrorKind,
+        LinkConfig, ManualClock, Message, Notifier, OsRandom, PasskeyLinks, Permission, Principal,
+        RandomSource, Receipt, RecordingNotifier, Secret, SecretConfig, StaticGrants, SystemClock,
+    };
 }

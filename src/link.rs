@@ -28,6 +28,7 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Why a base URL, an origin or a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LinkError {
     /// Not an absolute URL.
     #[error("not an absolute URL")]
@@ -53,6 +54,9 @@ pub enum LinkError {
     /// The rendered link's origin is not allowed.
     #[error("the link's origin is not in the allow-list")]
     ForeignOrigin,
+    /// `{{.Code}}` in the host part: the secret would leak into DNS lookups and TLS handshakes.
+    #[error("the url template puts the code into the host")]
+    SecretInHost,
 }
 
 /// A validated base URL: absolute, https unless the host is loopback, no credentials, query or
@@ -119,8 +123,7 @@ fn parse_secure(raw: &str) -> Result<Url, LinkError> {
 ///
 /// ```
 /// use passkey_links::ids::{CodeId, OrgId, UserId};
-/// use passkey_links::link::{BaseUrl, LinkConfig, LinkValues, UrlTemplate};
-/// use passkey_links::secret::Secret;
+/// use passkey_links::{BaseUrl, LinkConfig, LinkValues, Secret, UrlTemplate};
 ///
 /// let links = LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap())
 ///     .allow_origin("https://app.example.com")
@@ -199,22 +202,39 @@ impl LinkConfig {
         template: &UrlTemplate,
         values: &LinkValues<'_>,
     ) -> Result<Link, LinkError> {
-        let mut out = String::with_capacity(template.raw.len() + 64);
-        for part in &template.parts {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::UserId => out.extend(utf8_percent_encode(values.user_id.as_str(), VALUE)),
-                Part::OrgId => out.extend(utf8_percent_encode(values.org_id.as_str(), VALUE)),
-                Part::CodeId => out.extend(utf8_percent_encode(values.code_id.as_str(), VALUE)),
-                Part::Code => out.extend(utf8_percent_encode(values.secret.expose(), VALUE)),
-            }
-        }
-        let url = parse_secure(&out)?;
+        let out = template.render(
+            values.user_id,
+            values.org_id,
+            values.code_id,
+            values.secret.expose(),
+        );
+        self.check_rendered(&out)?;
+        Ok(Link(out))
+    }
+
+    /// Checks, before any secret exists, that `template` renders for these ids to a secure URL
+    /// in the allow-list. The secret cannot change the outcome: templates never put it into
+    /// the host ([`LinkError::SecretInHost`]), and percent-encoded it changes nothing else.
+    ///
+    /// # Errors
+    /// As [`LinkConfig::render_template`].
+    pub fn check_template(
+        &self,
+        template: &UrlTemplate,
+        user_id: &UserId,
+        org_id: &OrgId,
+        code_id: &CodeId,
+    ) -> Result<(), LinkError> {
+        self.check_rendered(&template.render(user_id, org_id, code_id, ""))
+    }
+
+    fn check_rendered(&self, rendered: &str) -> Result<(), LinkError> {
+        let url = parse_secure(rendered)?;
         let origin = url.origin().ascii_serialization();
         if !self.allowed_origins.contains(&origin) {
             return Err(LinkError::ForeignOrigin);
         }
-        Ok(Link(out))
+        Ok(())
     }
 
     /// Renders `template` when given, else the default link.
@@ -272,7 +292,8 @@ impl UrlTemplate {
     ///
     /// # Errors
     /// [`LinkError::TemplateTooLong`], [`LinkError::TemplateEmpty`],
-    /// [`LinkError::TemplateMalformed`] or [`LinkError::UnknownPlaceholder`].
+    /// [`LinkError::TemplateMalformed`], [`LinkError::UnknownPlaceholder`] or
+    /// [`LinkError::SecretInHost`].
     pub fn parse(raw: &str) -> Result<Self, LinkError> {
         if raw.is_empty() {
             return Err(LinkError::TemplateEmpty);
@@ -308,16 +329,55 @@ impl UrlTemplate {
             });
             rest = &after[close + 2..];
         }
+        if code_in_authority(&parts) {
+            return Err(LinkError::SecretInHost);
+        }
         Ok(Self {
             raw: raw.to_owned(),
             parts,
         })
     }
 
+    fn render(&self, user_id: &UserId, org_id: &OrgId, code_id: &CodeId, secret: &str) -> String {
+        let mut out = String::with_capacity(self.raw.len() + 64);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::UserId => out.extend(utf8_percent_encode(user_id.as_str(), VALUE)),
+                Part::OrgId => out.extend(utf8_percent_encode(org_id.as_str(), VALUE)),
+                Part::CodeId => out.extend(utf8_percent_encode(code_id.as_str(), VALUE)),
+                Part::Code => out.extend(utf8_percent_encode(secret, VALUE)),
+            }
+        }
+        out
+    }
+
     /// The template as given.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
+}
+
+/// Whether `{{.Code}}` sits in the authority (between `://` and the first `/`, `?` or `#`).
+/// Placeholders become marker characters that text cannot hold (control characters are refused
+/// at parse time), so the scan sees the template's shape exactly.
+fn code_in_authority(parts: &[Part]) -> bool {
+    const CODE: char = '\u{1}';
+    const OTHER: char = '\u{2}';
+    let shape: String = parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => text.clone(),
+            Part::Code => CODE.to_string(),
+            _ => OTHER.to_string(),
+        })
+        .collect();
+    let Some(start) = shape.find("://") else {
+        return false;
+    };
+    let authority = &shape[start + 3..];
+    let end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
+    authority[..end].contains(CODE)
 }
 
 /// A rendered link. It carries the secret, so `Debug` is redacted and there is no `Display`.
@@ -412,6 +472,19 @@ mod tests {
             Err(LinkError::TemplateTooLong)
         );
         assert!(UrlTemplate::parse("https://x/{{ .Code }}").is_ok());
+        for in_host in [
+            "https://{{.Code}}.example.com/",
+            "https://x{{.Code}}/",
+            "https://user:{{.Code}}@example.com/",
+            "https://example.com:{{.Code}}",
+        ] {
+            assert_eq!(
+                UrlTemplate::parse(in_host),
+                Err(LinkError::SecretInHost),
+                "{in_host}"
+            );
+        }
+        assert!(UrlTemplate::parse("https://{{.OrgID}}.example.com/?c={{.Code}}").is_ok());
     }
 
     #[test]

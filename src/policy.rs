@@ -10,9 +10,12 @@ pub const MIN_LIFETIME: Duration = Duration::minutes(5);
 pub const MAX_LIFETIME: Duration = Duration::hours(24);
 /// The most issuances a rate limit may allow per window (the user state remembers this many).
 pub const MAX_RATE_LIMIT: u32 = 64;
+/// The largest accepted clock-skew tolerance.
+pub const MAX_CLOCK_SKEW_TOLERANCE: Duration = Duration::minutes(10);
 
 /// A policy setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// Lifetime outside [5 minutes, 24 hours].
     #[error("link lifetime must be between 5 minutes and 24 hours")]
@@ -23,6 +26,27 @@ pub enum PolicyError {
     /// Failed-check cap of 0 or above 10.
     #[error("the failed-check cap must be between 1 and 10")]
     MaxFailedChecks,
+    /// Clock-skew tolerance negative or above [`MAX_CLOCK_SKEW_TOLERANCE`].
+    #[error("the clock-skew tolerance must be between 0 and 10 minutes")]
+    ClockSkewTolerance,
+}
+
+/// Which callers the per-user issuance rate limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitScope {
+    /// Authenticated users: self-service and admins (default: limited).
+    pub users: bool,
+    /// The embedding system itself, e.g. a seeding or migration job (default: not limited).
+    pub system: bool,
+}
+
+impl Default for RateLimitScope {
+    fn default() -> Self {
+        Self {
+            users: true,
+            system: false,
+        }
+    }
 }
 
 /// At most `max` links per user in any `window`.
@@ -68,11 +92,13 @@ pub struct Policy {
     rate_limit: Option<RateLimit>,
     max_failed_checks: u32,
     secret: SecretConfig,
+    rate_limit_scope: RateLimitScope,
+    clock_skew_tolerance: Duration,
 }
 
 impl Default for Policy {
-    /// 1 hour lifetime, one live link per user, 5 links per hour, 3 failed checks, 24
-    /// alphanumeric characters.
+    /// 1 hour lifetime, one live link per user, 5 links per hour for users (not for the system
+    /// caller), 3 failed checks, 24 alphanumeric characters, 60 s clock-skew tolerance.
     fn default() -> Self {
         Self {
             lifetime: Duration::hours(1),
@@ -83,6 +109,8 @@ impl Default for Policy {
             }),
             max_failed_checks: 3,
             secret: SecretConfig::default(),
+            rate_limit_scope: RateLimitScope::default(),
+            clock_skew_tolerance: Duration::seconds(60),
         }
     }
 }
@@ -129,6 +157,35 @@ impl Policy {
     pub fn with_secret(mut self, secret: SecretConfig) -> Self {
         self.secret = secret;
         self
+    }
+
+    /// Sets which callers the rate limit applies to.
+    pub fn with_rate_limit_scope(mut self, scope: RateLimitScope) -> Self {
+        self.rate_limit_scope = scope;
+        self
+    }
+
+    /// Sets how far in this node's future a code's issuance time may lie (other nodes' clocks
+    /// run slightly differently) before the code is refused.
+    ///
+    /// # Errors
+    /// [`PolicyError::ClockSkewTolerance`] outside 0 ..= [`MAX_CLOCK_SKEW_TOLERANCE`].
+    pub fn with_clock_skew_tolerance(mut self, tolerance: Duration) -> Result<Self, PolicyError> {
+        if tolerance < Duration::zero() || tolerance > MAX_CLOCK_SKEW_TOLERANCE {
+            return Err(PolicyError::ClockSkewTolerance);
+        }
+        self.clock_skew_tolerance = tolerance;
+        Ok(self)
+    }
+
+    /// Which callers the rate limit applies to.
+    pub fn rate_limit_scope(&self) -> RateLimitScope {
+        self.rate_limit_scope
+    }
+
+    /// The clock-skew tolerance.
+    pub fn clock_skew_tolerance(&self) -> Duration {
+        self.clock_skew_tolerance
     }
 
     /// The link lifetime.

@@ -45,7 +45,7 @@ pub enum SecretConfigError {
 /// Length and alphabet classes of generated secrets (as ZITADEL's secret generator).
 ///
 /// ```
-/// use passkey_links::secret::{SecretConfig, SecretConfigError};
+/// use passkey_links::{SecretConfig, SecretConfigError};
 ///
 /// // ZITADEL's default of 12 alphanumerics (~71 bits) is refused; 20 (~119 bits) is enough.
 /// assert!(matches!(SecretConfig::new(12, true, true, true, false), Err(SecretConfigError::TooWeak { .. })));

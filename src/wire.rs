@@ -2,6 +2,8 @@
 //! grpc-gateway prints them (camelCase, `sequence` as a decimal string, RFC 3339 `Z` timestamps,
 //! durations like `"3600s"`).
 //!
+//! Requests accept the protobuf JSON names (`returnCode`) and the original proto field names
+//! (`return_code`), as protojson does; unknown fields are ignored, as grpc-gateway does.
 //! Responses that carry a secret (a link or a code) have a redacted `Debug`.
 
 use std::fmt;
@@ -9,7 +11,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::user::NewPasskey;
+use crate::domain::NewPasskey;
 use crate::secret::Secret;
 
 /// `details` of every answer, from the last applied event of the aggregate the command changed.
@@ -132,6 +134,7 @@ impl<'de> Deserialize<'de> for ProtoDuration {
 #[serde(rename_all = "camelCase")]
 pub struct AddPasswordlessRegistrationRequest {
     /// Target user.
+    #[serde(alias = "user_id")]
     pub user_id: String,
 }
 
@@ -165,6 +168,7 @@ pub type AddMyPasswordlessLinkResponse = AddPasswordlessRegistrationResponse;
 #[serde(rename_all = "camelCase")]
 pub struct SendPasswordlessRegistrationRequest {
     /// Target user.
+    #[serde(alias = "user_id")]
     pub user_id: String,
 }
 
@@ -186,7 +190,11 @@ pub type SendPasswordlessLinkResponse = DetailsResponse;
 #[serde(rename_all = "camelCase")]
 pub struct SendLink {
     /// Optional template with `{{.UserID}}`, `{{.OrgID}}`, `{{.CodeID}}`, `{{.Code}}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "url_template",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub url_template: Option<String>,
 }
 
@@ -200,13 +208,17 @@ pub struct ReturnCode {}
 #[serde(rename_all = "camelCase")]
 pub struct CreatePasskeyRegistrationLinkRequest {
     /// Target user (path parameter).
-    #[serde(default)]
+    #[serde(alias = "user_id", default)]
     pub user_id: String,
     /// Email the link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "send_link", default, skip_serializing_if = "Option::is_none")]
     pub send_link: Option<SendLink>,
     /// Return the code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "return_code",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub return_code: Option<ReturnCode>,
 }
 
@@ -239,22 +251,24 @@ pub struct CreatePasskeyRegistrationLinkResponse {
     pub code: Option<PasskeyRegistrationCode>,
 }
 
-/// Check a link the user opened (no authentication: the code is the credential).
+/// Check the code of a link the user opened (no authentication: the code is the credential).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckLinkRequest {
+pub struct CheckCodeRequest {
     /// `userID` of the link.
+    #[serde(alias = "user_id")]
     pub user_id: String,
     /// `codeID` of the link.
+    #[serde(alias = "code_id")]
     pub code_id: String,
     /// `code` of the link.
     pub code: Secret,
 }
 
-/// A usable link.
+/// A usable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckLinkResponse {
+pub struct CheckCodeResponse {
     /// Details of the code aggregate.
     pub details: Details,
     /// The user.
@@ -266,13 +280,15 @@ pub struct CheckLinkResponse {
     pub expiration_date: DateTime<Utc>,
 }
 
-/// Consume a link, registering the passkey the ceremony produced.
+/// Consume a code, registering the passkey the ceremony produced.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConsumeLinkRequest {
+pub struct ConsumeCodeRequest {
     /// `userID` of the link.
+    #[serde(alias = "user_id")]
     pub user_id: String,
     /// `codeID` of the link.
+    #[serde(alias = "code_id")]
     pub code_id: String,
     /// `code` of the link.
     pub code: Secret,
@@ -280,13 +296,15 @@ pub struct ConsumeLinkRequest {
     pub passkey: NewPasskey,
 }
 
-/// Revoke a link.
+/// Revoke a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RevokeLinkRequest {
+pub struct RevokeCodeRequest {
     /// The user.
+    #[serde(alias = "user_id")]
     pub user_id: String,
     /// The code.
+    #[serde(alias = "code_id")]
     pub code_id: String,
 }
 
@@ -297,7 +315,7 @@ pub struct AddOrgRequest {
     /// Display name.
     pub name: String,
     /// The id to give the org; a fresh one when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "org_id", default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
 }
 
@@ -316,19 +334,25 @@ pub struct AddOrgResponse {
 #[serde(rename_all = "camelCase")]
 pub struct AddHumanUserRequest {
     /// The id to give the user; a fresh one when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "user_id", default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Login name.
+    #[serde(alias = "user_name")]
     pub user_name: String,
     /// Display name.
+    #[serde(alias = "display_name")]
     pub display_name: String,
     /// Email address.
     pub email: String,
     /// Whether the email is verified already.
-    #[serde(default)]
+    #[serde(alias = "is_email_verified", default)]
     pub is_email_verified: bool,
     /// Preferred language tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "preferred_language",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub preferred_language: Option<String>,
 }
 
@@ -337,9 +361,10 @@ pub struct AddHumanUserRequest {
 #[serde(rename_all = "camelCase")]
 pub struct AddMachineUserRequest {
     /// The id to give the user; a fresh one when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "user_id", default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Login name.
+    #[serde(alias = "user_name")]
     pub user_name: String,
     /// Display name.
     pub name: String,

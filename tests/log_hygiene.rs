@@ -3,6 +3,7 @@
 //! Its own test binary with a global subscriber: tracing caches per-callsite interest
 //! process-wide, so a thread-local subscriber raced other tests hitting the same callsites.
 
+#[path = "it/scenarios.rs"]
 mod scenarios;
 
 #[cfg(not(feature = "tracing"))]
@@ -57,11 +58,11 @@ mod logs {
             .unwrap();
         let (user, _, code_id, code) = link_params(&added.link);
         f.service
-            .check_link(check_request(&user, &code_id, "wrong"))
+            .check_code(check_request(&user, &code_id, "wrong"))
             .await
             .unwrap_err();
         f.service
-            .consume_link(consume_request(&user, &code_id, &code, "bG9ncw"))
+            .consume_code(consume_request(&user, &code_id, &code, "bG9ncw"))
             .await
             .unwrap();
         f.service
@@ -79,7 +80,13 @@ mod logs {
             log.contains("passkey_links.add_my_passwordless_link"),
             "{log}"
         );
-        assert!(log.contains(&format!("code_id={code_id}")), "{log}");
+        // Logs name a code by its derived reference, never by its confidential id.
+        let reference = CodeId::new(&code_id).unwrap().reference();
+        assert!(log.contains(&format!("code=\"{reference}\"")), "{log}");
+        assert!(
+            !log.contains(&code_id),
+            "the code id reached the log: {log}"
+        );
         assert!(
             log.contains("InvalidArgument"),
             "failures carry their kind: {log}"

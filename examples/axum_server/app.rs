@@ -44,6 +44,8 @@ pub mod demo {
     pub const ADMIN_TOKEN: &str = "acme-admin-token";
     /// Globex admin (every permission in Globex only).
     pub const GLOBEX_ADMIN_TOKEN: &str = "globex-admin-token";
+    /// ACME support desk (only `user.read` in ACME).
+    pub const SUPPORT_TOKEN: &str = "acme-support-token";
     /// Ada herself.
     pub const ADA_TOKEN: &str = "ada-token";
     /// Bob himself.
@@ -107,17 +109,17 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
             },
         )
         .await?;
-    let all = [
-        Permission::UserCredentialWrite,
-        Permission::UserWrite,
-        Permission::UserPasskeyWrite,
-        Permission::OrgWrite,
-    ];
+    let all = Permission::ALL;
     let id = |s: &str| UserId::new(s);
     let org = |s: &str| OrgId::new(s);
     let grants = StaticGrants::new()
         .grant(&id("acme-admin")?, &org(demo::ACME)?, all)
-        .grant(&id("globex-admin")?, &org(demo::GLOBEX)?, all);
+        .grant(&id("globex-admin")?, &org(demo::GLOBEX)?, all)
+        .grant(
+            &id("acme-support")?,
+            &org(demo::ACME)?,
+            [Permission::UserRead],
+        );
     let tokens = HashMap::from([
         (
             demo::ADMIN_TOKEN.to_owned(),
@@ -126,6 +128,10 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
         (
             demo::GLOBEX_ADMIN_TOKEN.to_owned(),
             Caller::user(id("globex-admin")?, org(demo::GLOBEX)?),
+        ),
+        (
+            demo::SUPPORT_TOKEN.to_owned(),
+            Caller::user(id("acme-support")?, org(demo::ACME)?),
         ),
         (
             demo::ADA_TOKEN.to_owned(),
@@ -279,17 +285,17 @@ async fn create_registration_link(
 /// Opened by the login UI when the user follows the link: no token, the code is the credential.
 async fn check_link(
     State(app): State<Arc<App>>,
-    body: Result<Json<CheckLinkRequest>, JsonRejection>,
-) -> Answer<CheckLinkResponse> {
+    body: Result<Json<CheckCodeRequest>, JsonRejection>,
+) -> Answer<CheckCodeResponse> {
     let Json(request) = body?;
-    Ok(Json(app.service.check_link(request).await?))
+    Ok(Json(app.service.check_code(request).await?))
 }
 
 /// Called once the WebAuthn ceremony produced the credential.
 async fn consume_link(
     State(app): State<Arc<App>>,
-    body: Result<Json<ConsumeLinkRequest>, JsonRejection>,
+    body: Result<Json<ConsumeCodeRequest>, JsonRejection>,
 ) -> Answer<DetailsResponse> {
     let Json(request) = body?;
-    Ok(Json(app.service.consume_link(request).await?))
+    Ok(Json(app.service.consume_code(request).await?))
 }

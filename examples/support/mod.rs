@@ -3,10 +3,10 @@
 
 use std::future::Future;
 
-use passkey_links::domain::user::NewPasskey;
+use passkey_links::domain::NewPasskey;
 use passkey_links::ids::StreamId;
-use passkey_links::ports::store::RecordedEvent;
 use passkey_links::prelude::*;
+use passkey_links::store::RecordedEvent;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -43,7 +43,7 @@ struct Delivered<'a> {
     link: &'a str,
     user_id: &'a str,
     org_id: &'a str,
-    code_id: &'a str,
+    code: &'a str,
     expires_at: String,
     idempotency_key: &'a str,
 }
@@ -123,9 +123,10 @@ where
                 recipient,
                 user_id,
                 org_id,
-                code_id,
+                code,
                 link,
                 expires_at,
+                ..
             },
     }) = delivered.last()
     else {
@@ -136,7 +137,7 @@ where
         link: link.expose(),
         user_id: user_id.as_str(),
         org_id: org_id.as_str(),
-        code_id: code_id.as_str(),
+        code: code.as_str(),
         expires_at: passkey_links::wire::timestamp::format(expires_at),
         idempotency_key,
     };
@@ -154,7 +155,7 @@ where
     let presented =
         json!({"userId": param("userID"), "codeId": param("codeID"), "code": param("code")});
     let checked = service
-        .check_link(serde_json::from_value(presented.clone())?)
+        .check_code(serde_json::from_value(presented.clone())?)
         .await?;
     emit("check", "response", &checked)?;
 
@@ -162,12 +163,12 @@ where
     consume["passkey"] = json!({"credentialId": "cXVpY2tzdGFydC1jcmVk", "publicKey": "pQECAyYgASFYIA==", "name": "Ada's iPhone"});
     let _: NewPasskey = serde_json::from_value(consume["passkey"].clone())?;
     let consumed = service
-        .consume_link(serde_json::from_value(consume.clone())?)
+        .consume_code(serde_json::from_value(consume.clone())?)
         .await?;
     emit("consume", "response", &consumed)?;
 
     let again = service
-        .consume_link(serde_json::from_value(consume)?)
+        .consume_code(serde_json::from_value(consume)?)
         .await
         .err()
         .ok_or("the same code was accepted twice")?;

@@ -1,23 +1,24 @@
-//! The passwordless init code aggregate: one registration link's lifecycle, and the
-//! cross-aggregate decisions that issue, deliver, check, consume and revoke it.
+//! The registration code aggregate (ZITADEL's "passwordless init code"): one code's lifecycle —
+//! issued, delivered, failed checks, consumed, revoked — and the rule that says whether a
+//! presented code is usable. A *code* is the id and secret; a *link* is the URL that carries it.
 //!
 //! Rule-relevant times live in the payload: `issuedAt` and `expiresAt` are fixed by the issuing
 //! event, so no later event can extend a code's life (ZITADEL CVE-2026-32132).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::credential::{CredentialEvent, CredentialState};
+use super::CheckFailure;
+use super::credential::CredentialId;
 use super::org::OrgState;
-use super::user::{CredentialId, NewPasskey, UserEvent, UserState};
-use super::{Change, CheckFailure, Decision, DomainError};
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
-use crate::policy::Policy;
+use super::user::UserState;
+use crate::ids::{OrgId, UserId};
 use crate::secret::{Secret, SecretDigest};
 
 /// The facts fixed when a code is issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Issued {
     /// The user the code registers a passkey for.
     pub user_id: UserId,
@@ -31,23 +32,57 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
     /// Version of the user stream's `link.issued` event for this code.
     pub user_version: u64,
+    /// Version of the org stream when the code was issued (a later stop of the org kills it).
+    /// Codes stored before this field existed read as 0: any org stop kills them.
+    #[serde(default)]
+    pub org_version: u64,
     /// Failed checks after which the code is exhausted.
     pub max_failed_checks: u32,
 }
 
+impl Issued {
+    /// The issuance facts of a new code.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        user_id: UserId,
+        org_id: OrgId,
+        secret_digest: SecretDigest,
+        issued_at: DateTime<Utc>,
+        lifetime: Duration,
+        user_version: u64,
+        org_version: u64,
+        max_failed_checks: u32,
+    ) -> Self {
+        Self {
+            user_id,
+            org_id,
+            secret_digest,
+            issued_at,
+            expires_at: issued_at + lifetime,
+            user_version,
+            org_version,
+            max_failed_checks,
+        }
+    }
+}
+
 /// Why delivery failed (stored; no notifier text, which could carry anything).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeliveryFailure {
     /// The notifier was unreachable or failed transiently.
+    #[error("the notifier was unavailable")]
     Unavailable,
     /// The notifier refused the message.
+    #[error("the notifier rejected the message")]
     Rejected,
 }
 
 /// Events of a code stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]
+#[non_exhaustive]
 pub enum CodeEvent {
     /// Issued and returned to the caller: usable at once.
     #[serde(rename = "user.human.passwordless.initialization.code.added")]
@@ -65,6 +100,9 @@ pub enum CodeEvent {
         /// The v2 url template to render the mailed link with, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url_template: Option<String>,
+        /// Whether the code supersedes the user's earlier codes once it is sent.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        supersedes_when_usable: bool,
     },
     /// The notifier accepted the message: the code is usable.
     #[serde(rename = "user.human.passwordless.initialization.code.sent")]
@@ -95,8 +133,22 @@ pub enum CodeEvent {
     Revoked {},
 }
 
+impl CodeEvent {
+    /// The stored type names, in declaration order.
+    pub const TYPES: &'static [&'static str] = &[
+        "user.human.passwordless.initialization.code.added",
+        "user.human.passwordless.initialization.code.requested",
+        "user.human.passwordless.initialization.code.sent",
+        "user.human.passwordless.initialization.code.delivery.failed",
+        "user.human.passwordless.initialization.code.check.failed",
+        "user.human.passwordless.initialization.code.check.succeeded",
+        "user.human.passwordless.initialization.code.revoked",
+    ];
+}
+
 /// Lifecycle status of a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CodeStatus {
     /// No events yet.
     #[default]
@@ -116,16 +168,12 @@ pub enum CodeStatus {
 /// State folded from a code stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CodeState {
-    /// Stream version.
-    pub version: u64,
-    /// Status.
-    pub status: CodeStatus,
-    /// Issuance facts (from the first issuing event; later ones are ignored).
-    pub issued: Option<Issued>,
-    /// The v2 url template, if any.
-    pub url_template: Option<String>,
-    /// Failed checks so far.
-    pub failed_checks: u32,
+    version: u64,
+    status: CodeStatus,
+    issued: Option<Issued>,
+    url_template: Option<String>,
+    supersedes_when_usable: bool,
+    failed_checks: u32,
 }
 
 impl CodeState {
@@ -140,9 +188,11 @@ impl CodeState {
             CodeEvent::Requested {
                 issued,
                 url_template,
+                supersedes_when_usable,
             } if self.issued.is_none() => {
                 self.issued = Some(issued.clone());
                 self.url_template.clone_from(url_template);
+                self.supersedes_when_usable = *supersedes_when_usable;
                 self.status = CodeStatus::Requested;
             }
             CodeEvent::Sent { .. } if self.status == CodeStatus::Requested => {
@@ -160,6 +210,36 @@ impl CodeState {
         }
     }
 
+    /// Number of events folded in.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Status.
+    pub fn status(&self) -> CodeStatus {
+        self.status
+    }
+
+    /// Issuance facts (from the first issuing event; later ones are ignored).
+    pub fn issued(&self) -> Option<&Issued> {
+        self.issued.as_ref()
+    }
+
+    /// The v2 url template of a delivered code, if any.
+    pub fn url_template(&self) -> Option<&str> {
+        self.url_template.as_deref()
+    }
+
+    /// Whether a delivered code supersedes the user's earlier codes once sent.
+    pub fn supersedes_when_usable(&self) -> bool {
+        self.supersedes_when_usable
+    }
+
+    /// Failed checks so far.
+    pub fn failed_checks(&self) -> u32 {
+        self.failed_checks
+    }
+
     /// Whether the failed-check cap is reached: the code is dead and no further failure is
     /// recorded.
     pub fn exhausted(&self) -> bool {
@@ -174,145 +254,25 @@ impl CodeState {
     }
 }
 
-/// How an issued code reaches the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// Returned to the caller (usable at once): v1 Add, v2 `returnCode`.
-    Returned,
-    /// Emailed to the user's verified address (usable once sent): v1 Send, v2 `sendLink`.
-    Email {
-        /// A validated v2 url template, if any.
-        url_template: Option<String>,
-    },
+/// What a presented code is checked against: the code, its user and org, and the clock.
+pub(crate) struct Presented<'a> {
+    pub(crate) user_id: &'a UserId,
+    pub(crate) secret: &'a Secret,
 }
 
-/// Issue a new link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueLink {
-    /// Target user.
-    pub user_id: UserId,
-    /// Org context of an admin call (`x-zitadel-orgid`); `None` resolves the user's own org.
-    pub org_context: Option<OrgId>,
-    /// The fresh code id.
-    pub code_id: CodeId,
-    /// Digest of the fresh secret.
-    pub secret_digest: SecretDigest,
-    /// Returned or emailed.
-    pub delivery: Delivery,
-}
-
-/// Present a code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresentCode {
-    /// The user from the link.
-    pub user_id: UserId,
-    /// The code id from the link.
-    pub code_id: CodeId,
-    /// The secret from the link.
-    pub secret: Secret,
-}
-
-/// Decides issuance: the user must be a link-eligible human in the org context, its org active,
-/// a verified email present for delivery, and the rate limit not hit.
-///
-/// # Errors
-/// [`DomainError`] for every broken rule; nothing is appended.
-pub fn issue(
-    command: &IssueLink,
-    user: &UserState,
-    org: &OrgState,
-    code: &CodeState,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<Vec<Change>, DomainError> {
-    let org_id = user.locate(command.org_context.as_ref())?.clone();
-    user.require_link_eligible()?;
-    org.require_active()?;
-    if matches!(command.delivery, Delivery::Email { .. }) && user.verified_email().is_none() {
-        return Err(DomainError::EmailNotVerified);
-    }
-    if let Some(limit) = policy.rate_limit() {
-        let window_start = now - limit.window();
-        let recent = user
-            .recent_links
-            .iter()
-            .filter(|issued_at| **issued_at > window_start)
-            .count();
-        if recent >= limit.max() as usize {
-            return Err(DomainError::RateLimited);
-        }
-    }
-    if code.version != 0 {
-        return Err(DomainError::CodeAlreadyExists);
-    }
-    let issued = Issued {
-        user_id: command.user_id.clone(),
-        org_id,
-        secret_digest: command.secret_digest,
-        issued_at: now,
-        expires_at: now + policy.lifetime(),
-        user_version: user.version + 1,
-        max_failed_checks: policy.max_failed_checks(),
-    };
-    let code_event = match &command.delivery {
-        Delivery::Returned => CodeEvent::Added { issued },
-        Delivery::Email { url_template } => CodeEvent::Requested {
-            issued,
-            url_template: url_template.clone(),
-        },
-    };
-    Ok(vec![
-        Change::new(
-            StreamId::user(&command.user_id),
-            UserEvent::LinkIssued {
-                code_id: command.code_id.clone(),
-                issued_at: now,
-                supersedes_earlier: policy.one_live_link(),
-            },
-        ),
-        Change::new(StreamId::code(&command.code_id), code_event),
-    ])
-}
-
-/// Verifies a presented code without consuming it. `Ok` means usable; otherwise the decision
-/// records `check.failed` (while under the cap) and refuses with the generic invalid-code error.
-pub fn check(
-    presented: &PresentCode,
+/// Why a presented code cannot be used, or `None` when it can. Terminal states come first: an
+/// exhausted code records nothing more, whatever else is wrong.
+pub(crate) fn refusal(
+    presented: &Presented<'_>,
     code: &CodeState,
     user: &UserState,
-    org: &OrgState,
+    org: Option<&OrgState>,
     now: DateTime<Utc>,
-) -> Result<(), Decision> {
-    match failure(presented, code, user, org, now) {
-        None => Ok(()),
-        Some(reason) => {
-            let mut changes = Vec::new();
-            let recordable = !matches!(reason, CheckFailure::UnknownCode | CheckFailure::Exhausted);
-            if recordable {
-                changes.push(Change::new(
-                    StreamId::code(&presented.code_id),
-                    CodeEvent::CheckFailed { reason },
-                ));
-            }
-            Err(Decision {
-                changes,
-                refusal: Some(DomainError::CodeInvalid(reason)),
-            })
-        }
-    }
-}
-
-fn failure(
-    presented: &PresentCode,
-    code: &CodeState,
-    user: &UserState,
-    org: &OrgState,
-    now: DateTime<Utc>,
+    skew_tolerance: Duration,
 ) -> Option<CheckFailure> {
     let Some(issued) = &code.issued else {
         return Some(CheckFailure::UnknownCode);
     };
-    // Terminal states first: an exhausted code records nothing more, whatever else is wrong.
     if code.exhausted() {
         return Some(CheckFailure::Exhausted);
     }
@@ -326,140 +286,36 @@ fn failure(
     if by_status.is_some() {
         return by_status;
     }
-    if issued.user_id != presented.user_id {
+    if &issued.user_id != presented.user_id {
         return Some(CheckFailure::UserMismatch);
+    }
+    // A node whose clock ran fast would otherwise stretch the lifetime by its skew.
+    if issued.issued_at > now + skew_tolerance {
+        return Some(CheckFailure::IssuedInFuture);
     }
     if now >= issued.expires_at {
         return Some(CheckFailure::Expired);
     }
-    if user.require_link_eligible().is_err() || user.org_id.as_ref() != Some(&issued.org_id) {
+    if user.require_code_eligible().is_err() || user.org_id() != Some(&issued.org_id) {
         return Some(CheckFailure::UserNotActive);
     }
-    if org.require_active().is_err() {
+    let Some(org) = org.filter(|org| org.require_active().is_ok()) else {
         return Some(CheckFailure::OrgNotActive);
+    };
+    if user.stopped_since(issued.user_version) {
+        return Some(CheckFailure::UserStopped);
     }
-    if user.superseding_link_version > issued.user_version {
+    if org.stopped_links_issued_at(issued.org_version) {
+        return Some(CheckFailure::OrgStopped);
+    }
+    if user.superseded(issued.user_version) {
         return Some(CheckFailure::Superseded);
     }
-    if user.email_changed_version > issued.user_version {
+    if user.email_changed_since(issued.user_version) {
         return Some(CheckFailure::EmailChanged);
     }
     if !presented.secret.matches(&issued.secret_digest) {
         return Some(CheckFailure::WrongSecret);
     }
     None
-}
-
-/// Decides a consumption: verify as [`check`], then in one decision mark the code consumed, add
-/// the passkey to the user and claim the credential id.
-///
-/// # Errors
-/// [`DomainError::InvalidPasskey`]/[`DomainError::InvalidText`] for bad input and
-/// [`DomainError::CredentialAlreadyClaimed`] for a taken credential id (nothing appended, code not
-/// burned); a refused code is a [`Decision`] with a refusal.
-pub fn consume(
-    presented: &PresentCode,
-    passkey: &NewPasskey,
-    code: &CodeState,
-    user: &UserState,
-    org: &OrgState,
-    credential: &CredentialState,
-    now: DateTime<Utc>,
-) -> Result<Decision, DomainError> {
-    passkey.validate()?;
-    if let Err(refused) = check(presented, code, user, org, now) {
-        return Ok(refused);
-    }
-    if credential.claimed_by.is_some() {
-        return Err(DomainError::CredentialAlreadyClaimed);
-    }
-    let org_id = code.org_id().cloned().ok_or(DomainError::CodeNotFound)?;
-    Ok(Decision {
-        changes: vec![
-            Change::new(
-                StreamId::code(&presented.code_id),
-                CodeEvent::CheckSucceeded {
-                    credential_id: passkey.credential_id.clone(),
-                },
-            ),
-            Change::new(
-                StreamId::user(&presented.user_id),
-                UserEvent::PasskeyAdded {
-                    code_id: presented.code_id.clone(),
-                    credential_id: passkey.credential_id.clone(),
-                    public_key: passkey.public_key.clone(),
-                    name: passkey.name.clone(),
-                },
-            ),
-            Change::new(
-                passkey.credential_id.stream(),
-                CredentialEvent::Claimed {
-                    user_id: presented.user_id.clone(),
-                    org_id,
-                    code_id: presented.code_id.clone(),
-                },
-            ),
-        ],
-        refusal: None,
-    })
-}
-
-/// The outcome of handing a code to the notifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    /// Accepted, with the notifier's receipt id.
-    Sent {
-        /// Receipt id.
-        message_id: String,
-    },
-    /// Failed.
-    Failed(DeliveryFailure),
-}
-
-/// Records the delivery outcome of a requested code.
-///
-/// # Errors
-/// [`DomainError::CodeNotFound`] or [`DomainError::CodeNotRequested`].
-pub fn record_delivery(
-    code_id: &CodeId,
-    code: &CodeState,
-    outcome: &DeliveryOutcome,
-) -> Result<Vec<Change>, DomainError> {
-    match code.status {
-        CodeStatus::Missing => return Err(DomainError::CodeNotFound),
-        CodeStatus::Requested => {}
-        _ => return Err(DomainError::CodeNotRequested),
-    }
-    let event = match outcome {
-        DeliveryOutcome::Sent { message_id } => CodeEvent::Sent {
-            message_id: message_id.clone(),
-        },
-        DeliveryOutcome::Failed(reason) => CodeEvent::DeliveryFailed { reason: *reason },
-    };
-    Ok(vec![Change::new(StreamId::code(code_id), event)])
-}
-
-/// Revokes a code of `user_id`, as seen from `org_context`.
-///
-/// # Errors
-/// [`DomainError::UserNotFound`], [`DomainError::CodeNotFound`] or [`DomainError::CodeClosed`].
-pub fn revoke(
-    user_id: &UserId,
-    code_id: &CodeId,
-    org_context: Option<&OrgId>,
-    code: &CodeState,
-    user: &UserState,
-) -> Result<Vec<Change>, DomainError> {
-    user.locate(org_context)?;
-    match &code.issued {
-        Some(issued) if &issued.user_id == user_id => {}
-        _ => return Err(DomainError::CodeNotFound),
-    }
-    match code.status {
-        CodeStatus::Requested | CodeStatus::Usable => Ok(vec![Change::new(
-            StreamId::code(code_id),
-            CodeEvent::Revoked {},
-        )]),
-        _ => Err(DomainError::CodeClosed),
-    }
 }

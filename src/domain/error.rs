@@ -1,9 +1,9 @@
-//! Domain errors: small, `PartialEq`, one variant per broken rule, each mapped to the public
-//! [`Error`](crate::Error) with a stable id.
+//! Domain errors: small, `PartialEq`, one variant per broken rule. The public
+//! [`Error`](crate::Error) maps each to a kind and a stable id in its one catalogue; the domain
+//! knows nothing of transports.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind};
 use crate::ids::IdError;
 use crate::link::LinkError;
 
@@ -12,6 +12,7 @@ use crate::link::LinkError;
 /// `Errors.User.Code.Invalid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CheckFailure {
     /// No code with that id exists (nothing is recorded).
     UnknownCode,
@@ -39,10 +40,18 @@ pub enum CheckFailure {
     EmailChanged,
     /// The presented secret is wrong.
     WrongSecret,
+    /// The code was issued more than the clock-skew tolerance in this node's future.
+    IssuedInFuture,
+    /// The user was locked, deactivated or removed after the code was issued (unlocking or
+    /// reactivating never revives it).
+    UserStopped,
+    /// The user's org was deactivated or removed after the code was issued.
+    OrgStopped,
 }
 
 /// A broken domain rule or bad input.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// An id was refused.
     #[error(transparent)]
@@ -61,6 +70,9 @@ pub enum DomainError {
     /// A URL template or link was refused.
     #[error("invalid url template: {0}")]
     InvalidUrlTemplate(LinkError),
+    /// A request is contradictory or incomplete (e.g. both v2 media at once).
+    #[error("{0}")]
+    InvalidArgument(&'static str),
     /// A passkey to register was refused.
     #[error("invalid passkey: {0}")]
     InvalidPasskey(&'static str),
@@ -121,94 +133,4 @@ pub enum DomainError {
     /// The passkey credential id is registered already.
     #[error("passkey credential id is registered already")]
     CredentialAlreadyClaimed,
-}
-
-impl DomainError {
-    fn parts(&self) -> (ErrorKind, &'static str, &'static str) {
-        use ErrorKind::*;
-        match self {
-            Self::InvalidId(IdError::Empty { .. }) => {
-                (InvalidArgument, "PKL-INPUT-01", "Errors.IDMissing")
-            }
-            Self::InvalidId(_) => (InvalidArgument, "PKL-INPUT-02", "Errors.Invalid.ID"),
-            Self::InvalidText { .. } => (InvalidArgument, "PKL-INPUT-03", "Errors.User.Invalid"),
-            Self::InvalidEmail => (InvalidArgument, "PKL-INPUT-04", "Errors.User.Email.Invalid"),
-            Self::InvalidUrlTemplate(_) => (
-                InvalidArgument,
-                "PKL-INPUT-05",
-                "Errors.User.InvalidURLTemplate",
-            ),
-            Self::InvalidPasskey(_) => (
-                InvalidArgument,
-                "PKL-INPUT-06",
-                "Errors.User.Passkey.Invalid",
-            ),
-            Self::OrgNotFound => (NotFound, "PKL-ORG-01", "Errors.Org.NotFound"),
-            Self::OrgAlreadyExists => (AlreadyExists, "PKL-ORG-02", "Errors.Org.AlreadyExists"),
-            Self::OrgNotActive => (FailedPrecondition, "PKL-ORG-03", "Errors.Org.NotActive"),
-            Self::OrgAlreadyActive => {
-                (FailedPrecondition, "PKL-ORG-04", "Errors.Org.AlreadyActive")
-            }
-            Self::UserNotFound => (NotFound, "PKL-USER-01", "Errors.User.NotFound"),
-            Self::UserAlreadyExists => {
-                (AlreadyExists, "PKL-USER-02", "Errors.User.AlreadyExisting")
-            }
-            Self::UserNotHuman => (FailedPrecondition, "PKL-USER-03", "Errors.User.NotHuman"),
-            Self::UserInactive => (FailedPrecondition, "PKL-USER-04", "Errors.User.NotActive"),
-            Self::UserLocked => (FailedPrecondition, "PKL-USER-05", "Errors.User.Locked"),
-            Self::UserStateConflict(_) => (
-                FailedPrecondition,
-                "PKL-USER-06",
-                "Errors.User.State.Invalid",
-            ),
-            Self::EmailNotVerified => (
-                FailedPrecondition,
-                "PKL-USER-07",
-                "Errors.User.Email.NotVerified",
-            ),
-            Self::EmailUnchanged => (
-                FailedPrecondition,
-                "PKL-USER-08",
-                "Errors.User.Email.NotChanged",
-            ),
-            Self::RateLimited => (
-                ResourceExhausted,
-                "PKL-CODE-01",
-                "Errors.User.Code.TooManyRequests",
-            ),
-            Self::CodeInvalid(_) => (InvalidArgument, "PKL-CODE-02", "Errors.User.Code.Invalid"),
-            Self::CodeNotFound => (NotFound, "PKL-CODE-03", "Errors.User.Code.NotFound"),
-            Self::CodeAlreadyExists => (
-                AlreadyExists,
-                "PKL-CODE-04",
-                "Errors.User.Code.AlreadyExists",
-            ),
-            Self::CodeNotRequested => (
-                FailedPrecondition,
-                "PKL-CODE-05",
-                "Errors.User.Code.NotRequested",
-            ),
-            Self::CodeClosed => (FailedPrecondition, "PKL-CODE-06", "Errors.User.Code.Closed"),
-            Self::CredentialAlreadyClaimed => (
-                AlreadyExists,
-                "PKL-PASSKEY-01",
-                "Errors.User.Passkey.AlreadyExists",
-            ),
-        }
-    }
-}
-
-impl From<DomainError> for Error {
-    fn from(err: DomainError) -> Self {
-        let (kind, id, key) = err.parts();
-        // The check failure reason is deliberately not part of the message: callers only ever
-        // learn that the code is invalid.
-        Error::new(kind, id, key, err.to_string())
-    }
-}
-
-impl From<IdError> for Error {
-    fn from(err: IdError) -> Self {
-        DomainError::from(err).into()
-    }
 }

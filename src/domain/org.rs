@@ -1,14 +1,15 @@
-//! The organization aggregate: existence, status and name.
+//! The organization aggregate: existence, status and name, and its lifecycle decisions.
 
 use serde::{Deserialize, Serialize};
 
 use super::text::{MAX_NAME_LEN, validate_text};
-use super::{Change, DomainError};
-use crate::ids::{OrgId, StreamId};
+use super::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
+use crate::ids::OrgId;
 
 /// Events of an organization stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]
+#[non_exhaustive]
 pub enum OrgEvent {
     /// The org was created.
     #[serde(rename = "org.added")]
@@ -16,10 +17,10 @@ pub enum OrgEvent {
         /// Display name.
         name: String,
     },
-    /// The org was deactivated: its users get no links and redeem none.
+    /// The org was deactivated: its users get no links, and every earlier link dies for good.
     #[serde(rename = "org.deactivated")]
     Deactivated {},
-    /// The org was reactivated.
+    /// The org was reactivated (earlier links stay dead).
     #[serde(rename = "org.reactivated")]
     Reactivated {},
     /// The org was removed, for good.
@@ -27,8 +28,19 @@ pub enum OrgEvent {
     Removed {},
 }
 
+impl OrgEvent {
+    /// The stored type names, in declaration order.
+    pub const TYPES: &'static [&'static str] = &[
+        "org.added",
+        "org.deactivated",
+        "org.reactivated",
+        "org.removed",
+    ];
+}
+
 /// Lifecycle status of an org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OrgStatus {
     /// No events yet.
     #[default]
@@ -44,12 +56,10 @@ pub enum OrgStatus {
 /// State folded from an org stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OrgState {
-    /// Stream version (number of events applied).
-    pub version: u64,
-    /// Status.
-    pub status: OrgStatus,
-    /// Name.
-    pub name: String,
+    version: u64,
+    status: OrgStatus,
+    name: String,
+    links_stopped_version: u64,
 }
 
 impl OrgState {
@@ -64,13 +74,38 @@ impl OrgState {
             }
             OrgEvent::Deactivated {} if self.status == OrgStatus::Active => {
                 self.status = OrgStatus::Inactive;
+                self.links_stopped_version = self.version;
             }
             OrgEvent::Reactivated {} if self.status == OrgStatus::Inactive => {
                 self.status = OrgStatus::Active;
             }
-            OrgEvent::Removed {} => self.status = OrgStatus::Removed,
+            OrgEvent::Removed {} => {
+                self.status = OrgStatus::Removed;
+                self.links_stopped_version = self.version;
+            }
             _ => {}
         }
+    }
+
+    /// Number of events folded in.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Status.
+    pub fn status(&self) -> OrgStatus {
+        self.status
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a link issued when this stream was at `version` was killed by a later
+    /// deactivation or removal (reactivation never revives it).
+    pub fn stopped_links_issued_at(&self, version: u64) -> bool {
+        self.links_stopped_version > version
     }
 
     /// Whether the org exists and is not removed.
@@ -91,14 +126,42 @@ impl OrgState {
     }
 }
 
-/// Org lifecycle commands.
+/// Create an org.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrgCommand {
-    /// Create the org.
-    Add {
-        /// Display name.
-        name: String,
-    },
+pub struct AddOrg {
+    /// The new org's id.
+    pub org_id: OrgId,
+    /// Display name.
+    pub name: String,
+}
+
+impl Decide for AddOrg {
+    type State<'a> = &'a OrgState;
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        view.org(&self.org_id)
+    }
+
+    fn decide(&self, org: &OrgState, _: &Ctx<'_>) -> Outcome {
+        if let Err(err) = validate_text("org name", &self.name, MAX_NAME_LEN) {
+            return Outcome::Reject(err);
+        }
+        if org.status != OrgStatus::Missing {
+            return Outcome::Reject(DomainError::OrgAlreadyExists);
+        }
+        Outcome::Accept(vec![Change::org(
+            &self.org_id,
+            OrgEvent::Added {
+                name: self.name.clone(),
+            },
+        )])
+    }
+}
+
+/// An org lifecycle change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrgChange {
     /// Deactivate an active org.
     Deactivate,
     /// Reactivate an inactive org.
@@ -107,39 +170,92 @@ pub enum OrgCommand {
     Remove,
 }
 
-/// Decides an org lifecycle command.
-///
-/// # Errors
-/// [`DomainError`] when the name is invalid or the org's status forbids the command.
-pub fn decide(
-    id: &OrgId,
-    state: &OrgState,
-    command: &OrgCommand,
-) -> Result<Vec<Change>, DomainError> {
-    let event = match command {
-        OrgCommand::Add { name } => {
-            validate_text("org name", name, MAX_NAME_LEN)?;
-            if state.status != OrgStatus::Missing {
-                return Err(DomainError::OrgAlreadyExists);
+/// Change an existing org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeOrg {
+    /// The org.
+    pub org_id: OrgId,
+    /// The change.
+    pub change: OrgChange,
+}
+
+impl Decide for ChangeOrg {
+    type State<'a> = &'a OrgState;
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        view.org(&self.org_id)
+    }
+
+    fn decide(&self, org: &OrgState, _: &Ctx<'_>) -> Outcome {
+        let event = match self.change {
+            OrgChange::Deactivate => match org.status {
+                OrgStatus::Active => OrgEvent::Deactivated {},
+                OrgStatus::Inactive => return Outcome::Reject(DomainError::OrgNotActive),
+                _ => return Outcome::Reject(DomainError::OrgNotFound),
+            },
+            OrgChange::Reactivate => match org.status {
+                OrgStatus::Inactive => OrgEvent::Reactivated {},
+                OrgStatus::Active => return Outcome::Reject(DomainError::OrgAlreadyActive),
+                _ => return Outcome::Reject(DomainError::OrgNotFound),
+            },
+            OrgChange::Remove => {
+                if !org.exists() {
+                    return Outcome::Reject(DomainError::OrgNotFound);
+                }
+                OrgEvent::Removed {}
             }
-            OrgEvent::Added { name: name.clone() }
+        };
+        Outcome::Accept(vec![Change::org(&self.org_id, event)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::test_support::*;
+    use crate::testing::given;
+
+    fn change(change: OrgChange) -> ChangeOrg {
+        ChangeOrg {
+            org_id: org(),
+            change,
         }
-        OrgCommand::Deactivate => match state.status {
-            OrgStatus::Active => OrgEvent::Deactivated {},
-            OrgStatus::Inactive => return Err(DomainError::OrgNotActive),
-            _ => return Err(DomainError::OrgNotFound),
-        },
-        OrgCommand::Reactivate => match state.status {
-            OrgStatus::Inactive => OrgEvent::Reactivated {},
-            OrgStatus::Active => return Err(DomainError::OrgAlreadyActive),
-            _ => return Err(DomainError::OrgNotFound),
-        },
-        OrgCommand::Remove => {
-            if !state.exists() {
-                return Err(DomainError::OrgNotFound);
-            }
-            OrgEvent::Removed {}
-        }
-    };
-    Ok(vec![Change::new(StreamId::org(id), event)])
+    }
+
+    #[test]
+    fn org_lifecycle() {
+        let add = |name: &str| AddOrg {
+            org_id: org(),
+            name: name.into(),
+        };
+        given([])
+            .when(&add("ACME"), t0())
+            .then([org_added(&org())])
+            .when(&change(OrgChange::Reactivate), t0())
+            .then_error(DomainError::OrgAlreadyActive);
+        given([org_added(&org())])
+            .when(&change(OrgChange::Deactivate), t0())
+            .then([Change::org(&org(), OrgEvent::Deactivated {})])
+            .when(&change(OrgChange::Reactivate), t0())
+            .then([Change::org(&org(), OrgEvent::Reactivated {})])
+            .when(&change(OrgChange::Remove), t0())
+            .then([Change::org(&org(), OrgEvent::Removed {})])
+            .when(&add("again"), t0())
+            .then_error(DomainError::OrgAlreadyExists);
+        given([])
+            .when(&change(OrgChange::Deactivate), t0())
+            .then_error(DomainError::OrgNotFound);
+    }
+
+    #[test]
+    fn a_stop_kills_earlier_links_for_good() {
+        let mut state = OrgState::default();
+        state.apply(&OrgEvent::Added { name: "A".into() });
+        let issued_at = state.version();
+        state.apply(&OrgEvent::Deactivated {});
+        state.apply(&OrgEvent::Reactivated {});
+        assert!(state.require_active().is_ok());
+        assert!(state.stopped_links_issued_at(issued_at));
+        assert!(!state.stopped_links_issued_at(state.version()));
+    }
 }

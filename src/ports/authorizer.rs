@@ -1,14 +1,19 @@
-//! The authorizer port: does a principal hold a permission in an org?
+//! The authorizer port: which permissions does a principal hold in an org?
+//!
+//! The service asks for the whole set, not one permission, because the answer shapes the error:
+//! a caller who holds nothing in the target user's org gets exactly the "user not found" answer
+//! (no existence oracle across orgs); PermissionDenied is only for callers who act inside an org
+//! where they hold some grant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::{Future, ready};
 
 use super::forward_port;
-use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 
 /// Permissions the service checks (ZITADEL's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Permission {
     /// `user.credential.write`: add (returned) links, revoke links.
     UserCredentialWrite,
@@ -18,9 +23,23 @@ pub enum Permission {
     UserPasskeyWrite,
     /// `org.write`: org lifecycle.
     OrgWrite,
+    /// `org.create`: create orgs (held by no user; only the system caller creates orgs).
+    OrgCreate,
+    /// `user.read`: read a user's links and passkeys.
+    UserRead,
 }
 
 impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 6] = [
+        Self::UserCredentialWrite,
+        Self::UserWrite,
+        Self::UserPasskeyWrite,
+        Self::OrgWrite,
+        Self::OrgCreate,
+        Self::UserRead,
+    ];
+
     /// ZITADEL's permission name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -28,8 +47,54 @@ impl Permission {
             Self::UserWrite => "user.write",
             Self::UserPasskeyWrite => "user.passkey.write",
             Self::OrgWrite => "org.write",
+            Self::OrgCreate => "org.create",
+            Self::UserRead => "user.read",
         }
     }
+
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of permissions (what a principal holds in one org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Permissions(u32);
+
+impl Permissions {
+    /// No permission.
+    pub const NONE: Self = Self(0);
+
+    /// Whether `permission` is in the set.
+    pub fn contains(self, permission: Permission) -> bool {
+        self.0 & permission.bit() != 0
+    }
+
+    /// Whether the set is empty (the principal holds no grant in the org).
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The set plus `permission`.
+    #[must_use]
+    pub fn with(self, permission: Permission) -> Self {
+        Self(self.0 | permission.bit())
+    }
+}
+
+impl FromIterator<Permission> for Permissions {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+/// The authorizer could not decide (e.g. its backing service is down).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// Unreachable or failed transiently; retrying later is safe.
+    #[error("authorizer unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// An authenticated user: who and in which org their token was issued.
@@ -43,6 +108,7 @@ pub struct Principal {
 
 /// Who calls the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Caller {
     /// An authenticated user.
     User(Principal),
@@ -69,26 +135,25 @@ impl Caller {
 
 /// Decides permissions.
 pub trait Authorizer: Send + Sync {
-    /// Whether `principal` holds `permission` in `org`.
+    /// Every permission `principal` holds in `org` (empty: no grant there at all).
     ///
     /// # Errors
-    /// An [`Error`] when the decision cannot be made (e.g. `Unavailable`).
-    fn is_permitted(
+    /// [`AccessError`] when the answer cannot be had.
+    fn permissions(
         &self,
         principal: &Principal,
-        permission: Permission,
         org: &OrgId,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<Permissions, AccessError>> + Send;
 }
 
 forward_port!(Authorizer {
-    fn is_permitted(&self, principal: &Principal, permission: Permission, org: &OrgId) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn permissions(&self, principal: &Principal, org: &OrgId) -> impl Future<Output = Result<Permissions, AccessError>> + Send;
 });
 
 /// A static table of grants: (user, org) → permissions.
 #[derive(Debug, Clone, Default)]
 pub struct StaticGrants {
-    grants: HashMap<(UserId, OrgId), HashSet<Permission>>,
+    grants: HashMap<(UserId, OrgId), Permissions>,
 }
 
 impl StaticGrants {
@@ -104,25 +169,23 @@ impl StaticGrants {
         org: &OrgId,
         permissions: impl IntoIterator<Item = Permission>,
     ) -> Self {
-        self.grants
-            .entry((user.clone(), org.clone()))
-            .or_default()
-            .extend(permissions);
+        let entry = self.grants.entry((user.clone(), org.clone())).or_default();
+        *entry = permissions.into_iter().fold(*entry, Permissions::with);
         self
     }
 }
 
 impl Authorizer for StaticGrants {
-    fn is_permitted(
+    fn permissions(
         &self,
         principal: &Principal,
-        permission: Permission,
         org: &OrgId,
-    ) -> impl Future<Output = Result<bool, Error>> + Send {
-        let permitted = self
+    ) -> impl Future<Output = Result<Permissions, AccessError>> + Send {
+        let held = self
             .grants
             .get(&(principal.user_id.clone(), org.clone()))
-            .is_some_and(|set| set.contains(&permission));
-        ready(Ok(permitted))
+            .copied()
+            .unwrap_or_default();
+        ready(Ok(held))
     }
 }

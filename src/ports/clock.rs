@@ -11,21 +11,9 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-impl<T: Clock> Clock for &T {
-    fn now(&self) -> DateTime<Utc> {
-        (**self).now()
-    }
-}
-impl<T: Clock> Clock for Arc<T> {
-    fn now(&self) -> DateTime<Utc> {
-        (**self).now()
-    }
-}
-impl<T: Clock> Clock for Box<T> {
-    fn now(&self) -> DateTime<Utc> {
-        (**self).now()
-    }
-}
+super::forward_port!(Clock {
+    fn now(&self) -> DateTime<Utc>;
+});
 
 /// Truncates to whole microseconds.
 pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {

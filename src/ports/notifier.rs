@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::forward_port;
-use crate::domain::code::DeliveryFailure;
-use crate::domain::text::Email;
-use crate::ids::{CodeId, OrgId, UserId};
+use crate::domain::{DeliveryFailure, Email};
+use crate::ids::{CodeRef, OrgId, UserId};
 use crate::link::Link;
 
 /// A message for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// A passkey registration link (message type `PasswordlessRegistration`).
     RegistrationLink {
@@ -24,8 +24,8 @@ pub enum Message {
         user_id: UserId,
         /// The user's org.
         org_id: OrgId,
-        /// The code.
-        code_id: CodeId,
+        /// A derived reference to the code (never the code id, which is confidential).
+        code: CodeRef,
         /// The link; it carries the secret (redacted in `Debug`).
         link: Link,
         /// When the link stops working.
@@ -57,7 +57,8 @@ impl Message {
     }
 }
 
-/// A message with the key that makes redelivery idempotent (the code id for links).
+/// A message with the key that makes redelivery idempotent (derived from the code, never the
+/// code id itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// Same key, same message: a notifier must not deliver twice.
@@ -75,6 +76,7 @@ pub struct Receipt {
 
 /// A delivery failure. The text is for the notifier's own logs; it is never stored nor returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NotifyError {
     /// Unreachable or transient failure.
     #[error("notifier unavailable: {0}")]

@@ -1,9 +1,13 @@
 //! The source of fresh ids and secret randomness.
 
+#[cfg(feature = "testing")]
 use std::sync::{Arc, Mutex};
 
+use rand::RngCore;
+#[cfg(feature = "testing")]
+use rand::SeedableRng;
+#[cfg(feature = "testing")]
 use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
 
 /// Random bytes for ids and secrets. Must be a CSPRNG in production ([`OsRandom`]).
 pub trait RandomSource: Send + Sync {
@@ -21,21 +25,9 @@ pub trait RandomSource: Send + Sync {
     }
 }
 
-impl<T: RandomSource> RandomSource for &T {
-    fn fill_bytes(&self, dest: &mut [u8]) {
-        (**self).fill_bytes(dest);
-    }
-}
-impl<T: RandomSource> RandomSource for Arc<T> {
-    fn fill_bytes(&self, dest: &mut [u8]) {
-        (**self).fill_bytes(dest);
-    }
-}
-impl<T: RandomSource> RandomSource for Box<T> {
-    fn fill_bytes(&self, dest: &mut [u8]) {
-        (**self).fill_bytes(dest);
-    }
-}
+super::forward_port!(RandomSource {
+    fn fill_bytes(&self, dest: &mut [u8]);
+});
 
 /// Operating-system-seeded CSPRNG (rand's thread RNG).
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,12 +39,15 @@ impl RandomSource for OsRandom {
     }
 }
 
-/// A deterministic source from a seed (tests and examples only: never in production).
+/// A deterministic source from a seed (tests only: never in production; feature `testing`).
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[derive(Debug, Clone)]
 pub struct SeededRandom {
     rng: Arc<Mutex<StdRng>>,
 }
 
+#[cfg(feature = "testing")]
 impl SeededRandom {
     /// A source that always yields the same sequence for `seed`.
     pub fn new(seed: u64) -> Self {
@@ -62,6 +57,7 @@ impl SeededRandom {
     }
 }
 
+#[cfg(feature = "testing")]
 impl RandomSource for SeededRandom {
     fn fill_bytes(&self, dest: &mut [u8]) {
         self.rng

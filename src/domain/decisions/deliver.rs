@@ -1,0 +1,74 @@
+//! Recording the notifier's outcome for a code that waits for delivery. A sent code becomes
+//! usable and, under one live link per user, supersedes the user's earlier codes at that moment.
+
+use crate::domain::code::{CodeEvent, CodeState, CodeStatus, DeliveryFailure};
+use crate::domain::user::{UserEvent, UserState};
+use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
+use crate::ids::CodeId;
+
+/// The outcome of handing a code to the notifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryOutcome {
+    /// Accepted, with the notifier's receipt id.
+    Sent {
+        /// Receipt id.
+        message_id: String,
+    },
+    /// Failed.
+    Failed(DeliveryFailure),
+}
+
+/// Record the delivery outcome of a requested code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDelivery {
+    /// The code.
+    pub code_id: CodeId,
+    /// The outcome.
+    pub outcome: DeliveryOutcome,
+}
+
+impl Decide for RecordDelivery {
+    type State<'a> = (&'a CodeState, Option<&'a UserState>);
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        let code = view.code(&self.code_id)?;
+        let user = code.issued().map(|i| view.user(&i.user_id)).transpose()?;
+        Ok((code, user))
+    }
+
+    fn decide(&self, (code, user): Self::State<'_>, _: &Ctx<'_>) -> Outcome {
+        match code.status() {
+            CodeStatus::Missing => return Outcome::Reject(DomainError::CodeNotFound),
+            CodeStatus::Requested => {}
+            _ => return Outcome::Reject(DomainError::CodeNotRequested),
+        }
+        let mut changes = Vec::with_capacity(2);
+        match &self.outcome {
+            DeliveryOutcome::Sent { message_id } => {
+                changes.push(Change::code(
+                    &self.code_id,
+                    CodeEvent::Sent {
+                        message_id: message_id.clone(),
+                    },
+                ));
+                if let (true, Some(issued), Some(_)) =
+                    (code.supersedes_when_usable(), code.issued(), user)
+                {
+                    changes.push(Change::user(
+                        &issued.user_id,
+                        UserEvent::CodeUsable {
+                            code_id: self.code_id.clone(),
+                            issued_version: issued.user_version,
+                        },
+                    ));
+                }
+            }
+            DeliveryOutcome::Failed(reason) => changes.push(Change::code(
+                &self.code_id,
+                CodeEvent::DeliveryFailed { reason: *reason },
+            )),
+        }
+        Outcome::Accept(changes)
+    }
+}

@@ -1,0 +1,141 @@
+//! Who may run a command: the org context of admin calls, and the guard checked after loading
+//! and before deciding.
+//!
+//! A caller who holds no grant in the target user's actual org gets exactly the answer a
+//! nonexistent user gets, on every entry point that names a user: no existence oracle across
+//! orgs. PermissionDenied is only for callers acting inside an org where they hold some grant.
+//! Permissions are checked in the user's actual org, never the header's (ZITADEL's cross-org
+//! takeover).
+
+use super::PasskeyLinks;
+use crate::domain::{DomainError, Loaded, Missing, View};
+use crate::error::Error;
+use crate::ids::{OrgId, StreamId, UserId};
+use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal};
+use crate::ports::clock::Clock;
+use crate::ports::notifier::Notifier;
+use crate::ports::random::RandomSource;
+use crate::store::EventStore;
+
+/// Who may run a command.
+pub(crate) enum Guard {
+    /// Self-service, the system, or a redemption (the code is the credential).
+    Open,
+    /// `principal` needs `permission` in the actual org of `user_id` as seen from `org_context`.
+    OnUser {
+        principal: Principal,
+        permission: Permission,
+        user_id: UserId,
+        org_context: Option<OrgId>,
+    },
+    /// `principal` needs `permission` in `org_id`.
+    OnOrg {
+        principal: Principal,
+        permission: Permission,
+        org_id: OrgId,
+    },
+}
+
+impl Guard {
+    /// A user-naming command: open for the system and for the user themself.
+    pub(crate) fn on_user(
+        caller: &Caller,
+        permission: Permission,
+        user_id: &UserId,
+        org_context: &Option<OrgId>,
+    ) -> Self {
+        match caller {
+            Caller::User(principal) if &principal.user_id != user_id => Self::OnUser {
+                principal: principal.clone(),
+                permission,
+                user_id: user_id.clone(),
+                org_context: org_context.clone(),
+            },
+            _ => Self::Open,
+        }
+    }
+
+    /// An org-scoped command: open for the system.
+    pub(crate) fn on_org(caller: &Caller, permission: Permission, org_id: OrgId) -> Self {
+        match caller {
+            Caller::System => Self::Open,
+            Caller::User(principal) => Self::OnOrg {
+                principal: principal.clone(),
+                permission,
+                org_id,
+            },
+        }
+    }
+
+    /// The streams the guard reads (through the same view as decisions).
+    pub(crate) fn state(&self, view: &View<'_>) -> Result<(), Missing> {
+        match self {
+            Self::OnUser { user_id, .. } => view.require(&[StreamId::user(user_id)]),
+            Self::Open | Self::OnOrg { .. } => Ok(()),
+        }
+    }
+}
+
+/// The org context of an admin call: the header, else the caller's own org; the system caller
+/// without a header sees every org.
+pub(crate) fn admin_context(
+    caller: &Caller,
+    org_context: Option<&str>,
+) -> Result<Option<OrgId>, Error> {
+    let header = org_context.map(OrgId::new).transpose()?;
+    Ok(match (header, caller) {
+        (Some(context), _) => Some(context),
+        (None, Caller::User(principal)) => Some(principal.org_id.clone()),
+        (None, Caller::System) => None,
+    })
+}
+
+/// The authenticated user of a self-service call.
+pub(crate) fn principal(caller: &Caller) -> Result<&Principal, Error> {
+    match caller {
+        Caller::User(principal) => Ok(principal),
+        Caller::System => Err(Error::unauthenticated()),
+    }
+}
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    pub(crate) async fn authorize(&self, guard: &Guard, loaded: &Loaded) -> Result<(), Error> {
+        let (principal, permission, org, naming_user) = match guard {
+            Guard::Open => return Ok(()),
+            Guard::OnUser {
+                principal,
+                permission,
+                user_id,
+                org_context,
+            } => {
+                let user = View::new(loaded)
+                    .user(user_id)
+                    .map_err(|_| super::engine::internal("guard ran before its user loaded"))?;
+                let org = user.locate(org_context.as_ref())?;
+                (principal, *permission, org.clone(), true)
+            }
+            Guard::OnOrg {
+                principal,
+                permission,
+                org_id,
+            } => (principal, *permission, org_id.clone(), false),
+        };
+        let held = self.authorizer.permissions(principal, &org).await?;
+        if naming_user && held.is_empty() {
+            // Exactly what a nonexistent user answers.
+            return Err(DomainError::UserNotFound.into());
+        }
+        if held.contains(permission) {
+            Ok(())
+        } else {
+            Err(Error::permission_denied(permission.as_str()))
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Org and user lifecycle: what an embedder calls to mirror its directory into the streams the
+//! link rules read.
+
+use super::access::{Guard, admin_context};
+use super::{Op, PasskeyLinks, traced};
+use crate::domain::{AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, OrgChange, UserChange};
+use crate::error::Error;
+use crate::ids::{IdError, OrgId, StreamId, UserId};
+use crate::ports::authorizer::{Authorizer, Caller, Permission};
+use crate::ports::clock::Clock;
+use crate::ports::notifier::Notifier;
+use crate::ports::random::RandomSource;
+use crate::store::EventStore;
+use crate::wire::{
+    AddHumanUserRequest, AddMachineUserRequest, AddOrgRequest, AddOrgResponse, AddUserResponse,
+    DetailsResponse,
+};
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    /// Creates an org. Only the system caller may create orgs (`org.create` is held by no user).
+    ///
+    /// # Errors
+    /// PermissionDenied for user callers, InvalidArgument for a bad name, AlreadyExists.
+    pub async fn add_org(
+        &self,
+        caller: &Caller,
+        request: AddOrgRequest,
+    ) -> Result<AddOrgResponse, Error> {
+        traced(Op::new("passkey_links.add_org").caller(caller), async {
+            if !matches!(caller, Caller::System) {
+                return Err(Error::permission_denied(Permission::OrgCreate.as_str()));
+            }
+            let org_id = OrgId::new(request.org_id.unwrap_or_else(|| self.random.new_id()))?;
+            let decision = AddOrg {
+                org_id: org_id.clone(),
+                name: request.name,
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            Ok(AddOrgResponse {
+                details: executed.details(&StreamId::org(&org_id))?,
+                org_id: org_id.as_str().to_owned(),
+            })
+        })
+        .await
+    }
+
+    /// Deactivates, reactivates or removes an org (permission `org.write` in it).
+    ///
+    /// # Errors
+    /// NotFound, PermissionDenied, FailedPrecondition.
+    pub async fn update_org(
+        &self,
+        caller: &Caller,
+        org_id: &str,
+        change: OrgChange,
+    ) -> Result<DetailsResponse, Error> {
+        traced(Op::new("passkey_links.update_org").caller(caller), async {
+            let org_id = OrgId::new(org_id)?;
+            let guard = Guard::on_org(caller, Permission::OrgWrite, org_id.clone());
+            let decision = ChangeOrg {
+                org_id: org_id.clone(),
+                change,
+            };
+            let executed = self.execute(&decision, &guard).await?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::org(&org_id))?,
+            })
+        })
+        .await
+    }
+
+    /// Creates a human user in the org context (permission `user.write` there).
+    ///
+    /// # Errors
+    /// InvalidArgument, NotFound/FailedPrecondition (org), PermissionDenied, AlreadyExists.
+    pub async fn add_human_user(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: AddHumanUserRequest,
+    ) -> Result<AddUserResponse, Error> {
+        traced(
+            Op::new("passkey_links.add_human_user").caller(caller),
+            async {
+                let org_id = creation_org(caller, org_context)?;
+                let user_id = self.new_user_id(request.user_id)?;
+                let guard = Guard::on_org(caller, Permission::UserWrite, org_id.clone());
+                let decision = AddHuman {
+                    user_id: user_id.clone(),
+                    org_id,
+                    user_name: request.user_name,
+                    display_name: request.display_name,
+                    email: request.email,
+                    email_verified: request.is_email_verified,
+                    preferred_language: request.preferred_language,
+                };
+                let executed = self.execute(&decision, &guard).await?;
+                Ok(AddUserResponse {
+                    details: executed.details(&StreamId::user(&user_id))?,
+                    user_id: user_id.as_str().to_owned(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Creates a machine user in the org context (permission `user.write` there).
+    ///
+    /// # Errors
+    /// As [`PasskeyLinks::add_human_user`].
+    pub async fn add_machine_user(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: AddMachineUserRequest,
+    ) -> Result<AddUserResponse, Error> {
+        traced(
+            Op::new("passkey_links.add_machine_user").caller(caller),
+            async {
+                let org_id = creation_org(caller, org_context)?;
+                let user_id = self.new_user_id(request.user_id)?;
+                let guard = Guard::on_org(caller, Permission::UserWrite, org_id.clone());
+                let decision = AddMachine {
+                    user_id: user_id.clone(),
+                    org_id,
+                    user_name: request.user_name,
+                    name: request.name,
+                };
+                let executed = self.execute(&decision, &guard).await?;
+                Ok(AddUserResponse {
+                    details: executed.details(&StreamId::user(&user_id))?,
+                    user_id: user_id.as_str().to_owned(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Changes a user: email change/verification, deactivate, reactivate, lock, unlock, remove
+    /// (permission `user.write` in the user's actual org). Lock, deactivate, remove and an
+    /// email change kill every earlier code for good.
+    ///
+    /// # Errors
+    /// NotFound, PermissionDenied, FailedPrecondition, InvalidArgument.
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        user_id: &str,
+        change: UserChange,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.update_user")
+            .caller(caller)
+            .user(user_id);
+        traced(op, async {
+            let user_id = UserId::new(user_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = match caller {
+                Caller::System => Guard::Open,
+                Caller::User(principal) => Guard::OnUser {
+                    principal: principal.clone(),
+                    permission: Permission::UserWrite,
+                    user_id: user_id.clone(),
+                    org_context: org_context.clone(),
+                },
+            };
+            let decision = ChangeUser {
+                user_id: user_id.clone(),
+                org_context,
+                change,
+            };
+            let executed = self.execute(&decision, &guard).await?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::user(&user_id))?,
+            })
+        })
+        .await
+    }
+
+    fn new_user_id(&self, requested: Option<String>) -> Result<UserId, Error> {
+        Ok(UserId::new(
+            requested.unwrap_or_else(|| self.random.new_id()),
+        )?)
+    }
+}
+
+/// The org a new user is created in: the org context (the system caller must name one).
+fn creation_org(caller: &Caller, org_context: Option<&str>) -> Result<OrgId, Error> {
+    admin_context(caller, org_context)?.ok_or_else(|| IdError::Empty { kind: "org" }.into())
+}

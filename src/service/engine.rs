@@ -1,0 +1,244 @@
+//! The one execution mechanism: load what a decision (and its guard) asks for, authorize,
+//! decide, append with the versions decided on; on a conflict, yield and decide again on fresh
+//! state, a bounded number of times.
+
+use chrono::{DateTime, Utc};
+
+use super::PasskeyLinks;
+use super::access::Guard;
+use crate::domain::{
+    AnyState, Change, Ctx, Decide, Event, Loaded, Outcome, SCHEMA_VERSION, StreamMeta, View,
+    decide_loaded,
+};
+use crate::error::{Error, catalogue};
+use crate::ids::{AggregateKind, StreamId};
+use crate::ports::authorizer::Authorizer;
+use crate::ports::clock::Clock;
+use crate::ports::notifier::Notifier;
+use crate::ports::random::RandomSource;
+use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
+use crate::wire::Details;
+
+pub(crate) fn internal(message: impl Into<String>) -> Error {
+    Error::catalogued(catalogue::INTERNAL, message.into())
+}
+
+/// The states after a decision was appended.
+pub(crate) struct Executed {
+    pub(crate) loaded: Loaded,
+}
+
+impl Executed {
+    /// `details` of `stream`, from its last applied event.
+    pub(crate) fn details(&self, stream: &StreamId) -> Result<Details, Error> {
+        let entry = self
+            .loaded
+            .get(stream)
+            .ok_or_else(|| internal(format!("no details for stream {stream}")))?;
+        let resource_owner = match stream.kind() {
+            AggregateKind::Org => Some(stream.id().to_owned()),
+            _ => entry
+                .state
+                .resource_owner()
+                .map(|org| org.as_str().to_owned()),
+        };
+        match (entry.meta.created_at, entry.meta.changed_at, resource_owner) {
+            (Some(creation_date), Some(change_date), Some(resource_owner)) => Ok(Details {
+                sequence: entry.state.version(),
+                creation_date,
+                change_date,
+                resource_owner,
+            }),
+            _ => Err(internal(format!("no details for stream {stream}"))),
+        }
+    }
+
+    pub(crate) fn view(&self) -> View<'_> {
+        View::new(&self.loaded)
+    }
+}
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    /// Loads, authorizes, decides and appends `decision`; conflicts are decided again.
+    pub(crate) async fn execute<D: Decide>(
+        &self,
+        decision: &D,
+        guard: &Guard,
+    ) -> Result<Executed, Error> {
+        let attempts = self.config.max_attempts.max(1);
+        for _ in 0..attempts {
+            let now = self.now();
+            let mut loaded = self.load(decision, guard).await?;
+            self.authorize(guard, &loaded).await?;
+            let ctx = Ctx {
+                now,
+                policy: &self.config.policy,
+                links: &self.config.links,
+            };
+            let outcome = decide_loaded(decision, &loaded, &ctx)
+                .map_err(|_| internal("a decision asked for a stream after loading"))?;
+            let (changes, refusal) = match outcome {
+                Outcome::Accept(changes) => (changes, None),
+                Outcome::Reject(error) => return Err(error.into()),
+                Outcome::RecordAndRefuse(changes, error) => (changes, Some(error)),
+            };
+            match self.append(&loaded, &changes, now).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => {
+                    // Let the writer that won finish before deciding again.
+                    YieldNow(false).await;
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            }
+            for change in &changes {
+                loaded.apply(change, recorded_at(&loaded, change.stream(), now));
+            }
+            for change in &changes {
+                if let Some(entry) = loaded.get(change.stream()) {
+                    self.cache.put(
+                        &entry.stream,
+                        &entry.state,
+                        entry.meta,
+                        self.config.state_cache_capacity,
+                    );
+                }
+            }
+            if let Some(refusal) = refusal {
+                return Err(refusal.into());
+            }
+            return Ok(Executed { loaded });
+        }
+        Err(Error::catalogued(
+            catalogue::TOO_MANY_CONFLICTS,
+            "too many concurrent changes, retry",
+        ))
+    }
+
+    /// Loads every stream the decision and its guard ask for, asking again as states arrive.
+    async fn load<D: Decide>(&self, decision: &D, guard: &Guard) -> Result<Loaded, Error> {
+        let mut loaded = Loaded::default();
+        loop {
+            let missing = {
+                let view = View::new(&loaded);
+                match (decision.state(&view), guard.state(&view)) {
+                    (Ok(_), Ok(())) => None,
+                    (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
+                }
+            };
+            let Some(missing) = missing else {
+                return Ok(loaded);
+            };
+            for stream in missing {
+                let (state, meta) = self.load_stream(&stream).await?;
+                loaded.insert(stream, state, meta);
+            }
+        }
+    }
+
+    async fn load_stream(&self, stream: &StreamId) -> Result<(AnyState, StreamMeta), Error> {
+        let (mut state, mut meta) = self
+            .cache
+            .get(stream)
+            .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()));
+        let events = self.store.read(stream, state.version()).await?;
+        if events.is_empty() {
+            return Ok((state, meta));
+        }
+        for recorded in events {
+            let version = recorded.version;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                stream: stream.clone(),
+                version,
+                reason,
+            };
+            if version != state.version() + 1 {
+                return Err(corrupt(format!("expected version {}", state.version() + 1)).into());
+            }
+            let event = Event::decode(
+                stream.kind(),
+                &recorded.event_type,
+                recorded.schema_version,
+                recorded.payload,
+            )
+            .map_err(|err| corrupt(err.to_string()))?;
+            state.apply(&event);
+            meta.touch(recorded.recorded_at);
+        }
+        self.cache
+            .put(stream, &state, meta, self.config.state_cache_capacity);
+        Ok((state, meta))
+    }
+
+    async fn append(
+        &self,
+        loaded: &Loaded,
+        changes: &[Change],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut appends: Vec<StreamAppend> = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (event_type, payload) = change
+                .event()
+                .encode()
+                .map_err(|err| StoreError::Internal(err.to_string()))?;
+            let event = NewEvent {
+                event_type,
+                schema_version: SCHEMA_VERSION,
+                payload,
+                recorded_at: recorded_at(loaded, change.stream(), now),
+            };
+            match appends.iter_mut().find(|a| &a.stream == change.stream()) {
+                Some(append) => append.events.push(event),
+                None => appends.push(StreamAppend {
+                    stream: change.stream().clone(),
+                    expected: ExpectedVersion::from_loaded(loaded.version(change.stream())),
+                    events: vec![event],
+                }),
+            }
+        }
+        self.store
+            .append(AppendBatch::new(appends)?)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The envelope time of a new event of `stream`: now, but never before the stream's last event
+/// (a node whose clock lags must not make a stream's history go backwards).
+fn recorded_at(loaded: &Loaded, stream: &StreamId, now: DateTime<Utc>) -> DateTime<Utc> {
+    loaded
+        .get(stream)
+        .and_then(|entry| entry.meta.changed_at)
+        .map_or(now, |last| last.max(now))
+}
+
+/// Yields to the executor once (runtime-agnostic): a retry after a conflict must not starve the
+/// task that won, which may share this worker thread.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}

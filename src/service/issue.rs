@@ -1,0 +1,344 @@
+//! Issuance: the five entry points that create a registration code, returned or emailed.
+
+use super::access::{Guard, admin_context, principal};
+use super::engine::{Executed, internal};
+use super::{Op, PasskeyLinks, traced};
+use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, RecordDelivery};
+use crate::error::Error;
+use crate::ids::{CodeId, OrgId, StreamId, UserId};
+use crate::link::{Link, LinkValues, UrlTemplate};
+use crate::ports::authorizer::{Authorizer, Caller, Permission};
+use crate::ports::clock::Clock;
+use crate::ports::notifier::{Envelope, Message, Notifier};
+use crate::ports::random::{RandomSource, SourceRng};
+use crate::secret::Secret;
+use crate::store::EventStore;
+use crate::wire::{
+    AddMyPasswordlessLinkResponse, AddPasswordlessRegistrationRequest,
+    AddPasswordlessRegistrationResponse, CreatePasskeyRegistrationLinkRequest,
+    CreatePasskeyRegistrationLinkResponse, Details, DetailsResponse, PasskeyRegistrationCode,
+    ProtoDuration, SendPasswordlessLinkResponse, SendPasswordlessRegistrationRequest,
+    SendPasswordlessRegistrationResponse,
+};
+
+/// A code that was issued and appended.
+struct Issued {
+    executed: Executed,
+    code_id: CodeId,
+    secret: Secret,
+    link: Link,
+}
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    /// Mgmt v1 AddPasswordlessRegistration: an admin gets a link for a user back. The org
+    /// context is the `x-zitadel-orgid` header (default: the caller's org); the permission
+    /// `user.credential.write` is checked in the user's actual org.
+    ///
+    /// # Errors
+    /// NotFound (no such user in the org context, or a caller without any grant in the user's
+    /// org), PermissionDenied, FailedPrecondition (machine, inactive or locked user, inactive
+    /// org), ResourceExhausted (rate limit), InvalidArgument.
+    pub async fn add_passwordless_registration(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: AddPasswordlessRegistrationRequest,
+    ) -> Result<AddPasswordlessRegistrationResponse, Error> {
+        let op = Op::new("passkey_links.add_passwordless_registration")
+            .caller(caller)
+            .user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = Guard::on_user(
+                caller,
+                Permission::UserCredentialWrite,
+                &user_id,
+                &org_context,
+            );
+            self.issue_returned_link(caller, guard, user_id, org_context)
+                .await
+        })
+        .await
+    }
+
+    /// Auth v1 AddMyPasswordlessLink: the authenticated user gets a link for themself.
+    ///
+    /// # Errors
+    /// Unauthenticated for the system caller; otherwise as
+    /// [`PasskeyLinks::add_passwordless_registration`] without PermissionDenied.
+    pub async fn add_my_passwordless_link(
+        &self,
+        caller: &Caller,
+    ) -> Result<AddMyPasswordlessLinkResponse, Error> {
+        let op = Op::new("passkey_links.add_my_passwordless_link").caller(caller);
+        traced(op, async {
+            let me = principal(caller)?;
+            self.issue_returned_link(
+                caller,
+                Guard::Open,
+                me.user_id.clone(),
+                Some(me.org_id.clone()),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Mgmt v1 SendPasswordlessRegistration: the link is emailed to the user's verified address
+    /// (permission `user.write` in the user's actual org).
+    ///
+    /// # Errors
+    /// As [`PasskeyLinks::add_passwordless_registration`], plus FailedPrecondition without a
+    /// verified email and Unavailable when the notifier fails (the code is then never usable).
+    pub async fn send_passwordless_registration(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: SendPasswordlessRegistrationRequest,
+    ) -> Result<SendPasswordlessRegistrationResponse, Error> {
+        let op = Op::new("passkey_links.send_passwordless_registration")
+            .caller(caller)
+            .user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = Guard::on_user(caller, Permission::UserWrite, &user_id, &org_context);
+            let details = self
+                .issue_and_send(caller, guard, user_id, org_context, None)
+                .await?;
+            Ok(DetailsResponse { details })
+        })
+        .await
+    }
+
+    /// Auth v1 SendMyPasswordlessLink (ZITADEL's SendPasswordlessLink): the authenticated user
+    /// has a link emailed to their verified address.
+    ///
+    /// # Errors
+    /// As [`PasskeyLinks::send_passwordless_registration`] without PermissionDenied.
+    pub async fn send_my_passwordless_link(
+        &self,
+        caller: &Caller,
+    ) -> Result<SendPasswordlessLinkResponse, Error> {
+        let op = Op::new("passkey_links.send_my_passwordless_link").caller(caller);
+        traced(op, async {
+            let me = principal(caller)?;
+            let details = self
+                .issue_and_send(
+                    caller,
+                    Guard::Open,
+                    me.user_id.clone(),
+                    Some(me.org_id.clone()),
+                    None,
+                )
+                .await?;
+            Ok(DetailsResponse { details })
+        })
+        .await
+    }
+
+    /// User v2 CreatePasskeyRegistrationLink: `sendLink` (optionally with a `urlTemplate`) or
+    /// `returnCode`. Permission `user.passkey.write` in the user's actual org, unless the caller
+    /// is the user.
+    ///
+    /// # Errors
+    /// As the v1 variants; InvalidArgument (`Errors.User.InvalidURLTemplate`) for a bad template
+    /// or both media at once.
+    pub async fn create_passkey_registration_link(
+        &self,
+        caller: &Caller,
+        request: CreatePasskeyRegistrationLinkRequest,
+    ) -> Result<CreatePasskeyRegistrationLinkResponse, Error> {
+        let op = Op::new("passkey_links.create_passkey_registration_link")
+            .caller(caller)
+            .user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let guard = Guard::on_user(caller, Permission::UserPasskeyWrite, &user_id, &None);
+            match (request.send_link, request.return_code) {
+                (Some(_), Some(_)) => {
+                    Err(DomainError::InvalidArgument("choose either sendLink or returnCode").into())
+                }
+                (None, Some(_)) => {
+                    let issued = self
+                        .issue(caller, guard, user_id, None, Delivery::Returned)
+                        .await?;
+                    Ok(CreatePasskeyRegistrationLinkResponse {
+                        details: issued.executed.details(&StreamId::code(&issued.code_id))?,
+                        code: Some(PasskeyRegistrationCode {
+                            id: issued.code_id.as_str().to_owned(),
+                            code: issued.secret.expose().to_owned(),
+                        }),
+                    })
+                }
+                (send_link, None) => {
+                    let template = send_link
+                        .and_then(|send| send.url_template)
+                        .map(|raw| UrlTemplate::parse(&raw))
+                        .transpose()
+                        .map_err(DomainError::InvalidUrlTemplate)?;
+                    let details = self
+                        .issue_and_send(caller, guard, user_id, None, template)
+                        .await?;
+                    Ok(CreatePasskeyRegistrationLinkResponse {
+                        details,
+                        code: None,
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn issue_returned_link(
+        &self,
+        caller: &Caller,
+        guard: Guard,
+        user_id: UserId,
+        org_context: Option<OrgId>,
+    ) -> Result<AddPasswordlessRegistrationResponse, Error> {
+        let issued = self
+            .issue(caller, guard, user_id, org_context, Delivery::Returned)
+            .await?;
+        Ok(AddPasswordlessRegistrationResponse {
+            details: issued.executed.details(&StreamId::code(&issued.code_id))?,
+            link: issued.link.into_exposed(),
+            expiration: ProtoDuration(self.config.policy.lifetime()),
+        })
+    }
+
+    /// Whether the per-user rate limit applies to `caller`.
+    fn rate_limited(&self, caller: &Caller) -> bool {
+        let scope = self.config.policy.rate_limit_scope();
+        match caller {
+            Caller::System => scope.system,
+            Caller::User(_) => scope.users,
+        }
+    }
+
+    /// Issues a code (fresh id and secret), then renders its link. The decision has already
+    /// checked that a template renders to an allowed origin, before anything was appended.
+    async fn issue(
+        &self,
+        caller: &Caller,
+        guard: Guard,
+        user_id: UserId,
+        org_context: Option<OrgId>,
+        delivery: Delivery,
+    ) -> Result<Issued, Error> {
+        let code_id = CodeId::new(self.random.new_id())?;
+        let secret = self
+            .config
+            .policy
+            .secret()
+            .generate(&mut SourceRng(&self.random));
+        let template = match &delivery {
+            Delivery::Email { url_template } => url_template.clone(),
+            _ => None,
+        };
+        let decision = IssueCode {
+            user_id: user_id.clone(),
+            org_context,
+            code_id: code_id.clone(),
+            secret_digest: secret.digest(),
+            delivery,
+            rate_limited: self.rate_limited(caller),
+        };
+        let executed = self.execute(&decision, &guard).await?;
+        let org_id = executed
+            .view()
+            .user(&user_id)
+            .ok()
+            .and_then(|user| user.org_id().cloned())
+            .ok_or_else(|| internal("issued code without its user's org"))?;
+        let values = LinkValues {
+            user_id: &user_id,
+            org_id: &org_id,
+            code_id: &code_id,
+            secret: &secret,
+        };
+        let link = self
+            .config
+            .links
+            .render(template.as_ref(), &values)
+            .map_err(|_| internal("a checked template failed to render"))?;
+        Ok(Issued {
+            executed,
+            code_id,
+            secret,
+            link,
+        })
+    }
+
+    /// The send flow: append `requested`, hand the link to the notifier, then append `sent` or
+    /// `delivery failed`. A crash in between leaves a code that is never usable.
+    async fn issue_and_send(
+        &self,
+        caller: &Caller,
+        guard: Guard,
+        user_id: UserId,
+        org_context: Option<OrgId>,
+        template: Option<UrlTemplate>,
+    ) -> Result<Details, Error> {
+        let delivery = Delivery::Email {
+            url_template: template,
+        };
+        let issued = self
+            .issue(caller, guard, user_id.clone(), org_context, delivery)
+            .await?;
+        let view = issued.executed.view();
+        let (code, user) = (view.code(&issued.code_id), view.user(&user_id));
+        let (Ok(code), Ok(user)) = (code, user) else {
+            return Err(internal("issued code without its states"));
+        };
+        let facts = code
+            .issued()
+            .ok_or_else(|| internal("issued code without issuance facts"))?;
+        let recipient = user
+            .verified_email()
+            .cloned()
+            .ok_or(DomainError::EmailNotVerified)?;
+        let reference = issued.code_id.reference();
+        let envelope = Envelope {
+            idempotency_key: format!("registration-link:{reference}"),
+            message: Message::RegistrationLink {
+                recipient,
+                user_id,
+                org_id: facts.org_id.clone(),
+                code: reference,
+                link: issued.link,
+                expires_at: facts.expires_at,
+            },
+        };
+        let (outcome, failure) = match self.notifier.deliver(&envelope).await {
+            Ok(receipt) => (
+                DeliveryOutcome::Sent {
+                    message_id: receipt.message_id,
+                },
+                None,
+            ),
+            Err(err) => (DeliveryOutcome::Failed(err.failure()), Some(err)),
+        };
+        let recorded = self
+            .execute(
+                &RecordDelivery {
+                    code_id: issued.code_id.clone(),
+                    outcome,
+                },
+                &Guard::Open,
+            )
+            .await?;
+        if let Some(err) = failure {
+            return Err(Error::delivery_failed(&err));
+        }
+        recorded.details(&StreamId::code(&issued.code_id))
+    }
+}

@@ -1,0 +1,257 @@
+//! The application service: the only place that does I/O. Every entry point names one
+//! decision; the engine loads the streams that decision asks for, authorizes, decides (pure) and
+//! appends with the versions it decided on, deciding again when a concurrent writer got there
+//! first.
+//!
+//! One type, [`PasskeyLinks`], with its `impl` blocks split by concern: issuance
+//! (`issue.rs`), redemption (`redeem.rs`), org and user lifecycle (`admin.rs`), on top of the
+//! engine (`engine.rs`), the state cache (`cache.rs`) and access control (`access.rs`).
+
+mod access;
+mod admin;
+mod cache;
+mod engine;
+mod issue;
+mod redeem;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use self::cache::StateCache;
+use crate::error::Error;
+use crate::link::LinkConfig;
+use crate::policy::Policy;
+use crate::ports::authorizer::{Authorizer, Caller};
+use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
+use crate::ports::notifier::Notifier;
+use crate::ports::random::{OsRandom, RandomSource};
+use crate::store::EventStore;
+
+/// Service configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where links point.
+    pub links: LinkConfig,
+    /// Issuance and check rules.
+    pub policy: Policy,
+    /// Attempts per command when concurrent writers conflict (≥ 1).
+    pub max_attempts: u32,
+    /// Folded org and user states kept in memory, so loading reads only new events.
+    pub state_cache_capacity: usize,
+}
+
+impl Config {
+    /// Default policy, 8 attempts, 10,000 cached states.
+    pub fn new(links: LinkConfig) -> Self {
+        Self {
+            links,
+            policy: Policy::default(),
+            max_attempts: 8,
+            state_cache_capacity: 10_000,
+        }
+    }
+
+    /// Replaces the policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// The passkey registration link service.
+///
+/// Generic over its ports; `C` and `R` default to the system clock and the OS CSPRNG.
+///
+/// ```
+/// use passkey_links::prelude::*;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let links = LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap());
+/// let service = PasskeyLinks::new(
+///     InMemoryStore::new(),
+///     RecordingNotifier::new(),
+///     StaticGrants::new(),
+///     Config::new(links),
+/// );
+/// let org = service
+///     .add_org(&Caller::System, AddOrgRequest { name: "ACME".into(), ..Default::default() })
+///     .await
+///     .unwrap();
+/// let user = service
+///     .add_human_user(
+///         &Caller::System,
+///         Some(&org.org_id),
+///         AddHumanUserRequest {
+///             user_name: "ada".into(),
+///             display_name: "Ada".into(),
+///             email: "ada@example.com".into(),
+///             is_email_verified: true,
+///             ..Default::default()
+///         },
+///     )
+///     .await
+///     .unwrap();
+/// let me = Caller::user(
+///     UserId::new(user.user_id).unwrap(),
+///     OrgId::new(org.org_id).unwrap(),
+/// );
+/// let response = service.add_my_passwordless_link(&me).await.unwrap();
+/// assert!(response.link.starts_with("https://id.example.com/ui/login/login/passwordless/init?"));
+/// assert_eq!(response.expiration.to_string(), "3600s");
+/// assert_eq!(response.details.sequence, 1);
+/// # });
+/// ```
+pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom> {
+    store: S,
+    notifier: N,
+    authorizer: A,
+    clock: C,
+    random: R,
+    config: Config,
+    cache: StateCache,
+}
+
+impl<S, N, A, C, R> std::fmt::Debug for PasskeyLinks<S, N, A, C, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasskeyLinks")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, N, A> PasskeyLinks<S, N, A>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+{
+    /// A service on the system clock and the OS CSPRNG.
+    pub fn new(store: S, notifier: N, authorizer: A, config: Config) -> Self {
+        Self {
+            store,
+            notifier,
+            authorizer,
+            clock: SystemClock,
+            random: OsRandom,
+            config,
+            cache: StateCache::default(),
+        }
+    }
+}
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    /// Replaces the clock.
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> PasskeyLinks<S, N, A, C2, R> {
+        PasskeyLinks {
+            store: self.store,
+            notifier: self.notifier,
+            authorizer: self.authorizer,
+            clock,
+            random: self.random,
+            config: self.config,
+            cache: self.cache,
+        }
+    }
+
+    /// Replaces the id and secret source.
+    pub fn with_random<R2: RandomSource>(self, random: R2) -> PasskeyLinks<S, N, A, C, R2> {
+        PasskeyLinks {
+            store: self.store,
+            notifier: self.notifier,
+            authorizer: self.authorizer,
+            clock: self.clock,
+            random,
+            config: self.config,
+            cache: self.cache,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        truncate_to_micros(self.clock.now())
+    }
+}
+
+/// What one public operation is, for its tracing span: a name and ids — never a secret, never a
+/// code id (only its derived reference).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+struct Op {
+    name: &'static str,
+    caller: Option<String>,
+    user_id: Option<String>,
+    code: Option<String>,
+}
+
+impl Op {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            ..Self::default()
+        }
+    }
+
+    fn caller(mut self, caller: &Caller) -> Self {
+        self.caller = Some(caller.to_string());
+        self
+    }
+
+    fn user(mut self, user_id: &str) -> Self {
+        self.user_id = Some(user_id.to_owned());
+        self
+    }
+
+    /// The derived reference of the code named by a request (ids are validated later; an
+    /// invalid one gets no reference).
+    fn code(mut self, code_id: &str) -> Self {
+        self.code = crate::ids::CodeId::new(code_id)
+            .ok()
+            .map(|id| id.reference().to_string());
+        self
+    }
+}
+
+/// Runs one public operation inside its span and logs its outcome (feature `tracing`): the one
+/// tracing mechanism of the service.
+async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "passkey_links",
+            op = op.name,
+            caller = op.caller.as_deref().unwrap_or("-"),
+            user_id = op.user_id.as_deref().unwrap_or("-"),
+            code = op.code.as_deref().unwrap_or("-"),
+        );
+        let result = work.instrument(span.clone()).await;
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::info!(op = op.name, "ok"),
+            Err(err) => tracing::warn!(op = op.name, kind = ?err.kind(), id = err.id(), "{err}"),
+        });
+        result
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = op;
+        work.await
+    }
+}

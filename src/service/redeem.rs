@@ -1,0 +1,157 @@
+//! Redemption: checking a code when its link is opened, consuming it to register a passkey (then
+//! notifying the user), and revoking it.
+
+use super::access::{Guard, admin_context};
+use super::engine::internal;
+use super::{Op, PasskeyLinks, traced};
+use crate::domain::{CheckCode, ConsumeCode, PresentCode, RevokeCode};
+use crate::error::Error;
+use crate::ids::{CodeId, StreamId, UserId};
+use crate::ports::authorizer::{Authorizer, Caller, Permission};
+use crate::ports::clock::Clock;
+use crate::ports::notifier::{Envelope, Message, Notifier};
+use crate::ports::random::RandomSource;
+use crate::secret::Secret;
+use crate::store::EventStore;
+use crate::wire::{
+    CheckCodeRequest, CheckCodeResponse, ConsumeCodeRequest, DetailsResponse, RevokeCodeRequest,
+};
+
+/// A presented code from a request's raw ids.
+fn present(user_id: String, code_id: String, secret: Secret) -> Result<PresentCode, Error> {
+    Ok(PresentCode {
+        user_id: UserId::new(user_id)?,
+        code_id: CodeId::new(code_id)?,
+        secret,
+    })
+}
+
+impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+{
+    /// Checks the code of a link the user opened, without consuming it (it may be opened many
+    /// times: mail scanners prefetch links). Every failure on an existing code is recorded with
+    /// its reason; the caller always gets the same `Errors.User.Code.Invalid`.
+    ///
+    /// # Errors
+    /// InvalidArgument for any unusable code or malformed ids.
+    pub async fn check_code(&self, request: CheckCodeRequest) -> Result<CheckCodeResponse, Error> {
+        let op = Op::new("passkey_links.check_code")
+            .user(&request.user_id)
+            .code(&request.code_id);
+        traced(op, async {
+            let presented = present(request.user_id, request.code_id, request.code)?;
+            let code_id = presented.code_id.clone();
+            let executed = self.execute(&CheckCode(presented), &Guard::Open).await?;
+            let issued = executed
+                .view()
+                .code(&code_id)
+                .ok()
+                .and_then(|code| code.issued().cloned())
+                .ok_or_else(|| internal("usable code without issuance facts"))?;
+            Ok(CheckCodeResponse {
+                details: executed.details(&StreamId::code(&code_id))?,
+                user_id: issued.user_id.as_str().to_owned(),
+                org_id: issued.org_id.as_str().to_owned(),
+                expiration_date: issued.expires_at,
+            })
+        })
+        .await
+    }
+
+    /// Consumes a code once the passkey ceremony finished: in one atomic append the code is
+    /// consumed, the passkey added to the user and its credential id claimed. The user then gets
+    /// a security notice.
+    ///
+    /// # Errors
+    /// InvalidArgument (unusable code, bad passkey), AlreadyExists (credential id registered).
+    pub async fn consume_code(
+        &self,
+        request: ConsumeCodeRequest,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.consume_code")
+            .user(&request.user_id)
+            .code(&request.code_id);
+        traced(op, async {
+            let presented = present(request.user_id, request.code_id, request.code)?;
+            let (user_id, code_id) = (presented.user_id.clone(), presented.code_id.clone());
+            let passkey_name = request.passkey.name.clone();
+            let decision = ConsumeCode {
+                presented,
+                passkey: request.passkey,
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            let details = executed.details(&StreamId::code(&code_id))?;
+            let user = executed.view().user(&user_id).ok();
+            if let Some((recipient, org_id)) =
+                user.and_then(|u| Some((u.verified_email()?.clone(), u.org_id()?.clone())))
+            {
+                let notice = Envelope {
+                    idempotency_key: format!("passkey-added:{}", code_id.reference()),
+                    message: Message::PasskeyAdded {
+                        recipient,
+                        user_id: user_id.clone(),
+                        org_id,
+                        passkey_name,
+                        added_at: details.change_date,
+                    },
+                };
+                // The passkey is registered; a lost notice must not turn that into an error.
+                // Only the failure class is logged: the notifier's own text is not ours.
+                if let Err(_err) = self.notifier.deliver(&notice).await {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(
+                        user_id = %user_id,
+                        reason = ?_err.failure(),
+                        "passkey-added notice not delivered"
+                    );
+                }
+            }
+            Ok(DetailsResponse { details })
+        })
+        .await
+    }
+
+    /// Revokes a code (permission `user.credential.write` in the user's actual org, unless the
+    /// caller is the user).
+    ///
+    /// # Errors
+    /// NotFound, PermissionDenied, FailedPrecondition (already consumed/revoked).
+    pub async fn revoke_code(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: RevokeCodeRequest,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.revoke_code")
+            .caller(caller)
+            .user(&request.user_id)
+            .code(&request.code_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let code_id = CodeId::new(request.code_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = Guard::on_user(
+                caller,
+                Permission::UserCredentialWrite,
+                &user_id,
+                &org_context,
+            );
+            let decision = RevokeCode {
+                user_id,
+                code_id: code_id.clone(),
+                org_context,
+            };
+            let executed = self.execute(&decision, &guard).await?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::code(&code_id))?,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,209 @@
+//! The in-memory event store of the default build. It enforces what real stores enforce:
+//! expected versions, gapless versions and all-or-nothing batches. Like a real store it keeps
+//! each payload as JSON text (one compact allocation instead of a tree of values), so what is read
+//! back went through the same serialization a database would apply.
+
+use std::collections::HashMap;
+use std::future::{Future, ready};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::{AppendBatch, EventStore, RecordedEvent, StoreError};
+use crate::ids::StreamId;
+
+/// One stored event; its stream is the map key.
+#[derive(Clone)]
+struct Stored {
+    position: u64,
+    event_type: Box<str>,
+    schema_version: u16,
+    payload: Box<str>,
+    recorded_at: DateTime<Utc>,
+}
+
+impl Stored {
+    fn recorded(&self, stream: &StreamId, version: u64) -> Result<RecordedEvent, StoreError> {
+        let payload = serde_json::from_str(&self.payload).map_err(|err| StoreError::Corrupt {
+            stream: stream.clone(),
+            version,
+            reason: format!("payload is not JSON: {err}"),
+        })?;
+        Ok(RecordedEvent {
+            stream: stream.clone(),
+            version,
+            position: self.position,
+            event_type: self.event_type.to_string(),
+            schema_version: self.schema_version,
+            payload,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+fn recorded_from(
+    stream: &StreamId,
+    events: &[Stored],
+    after: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    events
+        .get(after..)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, event)| event.recorded(stream, (after + i + 1) as u64))
+        .collect()
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<StreamId, Vec<Stored>>,
+    /// Events appended so far: the next global position is `appended + 1`.
+    appended: u64,
+}
+
+/// An in-memory event store. Cloning shares the same events.
+#[derive(Clone, Default)]
+pub struct InMemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryStore")
+            .field("events", &self.lock().appended)
+            .finish()
+    }
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied batch (appends validate
+        // before they write), so a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Every event in the store, in append (position) order. Events whose payload is no longer
+    /// JSON (corrupted on purpose by a test) are left out.
+    pub fn all_events(&self) -> Vec<RecordedEvent> {
+        let inner = self.lock();
+        let mut all: Vec<RecordedEvent> = inner
+            .streams
+            .iter()
+            .flat_map(|(stream, events)| {
+                events
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, event)| event.recorded(stream, i as u64 + 1).ok())
+            })
+            .collect();
+        all.sort_by_key(|event| event.position);
+        all
+    }
+
+    /// Number of events stored.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.lock().appended).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the store holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the stored payload text of one event (to test how readers handle corrupted
+    /// data; the text need not be JSON). Returns whether the event existed.
+    #[cfg(feature = "testing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+    pub fn corrupt_payload(&self, stream: &StreamId, version: u64, payload: &str) -> bool {
+        let mut inner = self.lock();
+        let slot = inner.streams.get_mut(stream).and_then(|events| {
+            let index = usize::try_from(version.checked_sub(1)?).ok()?;
+            events.get_mut(index)
+        });
+        match slot {
+            Some(event) => {
+                event.payload = payload.into();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn append_now(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+        let batch = batch.into_appends();
+        let mut inner = self.lock();
+        // Validate every stream before writing any, so a conflict writes nothing.
+        for append in &batch {
+            let actual = inner.streams.get(&append.stream).map_or(0, Vec::len) as u64;
+            if !append.expected.matches(actual) {
+                return Err(StoreError::Conflict {
+                    stream: append.stream.clone(),
+                    expected: append.expected,
+                    actual,
+                });
+            }
+        }
+        // Serialize before writing anything, so a failure writes nothing either.
+        let mut texts = Vec::with_capacity(batch.len());
+        for append in &batch {
+            let payloads = append
+                .events
+                .iter()
+                .map(|event| serde_json::to_string(&event.payload).map(String::into_boxed_str))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| StoreError::Internal(err.to_string()))?;
+            texts.push(payloads);
+        }
+        let mut versions = Vec::with_capacity(batch.len());
+        for (append, payloads) in batch.into_iter().zip(texts) {
+            let Inner { streams, appended } = &mut *inner;
+            let events = match streams.get_mut(&append.stream) {
+                Some(events) => events,
+                None => streams.entry(append.stream.clone()).or_default(),
+            };
+            for (event, payload) in append.events.into_iter().zip(payloads) {
+                *appended += 1;
+                events.push(Stored {
+                    position: *appended,
+                    event_type: event.event_type.into_boxed_str(),
+                    schema_version: event.schema_version,
+                    payload,
+                    recorded_at: event.recorded_at,
+                });
+            }
+            versions.push(events.len() as u64);
+        }
+        Ok(versions)
+    }
+}
+
+impl EventStore for InMemoryStore {
+    fn read(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        let inner = self.lock();
+        let after = usize::try_from(after_version).unwrap_or(usize::MAX);
+        let events = match inner.streams.get(stream) {
+            Some(events) => recorded_from(stream, events, after),
+            None => Ok(Vec::new()),
+        };
+        ready(events)
+    }
+
+    fn append(
+        &self,
+        batch: AppendBatch,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
+        ready(self.append_now(batch))
+    }
+}

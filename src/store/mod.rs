@@ -1,0 +1,220 @@
+//! The event store port — read one stream, append to several streams atomically, each with an
+//! expected version — and its adapters: [`InMemoryStore`] in the default build, PostgreSQL
+//! behind the `postgres` feature, and the conformance suite every store must pass (feature
+//! `testing`).
+
+mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use memory::InMemoryStore;
+
+use std::fmt;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::ids::StreamId;
+use crate::ports::forward_port;
+
+/// What the writer believes the stream's version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be at exactly this version (≥ 1).
+    Exact(u64),
+    /// No check.
+    Any,
+}
+
+impl ExpectedVersion {
+    /// `NoStream` for version 0, else `Exact(version)`.
+    pub fn from_loaded(version: u64) -> Self {
+        if version == 0 {
+            Self::NoStream
+        } else {
+            Self::Exact(version)
+        }
+    }
+
+    /// Whether a stream at `actual` satisfies the expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            Self::NoStream => actual == 0,
+            Self::Exact(expected) => expected == actual,
+            Self::Any => true,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(version) => write!(f, "version {version}"),
+            Self::Any => f.write_str("any version"),
+        }
+    }
+}
+
+/// An event to append. `recorded_at` comes from the injected clock, never from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Event type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u16,
+    /// JSON payload.
+    pub payload: Value,
+    /// When it happened (microsecond precision).
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its version in the stream (1-based, gapless).
+    pub version: u64,
+    /// Its position in the whole store (increasing; may have gaps).
+    pub position: u64,
+    /// Event type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u16,
+    /// JSON payload.
+    pub payload: Value,
+    /// When it happened.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Events for one stream within an atomic batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version the writer decided on.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice
+/// would make its expectations ambiguous). Validated once here, so adapters need not re-check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendBatch(Vec<StreamAppend>);
+
+impl AppendBatch {
+    /// Validates a batch.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] when a stream appears twice.
+    pub fn new(appends: Vec<StreamAppend>) -> Result<Self, StoreError> {
+        for (i, append) in appends.iter().enumerate() {
+            if appends[..i]
+                .iter()
+                .any(|other| other.stream == append.stream)
+            {
+                return Err(StoreError::Internal(format!(
+                    "stream {} appears twice in one batch",
+                    append.stream
+                )));
+            }
+        }
+        Ok(Self(appends))
+    }
+
+    /// The appends, in batch order.
+    pub fn appends(&self) -> &[StreamAppend] {
+        &self.0
+    }
+
+    /// The appends, consumed.
+    pub fn into_appends(self) -> Vec<StreamAppend> {
+        self.0
+    }
+
+    /// Whether the batch holds no append.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A stream was not at the expected version; nothing of the batch was written.
+    #[error("stream {stream} expected {expected} but is at version {actual}")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// What the writer expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version.
+        actual: u64,
+    },
+    /// The store is unreachable or failed transiently; nothing was written.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored event cannot be decoded.
+    #[error("corrupted event {stream} version {version}: {reason}")]
+    Corrupt {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version.
+        version: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored row names no valid stream (unknown stream type or invalid id).
+    #[error("corrupted row {stream_type}/{stream_id:?} version {version}: {reason}")]
+    CorruptRow {
+        /// The stored stream type.
+        stream_type: String,
+        /// The stored stream id.
+        stream_id: String,
+        /// The row's version.
+        version: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Misuse or an unexpected store state.
+    #[error("event store error: {0}")]
+    Internal(String),
+}
+
+/// An event store.
+///
+/// Implementations must enforce expected versions and write a batch atomically: either every
+/// stream's events are appended or none. Run `store::conformance::run_all` (feature `testing`)
+/// against an implementation to check it.
+pub trait EventStore: Send + Sync {
+    /// The events of `stream` with a version greater than `after_version`, in order.
+    fn read(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Appends a batch atomically. Returns each stream's new version, in batch order.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a stream's version does not match (nothing written).
+    fn append(
+        &self,
+        batch: AppendBatch,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+}
+
+forward_port!(EventStore {
+    fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+});

@@ -1,0 +1,429 @@
+//! PostgreSQL event store (feature `postgres`), on tokio-postgres with a deadpool pool.
+//!
+//! One table holds every stream:
+//!
+//! | column | type |
+//! |---|---|
+//! | `position` | `bigint` identity, primary key (global order) |
+//! | `stream_type`, `stream_id` | `text` |
+//! | `version` | `bigint`, unique per stream (constraint `passkey_links_events_stream_version`) |
+//! | `event_type` | `text` |
+//! | `schema_version` | `smallint` |
+//! | `payload` | `jsonb` |
+//! | `recorded_at` | `timestamptz` |
+//!
+//! An append is **one statement**: it reads each stream's current version, checks every
+//! expectation, and inserts the whole batch only if all hold — atomic across streams without an
+//! explicit transaction round trip. A concurrent writer that slipped in between is caught by the
+//! unique constraint, recognised by its name (never by message text), and reported as the typed
+//! conflict with the stream's actual version.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{AppendBatch, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend};
+use crate::ids::{AggregateKind, StreamId};
+
+/// The unique constraint that makes versions unique per stream.
+pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
+const TABLE: &str = "passkey_links_events";
+/// Appends with only `Any` expectations that keep colliding are retried this often.
+const ANY_RETRIES: usize = 8;
+
+/// A PostgreSQL event store. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    schema: Option<String>,
+    table: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+/// Classifies a driver error: server-side errors are internal (a bug or a schema problem),
+/// everything else (connection refused or lost, timeouts) is unavailable.
+fn classify(err: tokio_postgres::Error) -> StoreError {
+    match err.as_db_error() {
+        Some(db) => StoreError::Internal(format!("{}: {}", db.code().code(), db.message())),
+        None => unavailable(err),
+    }
+}
+
+fn is_version_collision(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some(VERSION_CONSTRAINT)
+    })
+}
+
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+impl PostgresStore {
+    /// A store on an existing pool, using the table `passkey_links_events` on the search path.
+    /// Sessions of that pool should run with `plan_cache_mode=force_generic_plan` (as
+    /// [`PostgresStore::connect`] sets up) to avoid re-planning every append.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            schema: None,
+            table: TABLE.to_owned(),
+        }
+    }
+
+    /// Connects a pool of up to `max_connections` to `config`, a libpq key/value string
+    /// (`host=/tmp user=postgres`) or a URL (`postgres://user@host/db`). Connections are opened
+    /// lazily.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] for a malformed configuration.
+    pub fn connect(config: &str, max_connections: usize) -> Result<Self, StoreError> {
+        let mut pg = tokio_postgres::Config::from_str(config)
+            .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))?;
+        // The store's statements have a fixed shape; re-planning them per execution (custom
+        // plans for array parameters) costs several times their execution.
+        let options = match pg.get_options() {
+            Some(existing) => format!("{existing} -c plan_cache_mode=force_generic_plan"),
+            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        pg.options(&options);
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .build()
+            .map_err(|err| StoreError::Internal(err.to_string()))?;
+        Ok(Self::new(pool))
+    }
+
+    /// Uses the table in `schema` (created by [`PostgresStore::migrate`]): one schema per tenant
+    /// or per test.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] unless `schema` is a lowercase identifier of at most 63 bytes.
+    pub fn in_schema(mut self, schema: &str) -> Result<Self, StoreError> {
+        if !valid_identifier(schema) {
+            return Err(StoreError::Internal(format!(
+                "invalid schema name {schema:?}"
+            )));
+        }
+        self.table = format!("\"{schema}\".{TABLE}");
+        self.schema = Some(schema.to_owned());
+        Ok(self)
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The qualified table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Creates the schema (if any) and the events table, idempotently and safely under
+    /// concurrent callers.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(classify)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7310582946)", &[])
+            .await
+            .map_err(classify)?;
+        if let Some(schema) = &self.schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .map_err(classify)?;
+        }
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                stream_type text NOT NULL,
+                stream_id text NOT NULL,
+                version bigint NOT NULL CHECK (version > 0),
+                event_type text NOT NULL,
+                schema_version smallint NOT NULL,
+                payload jsonb NOT NULL,
+                recorded_at timestamptz NOT NULL,
+                CONSTRAINT {VERSION_CONSTRAINT} UNIQUE (stream_type, stream_id, version)
+            )",
+            table = self.table
+        ))
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    /// Every event in the store, in position order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on connection failure or corrupted rows.
+    pub async fn all_events(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT stream_type, stream_id, version, position, event_type, schema_version, payload, recorded_at
+             FROM {} ORDER BY position",
+            self.table
+        );
+        let rows = client.query(&sql, &[]).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get(0).map_err(classify)?;
+                let id: String = row.try_get(1).map_err(classify)?;
+                let version: i64 = row.try_get(2).map_err(classify)?;
+                let version = u64::try_from(version).unwrap_or(0);
+                let stream = AggregateKind::parse(&kind)
+                    .ok_or_else(|| format!("unknown stream type {kind:?}"))
+                    .and_then(|kind| StreamId::new(kind, id.clone()).map_err(|e| e.to_string()));
+                let stream = stream.map_err(|reason| StoreError::CorruptRow {
+                    stream_type: kind.clone(),
+                    stream_id: id.clone(),
+                    version,
+                    reason,
+                })?;
+                decode_row(stream, row, 2)
+            })
+            .collect()
+    }
+
+    async fn actual_versions(
+        &self,
+        client: &deadpool_postgres::Client,
+        batch: &[StreamAppend],
+    ) -> Result<Vec<u64>, StoreError> {
+        let (types, ids): (Vec<&str>, Vec<&str>) = batch
+            .iter()
+            .map(|a| (a.stream.kind().as_str(), a.stream.id()))
+            .unzip();
+        let sql = format!(
+            "SELECT COALESCE((SELECT max(e.version) FROM {} e
+                              WHERE e.stream_type = s.t AND e.stream_id = s.i), 0)
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(t, i, n) ORDER BY s.n",
+            self.table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let rows = client
+            .query(&statement, &[&types, &ids])
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let v: i64 = row.try_get(0).map_err(classify)?;
+                Ok(u64::try_from(v).unwrap_or(0))
+            })
+            .collect()
+    }
+
+    async fn append_once(
+        &self,
+        client: &deadpool_postgres::Client,
+        batch: &[StreamAppend],
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        let mut check_types = Vec::with_capacity(batch.len());
+        let mut check_ids = Vec::with_capacity(batch.len());
+        let mut check_expected: Vec<i64> = Vec::with_capacity(batch.len());
+        let mut types = Vec::new();
+        let mut ids = Vec::new();
+        let mut ordinals: Vec<i64> = Vec::new();
+        let mut event_types = Vec::new();
+        let mut schemas: Vec<i16> = Vec::new();
+        let mut payloads: Vec<&Value> = Vec::new();
+        let mut recorded: Vec<DateTime<Utc>> = Vec::new();
+        for append in batch {
+            check_types.push(append.stream.kind().as_str());
+            check_ids.push(append.stream.id());
+            check_expected.push(match append.expected {
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => i64::try_from(v)
+                    .map_err(|_| StoreError::Internal("version out of range".into()))?,
+                ExpectedVersion::Any => -1,
+            });
+            for (i, event) in append.events.iter().enumerate() {
+                types.push(append.stream.kind().as_str());
+                ids.push(append.stream.id());
+                ordinals.push(i as i64 + 1);
+                event_types.push(event.event_type.as_str());
+                schemas.push(
+                    i16::try_from(event.schema_version)
+                        .map_err(|_| StoreError::Internal("schema version out of range".into()))?,
+                );
+                payloads.push(&event.payload);
+                recorded.push(event.recorded_at);
+            }
+        }
+        // One statement: current versions, every expectation, then the whole batch or nothing.
+        let sql = format!(
+            "WITH c AS (
+                SELECT s.t, s.i, s.expected,
+                       COALESCE((SELECT max(e.version) FROM {table} e
+                                 WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) AS actual
+                FROM unnest($1::text[], $2::text[], $3::int8[]) AS s(t, i, expected)
+             )
+             INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+             SELECT n.t, n.i, c.actual + n.ordinal, n.event_type, n.schema_version, n.payload, n.recorded_at
+             FROM unnest($4::text[], $5::text[], $6::int8[], $7::text[], $8::int2[], $9::jsonb[], $10::timestamptz[])
+                  WITH ORDINALITY AS n(t, i, ordinal, event_type, schema_version, payload, recorded_at, seq)
+             JOIN c ON c.t = n.t AND c.i = n.i
+             WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
+             ORDER BY n.seq
+             RETURNING stream_type, stream_id, version",
+            table = self.table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let result = client
+            .query(
+                &statement,
+                &[
+                    &check_types,
+                    &check_ids,
+                    &check_expected,
+                    &types,
+                    &ids,
+                    &ordinals,
+                    &event_types,
+                    &schemas,
+                    &payloads,
+                    &recorded,
+                ],
+            )
+            .await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(err) if is_version_collision(&err) => return Ok(None),
+            Err(err) => return Err(classify(err)),
+        };
+        let expected_rows: usize = batch.iter().map(|a| a.events.len()).sum();
+        if rows.len() != expected_rows {
+            return Ok(None);
+        }
+        let mut versions = vec![0u64; batch.len()];
+        for row in &rows {
+            let kind: &str = row.try_get(0).map_err(classify)?;
+            let id: &str = row.try_get(1).map_err(classify)?;
+            let version: i64 = row.try_get(2).map_err(classify)?;
+            if let Some(i) = batch
+                .iter()
+                .position(|a| a.stream.kind().as_str() == kind && a.stream.id() == id)
+            {
+                versions[i] = versions[i].max(u64::try_from(version).unwrap_or(0));
+            }
+        }
+        Ok(Some(versions))
+    }
+}
+
+fn decode_row(
+    stream: StreamId,
+    row: &tokio_postgres::Row,
+    first: usize,
+) -> Result<RecordedEvent, StoreError> {
+    let version: i64 = row.try_get(first).map_err(classify)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        stream: stream.clone(),
+        version: u64::try_from(version).unwrap_or(0),
+        reason,
+    };
+    let position: i64 = row.try_get(first + 1).map_err(classify)?;
+    let event_type: String = row.try_get(first + 2).map_err(classify)?;
+    let schema_version: i16 = row.try_get(first + 3).map_err(classify)?;
+    let payload: Value = row
+        .try_get(first + 4)
+        .map_err(|err| corrupt(format!("payload: {err}")))?;
+    let recorded_at: DateTime<Utc> = row.try_get(first + 5).map_err(classify)?;
+    Ok(RecordedEvent {
+        version: u64::try_from(version).map_err(|_| corrupt("negative version".into()))?,
+        position: u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+        schema_version: u16::try_from(schema_version)
+            .map_err(|_| corrupt("negative schema version".into()))?,
+        stream,
+        event_type,
+        payload,
+        recorded_at,
+    })
+}
+
+impl EventStore for PostgresStore {
+    async fn read(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT version, position, event_type, schema_version, payload, recorded_at
+             FROM {} WHERE stream_type = $1 AND stream_id = $2 AND version > $3 ORDER BY version",
+            self.table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let after = i64::try_from(after_version).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&stream.kind().as_str(), &stream.id(), &after])
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| decode_row(stream.clone(), row, 0))
+            .collect()
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = batch.appends();
+        let client = self.client().await?;
+        for _ in 0..ANY_RETRIES {
+            if let Some(versions) = self.append_once(&client, batch).await? {
+                return Ok(versions);
+            }
+            // Nothing was written. Report the first stream whose expectation fails; if only
+            // `Any` streams collided with a concurrent writer, try again.
+            let actual = self.actual_versions(&client, batch).await?;
+            if let Some((append, actual)) = batch
+                .iter()
+                .zip(&actual)
+                .find(|(append, actual)| !append.expected.matches(**actual))
+            {
+                return Err(StoreError::Conflict {
+                    stream: append.stream.clone(),
+                    expected: append.expected,
+                    actual: *actual,
+                });
+            }
+            // Every expectation holds now: a racing writer was rolled back, or only `Any`
+            // streams collided. Try again.
+        }
+        Err(StoreError::Unavailable(
+            "append kept colliding with concurrent writers".into(),
+        ))
+    }
+}

@@ -1,0 +1,351 @@
+//! Golden tests: the stored form (type name + JSON payload) of every event is a storage format
+//! and must never change. Each case also decodes back to the same typed event.
+
+use crate::common::*;
+use passkey_links::SecretDigest;
+use passkey_links::domain::{
+    CheckFailure, CodeEvent, CredentialEvent, CredentialId, DecodeError, DeliveryFailure, Email,
+    Event, Issued, OrgEvent, PublicKey, SCHEMA_VERSION, UserEvent,
+};
+use passkey_links::ids::AggregateKind;
+use serde_json::{Value, json};
+
+fn issued() -> Issued {
+    Issued::new(
+        user(),
+        org(),
+        SecretDigest::from_bytes([7; 32]),
+        t0(),
+        chrono::Duration::hours(1),
+        2,
+        4,
+        3,
+    )
+}
+
+const DIGEST: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+fn issued_json() -> Value {
+    json!({
+        "userId": "user-1",
+        "orgId": "org-1",
+        "secretDigest": DIGEST,
+        "issuedAt": "2026-03-01T09:00:00Z",
+        "expiresAt": "2026-03-01T10:00:00Z",
+        "userVersion": 2,
+        "orgVersion": 4,
+        "maxFailedChecks": 3
+    })
+}
+
+fn cases() -> Vec<(Event, &'static str, Value)> {
+    let credential = CredentialId::new(vec![0xfb, 0xff, 0x01]).unwrap();
+    let mut requested = issued_json();
+    requested["urlTemplate"] = json!("https://app.example.com/{{.Code}}");
+    requested["supersedesWhenUsable"] = json!(true);
+    vec![
+        (
+            OrgEvent::Added {
+                name: "ACME".into(),
+            }
+            .into(),
+            "org.added",
+            json!({"name": "ACME"}),
+        ),
+        (
+            OrgEvent::Deactivated {}.into(),
+            "org.deactivated",
+            json!({}),
+        ),
+        (
+            OrgEvent::Reactivated {}.into(),
+            "org.reactivated",
+            json!({}),
+        ),
+        (OrgEvent::Removed {}.into(), "org.removed", json!({})),
+        (
+            UserEvent::HumanAdded {
+                org_id: org(),
+                user_name: "ada".into(),
+                display_name: "Ada Lovelace".into(),
+                email: Email::parse("ada@example.com").unwrap(),
+                email_verified: true,
+                preferred_language: Some("en".into()),
+            }
+            .into(),
+            "user.human.added",
+            json!({
+                "orgId": "org-1",
+                "userName": "ada",
+                "displayName": "Ada Lovelace",
+                "email": "ada@example.com",
+                "emailVerified": true,
+                "preferredLanguage": "en"
+            }),
+        ),
+        (
+            UserEvent::MachineAdded {
+                org_id: org(),
+                user_name: "bot".into(),
+                name: "Bot".into(),
+            }
+            .into(),
+            "user.machine.added",
+            json!({"orgId": "org-1", "userName": "bot", "name": "Bot"}),
+        ),
+        (
+            UserEvent::EmailChanged {
+                email: Email::parse("ada@new.example.com").unwrap(),
+            }
+            .into(),
+            "user.human.email.changed",
+            json!({"email": "ada@new.example.com"}),
+        ),
+        (
+            UserEvent::EmailVerified {}.into(),
+            "user.human.email.verified",
+            json!({}),
+        ),
+        (
+            UserEvent::Deactivated {}.into(),
+            "user.deactivated",
+            json!({}),
+        ),
+        (
+            UserEvent::Reactivated {}.into(),
+            "user.reactivated",
+            json!({}),
+        ),
+        (UserEvent::Locked {}.into(), "user.locked", json!({})),
+        (UserEvent::Unlocked {}.into(), "user.unlocked", json!({})),
+        (UserEvent::Removed {}.into(), "user.removed", json!({})),
+        (
+            UserEvent::CodeIssued {
+                code_id: code(1),
+                issued_at: t0(),
+                supersedes_earlier: true,
+            }
+            .into(),
+            "user.human.passwordless.link.issued",
+            json!({"codeId": "code-1", "issuedAt": "2026-03-01T09:00:00Z", "supersedesEarlier": true}),
+        ),
+        (
+            UserEvent::CodeUsable {
+                code_id: code(1),
+                issued_version: 2,
+            }
+            .into(),
+            "user.human.passwordless.link.usable",
+            json!({"codeId": "code-1", "issuedVersion": 2}),
+        ),
+        (
+            UserEvent::PasskeyAdded {
+                code_id: code(1),
+                credential_id: credential.clone(),
+                public_key: PublicKey::new(vec![1, 2, 3]),
+                name: "iPhone".into(),
+            }
+            .into(),
+            "user.human.passkey.added",
+            json!({"codeId": "code-1", "credentialId": "-_8B", "publicKey": "AQID", "name": "iPhone"}),
+        ),
+        (
+            CodeEvent::Added { issued: issued() }.into(),
+            "user.human.passwordless.initialization.code.added",
+            issued_json(),
+        ),
+        (
+            CodeEvent::Requested {
+                issued: issued(),
+                url_template: Some("https://app.example.com/{{.Code}}".into()),
+                supersedes_when_usable: true,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.requested",
+            requested,
+        ),
+        (
+            CodeEvent::Requested {
+                issued: issued(),
+                url_template: None,
+                supersedes_when_usable: false,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.requested",
+            issued_json(),
+        ),
+        (
+            CodeEvent::Sent {
+                message_id: "msg-1".into(),
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.sent",
+            json!({"messageId": "msg-1"}),
+        ),
+        (
+            CodeEvent::DeliveryFailed {
+                reason: DeliveryFailure::Unavailable,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.delivery.failed",
+            json!({"reason": "unavailable"}),
+        ),
+        (
+            CodeEvent::CheckFailed {
+                reason: CheckFailure::WrongSecret,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.check.failed",
+            json!({"reason": "wrong_secret"}),
+        ),
+        (
+            CodeEvent::CheckSucceeded {
+                credential_id: credential,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.check.succeeded",
+            json!({"credentialId": "-_8B"}),
+        ),
+        (
+            CodeEvent::Revoked {}.into(),
+            "user.human.passwordless.initialization.code.revoked",
+            json!({}),
+        ),
+        (
+            CredentialEvent::Claimed {
+                user_id: user(),
+                org_id: org(),
+                code_id: code(1),
+            }
+            .into(),
+            "passkey.credential.claimed",
+            json!({"userId": "user-1", "orgId": "org-1", "codeId": "code-1"}),
+        ),
+    ]
+}
+
+#[test]
+fn every_event_has_its_pinned_stored_form_and_decodes_back() {
+    for (event, event_type, payload) in cases() {
+        let (encoded_type, encoded_payload) = event.encode().unwrap();
+        assert_eq!(encoded_type, event_type);
+        assert_eq!(encoded_payload, payload, "{event_type}");
+        let decoded = Event::decode(event.kind(), event_type, SCHEMA_VERSION, payload).unwrap();
+        assert_eq!(decoded, event);
+    }
+}
+
+#[test]
+fn every_stored_type_has_a_golden_case() {
+    let mut pinned: Vec<&str> = cases().iter().map(|(_, name, _)| *name).collect();
+    pinned.sort_unstable();
+    pinned.dedup();
+    let mut declared: Vec<&str> = [
+        OrgEvent::TYPES,
+        UserEvent::TYPES,
+        CodeEvent::TYPES,
+        CredentialEvent::TYPES,
+    ]
+    .concat();
+    declared.sort_unstable();
+    assert_eq!(pinned, declared);
+}
+
+#[test]
+fn every_check_failure_reason_has_a_stable_name() {
+    let names: Vec<String> = [
+        CheckFailure::UnknownCode,
+        CheckFailure::UserMismatch,
+        CheckFailure::NotDelivered,
+        CheckFailure::DeliveryFailed,
+        CheckFailure::Expired,
+        CheckFailure::Consumed,
+        CheckFailure::Revoked,
+        CheckFailure::Superseded,
+        CheckFailure::Exhausted,
+        CheckFailure::UserNotActive,
+        CheckFailure::OrgNotActive,
+        CheckFailure::EmailChanged,
+        CheckFailure::WrongSecret,
+        CheckFailure::IssuedInFuture,
+        CheckFailure::UserStopped,
+        CheckFailure::OrgStopped,
+    ]
+    .iter()
+    .map(|r| {
+        serde_json::to_value(r)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "unknown_code",
+            "user_mismatch",
+            "not_delivered",
+            "delivery_failed",
+            "expired",
+            "consumed",
+            "revoked",
+            "superseded",
+            "exhausted",
+            "user_not_active",
+            "org_not_active",
+            "email_changed",
+            "wrong_secret",
+            "issued_in_future",
+            "user_stopped",
+            "org_stopped"
+        ]
+    );
+}
+
+#[test]
+fn codes_stored_before_org_versions_existed_still_decode() {
+    let mut old = issued_json();
+    old.as_object_mut().unwrap().remove("orgVersion");
+    let decoded = Event::decode(
+        AggregateKind::Code,
+        "user.human.passwordless.initialization.code.added",
+        SCHEMA_VERSION,
+        old,
+    )
+    .unwrap();
+    let Event::Code(CodeEvent::Added { issued }) = decoded else {
+        panic!("a code event");
+    };
+    assert_eq!(issued.org_version, 0);
+}
+
+#[test]
+fn corrupted_stored_events_are_typed_errors() {
+    assert_eq!(
+        Event::decode(AggregateKind::Org, "org.exploded", 1, json!({})),
+        Err(DecodeError::UnknownType("org.exploded".into()))
+    );
+    assert_eq!(
+        Event::decode(AggregateKind::Org, "org.added", 2, json!({"name": "x"})),
+        Err(DecodeError::UnsupportedSchema(2))
+    );
+    assert!(matches!(
+        Event::decode(AggregateKind::Org, "org.added", 1, json!({"name": 5})),
+        Err(DecodeError::Payload(_))
+    ));
+    assert!(matches!(
+        Event::decode(
+            AggregateKind::User,
+            "user.human.added",
+            1,
+            json!({"orgId": "", "userName": "a", "displayName": "a", "email": "a@example.com", "emailVerified": true})
+        ),
+        Err(DecodeError::Payload(_))
+    ));
+    // An event type of another aggregate kind is unknown in this stream.
+    assert_eq!(
+        Event::decode(AggregateKind::Code, "org.added", 1, json!({"name": "x"})),
+        Err(DecodeError::UnknownType("org.added".into()))
+    );
+}

@@ -1,0 +1,29 @@
+//! The integration tests, in one binary: service scenarios on every store, faults, bad input,
+//! secret hygiene, stored-event and wire golden tests, properties, real HTTP, the store
+//! conformance suite and the public harness. (Log hygiene has its own binary: it installs a
+//! global tracing subscriber.)
+
+mod bad_input;
+mod common;
+mod faults;
+mod golden_events;
+mod golden_wire;
+mod harness_example;
+mod http_server;
+mod pg;
+mod properties;
+mod scenarios;
+mod secret_hygiene;
+mod service_postgres;
+mod store_conformance;
+
+/// The service scenarios against the in-memory store.
+mod service_memory {
+    use passkey_links::store::InMemoryStore;
+
+    async fn memory() -> Option<InMemoryStore> {
+        Some(InMemoryStore::new())
+    }
+
+    crate::service_scenarios!(memory);
+}

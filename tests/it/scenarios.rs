@@ -1,0 +1,1348 @@
+//! Service-level scenarios, generic over the event store, so that every backend runs the same
+//! suite (in memory in `main.rs`, PostgreSQL in `service_postgres.rs`).
+#![allow(dead_code)]
+
+use std::future::Future;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use chrono::{Duration, TimeZone, Utc};
+use passkey_links::prelude::*;
+use passkey_links::store::RecordedEvent;
+use serde_json::{Value, json};
+
+/// A secret in every form a leak could take: raw, base64 (4 alphabets/paddings), hex.
+pub fn forms(secret: &str) -> Vec<String> {
+    let bytes = secret.as_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        secret.to_owned(),
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+        hex.clone(),
+        hex.to_uppercase(),
+    ]
+}
+
+/// Panics when `text` holds any form of any of `secrets`.
+pub fn assert_clean(what: &str, text: &str, secrets: &[String]) {
+    for secret in secrets {
+        for form in forms(secret) {
+            assert!(!text.contains(&form), "{what} leaks a secret: {text}");
+        }
+    }
+}
+
+/// Read access to everything a store holds, for assertions.
+pub trait Inspect {
+    /// Every stored event, in append order.
+    fn all_events(&self) -> impl Future<Output = Vec<RecordedEvent>> + Send;
+}
+
+impl Inspect for InMemoryStore {
+    fn all_events(&self) -> impl Future<Output = Vec<RecordedEvent>> + Send {
+        std::future::ready(InMemoryStore::all_events(self))
+    }
+}
+
+pub type Service<S> = PasskeyLinks<S, RecordingNotifier, StaticGrants, ManualClock, SeededRandom>;
+pub use passkey_links::SeededRandom;
+
+pub struct Fixture<S> {
+    pub service: Service<S>,
+    pub store: S,
+    pub notifier: RecordingNotifier,
+    pub clock: ManualClock,
+    pub org_a: String,
+    pub org_b: String,
+    /// Verified human in org A.
+    pub ada: String,
+    /// Unverified human in org A.
+    pub bob: String,
+    /// Verified human in org B.
+    pub carol: String,
+    /// Machine user in org A.
+    pub bot: String,
+    /// Holds every permission in org A.
+    pub admin_a: Caller,
+    /// Holds every permission in org B only.
+    pub admin_b: Caller,
+    /// Holds only `user.read` in org A: some grant, but none that writes.
+    pub reader_a: Caller,
+    /// Holds no permission.
+    pub nobody: Caller,
+}
+
+pub const ALL: [Permission; 6] = Permission::ALL;
+
+pub fn config() -> Config {
+    Config::new(
+        LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap())
+            .allow_origin("https://app.example.com")
+            .unwrap(),
+    )
+}
+
+fn human(name: &str, verified: bool) -> AddHumanUserRequest {
+    AddHumanUserRequest {
+        user_name: name.into(),
+        display_name: name.to_uppercase(),
+        email: format!("{name}@example.com"),
+        is_email_verified: verified,
+        preferred_language: Some("en".into()),
+        ..Default::default()
+    }
+}
+
+impl<S: EventStore + Clone> Fixture<S> {
+    pub async fn new(store: S) -> Self {
+        Self::with_config(store, config()).await
+    }
+
+    pub async fn with_config(store: S, config: Config) -> Self {
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+        let notifier = RecordingNotifier::new();
+        let random = SeededRandom::new(42);
+        let setup = PasskeyLinks::new(
+            store.clone(),
+            notifier.clone(),
+            StaticGrants::new(),
+            config.clone(),
+        )
+        .with_clock(clock.clone())
+        .with_random(random.clone());
+        let sys = Caller::System;
+        let org = |name: &str| AddOrgRequest {
+            name: name.into(),
+            ..Default::default()
+        };
+        let org_a = setup.add_org(&sys, org("A")).await.unwrap().org_id;
+        let org_b = setup.add_org(&sys, org("B")).await.unwrap().org_id;
+        let add = |org: &str, request| {
+            let org = org.to_owned();
+            let setup = &setup;
+            async move {
+                setup
+                    .add_human_user(&Caller::System, Some(&org), request)
+                    .await
+                    .unwrap()
+                    .user_id
+            }
+        };
+        let ada = add(&org_a, human("ada", true)).await;
+        let bob = add(&org_a, human("bob", false)).await;
+        let carol = add(&org_b, human("carol", true)).await;
+        let bot = setup
+            .add_machine_user(
+                &sys,
+                Some(&org_a),
+                AddMachineUserRequest {
+                    user_name: "bot".into(),
+                    name: "Bot".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .user_id;
+        let oa = OrgId::new(&org_a).unwrap();
+        let ob = OrgId::new(&org_b).unwrap();
+        let admin_a = UserId::new("admin-a").unwrap();
+        let admin_b = UserId::new("admin-b").unwrap();
+        let reader_a = UserId::new("reader-a").unwrap();
+        let grants = StaticGrants::new()
+            .grant(&admin_a, &oa, ALL)
+            .grant(&admin_b, &ob, ALL)
+            .grant(&reader_a, &oa, [Permission::UserRead]);
+        let service = PasskeyLinks::new(store.clone(), notifier.clone(), grants, config)
+            .with_clock(clock.clone())
+            .with_random(random);
+        Self {
+            service,
+            store,
+            notifier,
+            clock,
+            admin_a: Caller::user(admin_a, oa.clone()),
+            admin_b: Caller::user(admin_b, ob),
+            reader_a: Caller::user(reader_a, oa.clone()),
+            nobody: Caller::user(UserId::new("nobody").unwrap(), oa),
+            org_a,
+            org_b,
+            ada,
+            bob,
+            carol,
+            bot,
+        }
+    }
+
+    /// The user as a self-service caller.
+    pub fn me(&self, user: &str) -> Caller {
+        let org = if user == self.carol {
+            &self.org_b
+        } else {
+            &self.org_a
+        };
+        Caller::user(UserId::new(user).unwrap(), OrgId::new(org).unwrap())
+    }
+}
+
+/// The query parameters of a default link.
+pub fn link_params(link: &str) -> (String, String, String, String) {
+    let url = url::Url::parse(link).unwrap();
+    let get = |key: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    (get("userID"), get("orgID"), get("codeID"), get("code"))
+}
+
+pub fn check_request(user: &str, code_id: &str, code: &str) -> CheckCodeRequest {
+    serde_json::from_value(json!({"userId": user, "codeId": code_id, "code": code})).unwrap()
+}
+
+pub fn consume_request(
+    user: &str,
+    code_id: &str,
+    code: &str,
+    credential: &str,
+) -> ConsumeCodeRequest {
+    serde_json::from_value(json!({
+        "userId": user,
+        "codeId": code_id,
+        "code": code,
+        "passkey": {"credentialId": credential, "publicKey": "AQIDBA==", "name": "iPhone"}
+    }))
+    .unwrap()
+}
+
+pub fn types(events: &[RecordedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+fn assert_error(result: Result<impl std::fmt::Debug, Error>, kind: ErrorKind, key: &str) -> Error {
+    let err = result.expect_err("expected an error");
+    assert_eq!(err.kind(), kind, "{err:?}");
+    assert_eq!(err.message_key(), key, "{err:?}");
+    err
+}
+
+// ---- success of every entry point ----------------------------------------------------------
+
+pub async fn add_passwordless_registration_returns_a_working_link<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    let response = f
+        .service
+        .add_passwordless_registration(
+            &f.admin_a,
+            None,
+            AddPasswordlessRegistrationRequest {
+                user_id: f.ada.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let now = f.clock.now();
+    assert_eq!(response.details.sequence, 1);
+    assert_eq!(response.details.creation_date, now);
+    assert_eq!(response.details.change_date, now);
+    assert_eq!(response.details.resource_owner, f.org_a);
+    assert_eq!(response.expiration.to_string(), "3600s");
+    assert!(
+        response
+            .link
+            .starts_with("https://id.example.com/ui/login/login/passwordless/init?userID=")
+    );
+    let (user, org, code_id, code) = link_params(&response.link);
+    assert_eq!(
+        (user.as_str(), org.as_str()),
+        (f.ada.as_str(), f.org_a.as_str())
+    );
+    let events = f.store.all_events().await;
+    assert_eq!(
+        types(&events[before..]),
+        [
+            "user.human.passwordless.link.issued",
+            "user.human.passwordless.initialization.code.added"
+        ]
+    );
+    let checked = f
+        .service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    assert_eq!(checked.org_id, f.org_a);
+    assert_eq!(checked.expiration_date, now + Duration::hours(1));
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(json["details"]["sequence"], json!("1"));
+    assert_eq!(json["expiration"], json!("3600s"));
+}
+
+pub async fn send_passwordless_registration_emails_a_working_link<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let response = f
+        .service
+        .send_passwordless_registration(
+            &f.admin_a,
+            Some(&f.org_a),
+            SendPasswordlessRegistrationRequest {
+                user_id: f.ada.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.details.sequence, 2);
+    assert_eq!(response.details.resource_owner, f.org_a);
+    let delivered = f.notifier.delivered();
+    let Message::RegistrationLink {
+        recipient, link, ..
+    } = &delivered.last().unwrap().message
+    else {
+        panic!("expected a link message");
+    };
+    assert_eq!(recipient.as_str(), "ada@example.com");
+    let (user, _, code_id, code) = link_params(link.expose());
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+}
+
+pub async fn self_service_add_and_send<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let me = f.me(&f.ada);
+    let added = f.service.add_my_passwordless_link(&me).await.unwrap();
+    assert_eq!(added.details.sequence, 1);
+    let sent = f.service.send_my_passwordless_link(&me).await.unwrap();
+    assert_eq!(sent.details.sequence, 2);
+    // One live link: the returned link was superseded by the sent one.
+    let (user, _, code_id, code) = link_params(&added.link);
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let link = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let (user, _, code_id, code) = link_params(link.expose());
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+}
+
+pub async fn v2_return_code_and_send_link_with_template<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let returned = f
+        .service
+        .create_passkey_registration_link(
+            &f.admin_a,
+            CreatePasskeyRegistrationLinkRequest {
+                user_id: f.ada.clone(),
+                send_link: None,
+                return_code: Some(ReturnCode {}),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(returned.details.sequence, 1);
+    let code = returned.code.clone().unwrap();
+    f.service
+        .check_code(check_request(&f.ada, &code.id, &code.code))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&returned).unwrap();
+    assert_eq!(json["code"]["id"], json!(code.id));
+
+    let sent = f
+        .service
+        .create_passkey_registration_link(
+            &f.admin_a,
+            CreatePasskeyRegistrationLinkRequest {
+                user_id: f.ada.clone(),
+                send_link: Some(SendLink {
+                    url_template: Some(
+                        "https://app.example.com/passkey/set?userId={{.UserID}}&orgId={{.OrgID}}&codeId={{.CodeID}}&code={{.Code}}"
+                            .into(),
+                    ),
+                }),
+                return_code: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.details.sequence, 2);
+    assert!(sent.code.is_none());
+    let link = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let url = url::Url::parse(link.expose()).unwrap();
+    assert_eq!(
+        url.origin().ascii_serialization(),
+        "https://app.example.com"
+    );
+    let param = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    assert_eq!(param("orgId"), f.org_a);
+    f.service
+        .check_code(check_request(
+            &param("userId"),
+            &param("codeId"),
+            &param("code"),
+        ))
+        .await
+        .unwrap();
+}
+
+pub async fn consume_registers_the_passkey_once_and_notifies<S: EventStore + Clone + Inspect>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    let consumed = f
+        .service
+        .consume_code(consume_request(&user, &code_id, &code, "Y3JlZC0x"))
+        .await
+        .unwrap();
+    assert_eq!(consumed.details.sequence, 2);
+    assert_eq!(consumed.details.resource_owner, f.org_a);
+    let notice = f.notifier.delivered().last().unwrap().message.clone();
+    assert!(
+        matches!(notice, Message::PasskeyAdded { ref passkey_name, .. } if passkey_name == "iPhone")
+    );
+    let again = assert_error(
+        f.service
+            .consume_code(consume_request(&user, &code_id, &code, "Y3JlZC0y"))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let body = serde_json::to_value(again.to_body()).unwrap();
+    assert_eq!(body["code"], json!(3));
+    let events = f.store.all_events().await;
+    let passkeys = events
+        .iter()
+        .filter(|e| e.event_type == "user.human.passkey.added")
+        .count();
+    assert_eq!(passkeys, 1);
+}
+
+pub async fn a_claimed_credential_cannot_be_registered_again<S: EventStore + Clone + Inspect>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let first = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&first.link);
+    f.service
+        .consume_code(consume_request(&user, &code_id, &code, "c2hhcmVk"))
+        .await
+        .unwrap();
+    let second = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.carol))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&second.link);
+    let before = f.store.all_events().await.len();
+    assert_error(
+        f.service
+            .consume_code(consume_request(&user, &code_id, &code, "c2hhcmVk"))
+            .await,
+        ErrorKind::AlreadyExists,
+        "Errors.User.Passkey.AlreadyExists",
+    );
+    assert_eq!(f.store.all_events().await.len(), before);
+    // The code was not burned: another credential still works.
+    f.service
+        .consume_code(consume_request(&user, &code_id, &code, "b3RoZXI"))
+        .await
+        .unwrap();
+}
+
+pub async fn revoke_and_lifecycle<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    let revoked = f
+        .service
+        .revoke_code(
+            &f.admin_a,
+            None,
+            RevokeCodeRequest {
+                user_id: user.clone(),
+                code_id: code_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.details.sequence, 2);
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let locked = f
+        .service
+        .update_user(&f.admin_a, None, &f.ada, UserChange::Lock)
+        .await
+        .unwrap();
+    assert_eq!(locked.details.resource_owner, f.org_a);
+    assert_error(
+        f.service.add_my_passwordless_link(&f.me(&f.ada)).await,
+        ErrorKind::FailedPrecondition,
+        "Errors.User.Locked",
+    );
+    f.service
+        .update_org(&f.admin_b, &f.org_b, OrgChange::Deactivate)
+        .await
+        .unwrap();
+    assert_error(
+        f.service.add_my_passwordless_link(&f.me(&f.carol)).await,
+        ErrorKind::FailedPrecondition,
+        "Errors.Org.NotActive",
+    );
+}
+
+// ---- every error class -------------------------------------------------------------------
+
+pub async fn not_found_for_unknown_users_and_users_of_other_orgs<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    for (user, context) in [("nobody-here", None), (f.carol.as_str(), None)] {
+        assert_error(
+            f.service
+                .add_passwordless_registration(
+                    &f.admin_a,
+                    context,
+                    AddPasswordlessRegistrationRequest {
+                        user_id: user.into(),
+                    },
+                )
+                .await,
+            ErrorKind::NotFound,
+            "Errors.User.NotFound",
+        );
+    }
+    assert_eq!(f.store.all_events().await.len(), before);
+}
+
+pub async fn permission_is_checked_in_the_users_actual_org<S: EventStore + Clone + Inspect>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    // ZITADEL's cross-org bug: admin of B names org A as context for a user of A. Holding
+    // nothing in A, it learns nothing either: the answer is the nonexistent user's.
+    assert_error(
+        f.service
+            .add_passwordless_registration(
+                &f.admin_b,
+                Some(&f.org_a),
+                AddPasswordlessRegistrationRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await,
+        ErrorKind::NotFound,
+        "Errors.User.NotFound",
+    );
+    // Admin of B with its own org as context does not even see the user.
+    assert_error(
+        f.service
+            .send_passwordless_registration(
+                &f.admin_b,
+                Some(&f.org_b),
+                SendPasswordlessRegistrationRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await,
+        ErrorKind::NotFound,
+        "Errors.User.NotFound",
+    );
+    // A caller acting inside A with some grant there, but not the one needed, is denied.
+    let err = assert_error(
+        f.service
+            .create_passkey_registration_link(
+                &f.reader_a,
+                CreatePasskeyRegistrationLinkRequest {
+                    user_id: f.ada.clone(),
+                    send_link: None,
+                    return_code: Some(ReturnCode {}),
+                },
+            )
+            .await,
+        ErrorKind::PermissionDenied,
+        "Errors.PermissionDenied",
+    );
+    assert_eq!(err.kind().http_status(), 403);
+    assert_error(
+        f.service
+            .add_passwordless_registration(
+                &f.reader_a,
+                None,
+                AddPasswordlessRegistrationRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await,
+        ErrorKind::PermissionDenied,
+        "Errors.PermissionDenied",
+    );
+    assert_eq!(f.store.all_events().await.len(), before);
+    assert!(f.notifier.delivered().is_empty());
+}
+
+/// A caller without any grant in a user's org gets, on every entry point that names a user,
+/// exactly the body a nonexistent user gets.
+pub async fn no_existence_oracle_across_orgs<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    let s = &f.service;
+    // Every entry point naming `user`, as `caller` with org context `context`.
+    async fn answers<S: EventStore + Clone>(
+        f: &Fixture<S>,
+        caller: &Caller,
+        context: Option<&str>,
+        user: &str,
+    ) -> Vec<(&'static str, serde_json::Value)> {
+        let s = &f.service;
+        let body = |result: Result<(), Error>| {
+            serde_json::to_value(result.expect_err("must fail").to_body()).unwrap()
+        };
+        fn ok<T>(result: Result<T, Error>) -> Result<(), Error> {
+            result.map(|_| ())
+        }
+        vec![
+            (
+                "v1 add",
+                body(ok(s
+                    .add_passwordless_registration(
+                        caller,
+                        context,
+                        AddPasswordlessRegistrationRequest {
+                            user_id: user.into(),
+                        },
+                    )
+                    .await)),
+            ),
+            (
+                "v1 send",
+                body(ok(s
+                    .send_passwordless_registration(
+                        caller,
+                        context,
+                        SendPasswordlessRegistrationRequest {
+                            user_id: user.into(),
+                        },
+                    )
+                    .await)),
+            ),
+            (
+                "v2 link",
+                body(ok(s
+                    .create_passkey_registration_link(
+                        caller,
+                        CreatePasskeyRegistrationLinkRequest {
+                            user_id: user.into(),
+                            send_link: None,
+                            return_code: Some(ReturnCode {}),
+                        },
+                    )
+                    .await)),
+            ),
+            (
+                "revoke",
+                body(ok(s
+                    .revoke_code(
+                        caller,
+                        context,
+                        RevokeCodeRequest {
+                            user_id: user.into(),
+                            code_id: "some-code".into(),
+                        },
+                    )
+                    .await)),
+            ),
+            (
+                "lifecycle",
+                body(ok(s
+                    .update_user(caller, context, user, UserChange::Lock)
+                    .await)),
+            ),
+        ]
+    }
+    let _ = s;
+    for (caller, context) in [
+        (&f.admin_b, Some(f.org_a.as_str())),
+        (&f.admin_b, None),
+        (&f.nobody, None),
+        (&f.nobody, Some(f.org_a.as_str())),
+    ] {
+        let existing = answers(&f, caller, context, &f.ada).await;
+        let missing = answers(&f, caller, context, &f.ada.replace(|_: char| true, "z")).await;
+        for ((entry, got), (_, nonexistent)) in existing.iter().zip(&missing) {
+            assert_eq!(
+                got["details"][0]["message"],
+                json!("Errors.User.NotFound"),
+                "{entry}"
+            );
+            assert_eq!(
+                got, nonexistent,
+                "{entry}: {caller} with context {context:?}"
+            );
+        }
+    }
+    assert_eq!(f.store.all_events().await.len(), before);
+    assert!(f.notifier.delivered().is_empty());
+}
+
+pub async fn failed_preconditions<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    assert_error(
+        f.service.send_my_passwordless_link(&f.me(&f.bob)).await,
+        ErrorKind::FailedPrecondition,
+        "Errors.User.Email.NotVerified",
+    );
+    assert_error(
+        f.service
+            .add_passwordless_registration(
+                &f.admin_a,
+                None,
+                AddPasswordlessRegistrationRequest {
+                    user_id: f.bot.clone(),
+                },
+            )
+            .await,
+        ErrorKind::FailedPrecondition,
+        "Errors.User.NotHuman",
+    );
+    assert_eq!(f.store.all_events().await.len(), before);
+    assert!(f.notifier.delivered().is_empty());
+}
+
+pub async fn invalid_arguments_append_nothing<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let before = f.store.all_events().await.len();
+    assert_error(
+        f.service
+            .add_passwordless_registration(
+                &f.admin_a,
+                None,
+                AddPasswordlessRegistrationRequest {
+                    user_id: String::new(),
+                },
+            )
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.IDMissing",
+    );
+    for template in [
+        "https://app.example.com/{{.Nope}}",
+        "https://evil.example/{{.Code}}",
+        "javascript:alert({{.Code}})",
+    ] {
+        assert_error(
+            f.service
+                .create_passkey_registration_link(
+                    &f.admin_a,
+                    CreatePasskeyRegistrationLinkRequest {
+                        user_id: f.ada.clone(),
+                        send_link: Some(SendLink {
+                            url_template: Some(template.into()),
+                        }),
+                        return_code: None,
+                    },
+                )
+                .await,
+            ErrorKind::InvalidArgument,
+            "Errors.User.InvalidURLTemplate",
+        );
+    }
+    assert_eq!(f.store.all_events().await.len(), before);
+    assert!(f.notifier.delivered().is_empty());
+    // A wrong code is InvalidArgument and is recorded with its reason.
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let (user, _, code_id, _) = link_params(&added.link);
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, "wrong"))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let events = f.store.all_events().await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        last.event_type,
+        "user.human.passwordless.initialization.code.check.failed"
+    );
+    assert_eq!(last.payload, json!({"reason": "wrong_secret"}));
+}
+
+pub async fn rate_limit_is_resource_exhausted<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let me = f.me(&f.ada);
+    for _ in 0..5 {
+        f.service.add_my_passwordless_link(&me).await.unwrap();
+    }
+    let before = f.store.all_events().await.len();
+    let err = assert_error(
+        f.service.send_my_passwordless_link(&me).await,
+        ErrorKind::ResourceExhausted,
+        "Errors.User.Code.TooManyRequests",
+    );
+    assert_eq!(err.kind().http_status(), 429);
+    assert_eq!(f.store.all_events().await.len(), before);
+    assert!(f.notifier.delivered().is_empty());
+    f.clock.advance(Duration::hours(1));
+    f.service.add_my_passwordless_link(&me).await.unwrap();
+}
+
+pub async fn a_failing_notifier_is_unavailable_and_the_code_never_works<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    f.notifier.set_failing(true);
+    let err = assert_error(
+        f.service.send_my_passwordless_link(&f.me(&f.ada)).await,
+        ErrorKind::Unavailable,
+        "Errors.Notification.Failed",
+    );
+    assert_eq!(err.kind().http_status(), 503);
+    let events = f.store.all_events().await;
+    let tail: Vec<&str> = types(&events).into_iter().rev().take(2).collect();
+    assert_eq!(
+        tail,
+        [
+            "user.human.passwordless.initialization.code.delivery.failed",
+            "user.human.passwordless.initialization.code.requested",
+        ]
+    );
+    let failed = events.last().unwrap();
+    assert_eq!(failed.payload, json!({"reason": "unavailable"}));
+    assert!(!events.iter().any(|e| e.event_type.ends_with("code.sent")));
+}
+
+pub async fn unauthenticated_self_service<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let err = assert_error(
+        f.service.add_my_passwordless_link(&Caller::System).await,
+        ErrorKind::Unauthenticated,
+        "Errors.Token.Invalid",
+    );
+    assert_eq!(err.kind().grpc_code(), 16);
+}
+
+pub async fn details_follow_the_last_event<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let created = added.details.creation_date;
+    f.clock.advance(Duration::milliseconds(1500));
+    let (user, _, code_id, code) = link_params(&added.link);
+    let consumed = f
+        .service
+        .consume_code(consume_request(&user, &code_id, &code, "ZGV0YWlscw"))
+        .await
+        .unwrap();
+    assert_eq!(consumed.details.creation_date, created);
+    assert_eq!(
+        consumed.details.change_date,
+        created + Duration::milliseconds(1500)
+    );
+    let json: Value = serde_json::to_value(&consumed).unwrap();
+    assert_eq!(json["details"]["sequence"], json!("2"));
+    assert_eq!(
+        json["details"]["creationDate"],
+        json!("2026-03-01T09:00:00Z")
+    );
+    assert_eq!(
+        json["details"]["changeDate"],
+        json!("2026-03-01T09:00:01.500Z")
+    );
+}
+
+// ---- concurrency -----------------------------------------------------------------------
+
+pub async fn parallel_wrong_guesses_record_exactly_the_cap<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    let mut tasks = Vec::new();
+    for guess in 0..50 {
+        let f = f.clone();
+        let (user, code_id) = (user.clone(), code_id.clone());
+        tasks.push(tokio::spawn(async move {
+            f.service
+                .check_code(check_request(&user, &code_id, &format!("guess-{guess}")))
+                .await
+        }));
+    }
+    for task in tasks {
+        let err = task.await.unwrap().expect_err("a wrong guess succeeded");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidArgument | ErrorKind::Aborted),
+            "{err:?}"
+        );
+    }
+    let events = f.store.all_events().await;
+    let failures = events
+        .iter()
+        .filter(|e| e.stream.id() == code_id && e.event_type.ends_with("check.failed"))
+        .count();
+    assert_eq!(failures, 3, "exactly the cap is recorded");
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+}
+
+pub async fn parallel_consumes_have_exactly_one_winner<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    for contenders in [2usize, 4, 8, 16] {
+        f.clock.advance(Duration::hours(1)); // stay under the rate limit
+        let added = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
+        let (user, _, code_id, code) = link_params(&added.link);
+        let mut tasks = Vec::new();
+        for n in 0..contenders {
+            let f = f.clone();
+            let (user, code_id, code) = (user.clone(), code_id.clone(), code.clone());
+            let credential = {
+                use base64::Engine as _;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(format!("contender-{contenders}-{n}"))
+            };
+            tasks.push(tokio::spawn(async move {
+                f.service
+                    .consume_code(consume_request(&user, &code_id, &code, &credential))
+                    .await
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => winners += 1,
+                Err(err) => assert!(
+                    matches!(err.kind(), ErrorKind::InvalidArgument | ErrorKind::Aborted),
+                    "{err:?}"
+                ),
+            }
+        }
+        assert_eq!(winners, 1, "{contenders} contenders");
+        let events = f.store.all_events().await;
+        let passkeys = events
+            .iter()
+            .filter(|e| {
+                e.event_type == "user.human.passkey.added" && e.payload["codeId"] == json!(code_id)
+            })
+            .count();
+        assert_eq!(passkeys, 1, "{contenders} contenders, one passkey");
+    }
+}
+
+pub async fn parallel_issuance_keeps_one_live_link_and_the_rate_limit<S>(store: S)
+where
+    S: EventStore + Clone + Inspect + 'static,
+{
+    let f = std::sync::Arc::new(Fixture::new(store).await);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            f.service.add_my_passwordless_link(&f.me(&f.ada)).await
+        }));
+    }
+    let mut links = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(response) => links.push(response.link),
+            Err(err) => assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ResourceExhausted | ErrorKind::Aborted
+                ),
+                "{err:?}"
+            ),
+        }
+    }
+    assert!(
+        !links.is_empty() && links.len() <= 5,
+        "{} issued",
+        links.len()
+    );
+    let mut live = 0;
+    for link in &links {
+        let (user, _, code_id, code) = link_params(link);
+        if f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await
+            .is_ok()
+        {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1, "exactly one live link");
+}
+
+// ---- security rules of SPEC §3 ----------------------------------------------------------
+
+/// Lock→unlock, deactivate→reactivate (user and org) kill every earlier link for good.
+pub async fn lifecycle_stops_kill_links_for_good<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let sys = Caller::System;
+    let stops: [(&str, UserChange, UserChange); 2] = [
+        ("lock", UserChange::Lock, UserChange::Unlock),
+        ("deactivate", UserChange::Deactivate, UserChange::Reactivate),
+    ];
+    for (name, stop, resume) in stops {
+        f.clock.advance(Duration::hours(1)); // stay under the rate limit
+        let added = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
+        let (user, _, code_id, code) = link_params(&added.link);
+        f.service
+            .update_user(&sys, None, &f.ada, stop)
+            .await
+            .unwrap();
+        f.service
+            .update_user(&sys, None, &f.ada, resume)
+            .await
+            .unwrap();
+        assert_error(
+            f.service
+                .check_code(check_request(&user, &code_id, &code))
+                .await,
+            ErrorKind::InvalidArgument,
+            "Errors.User.Code.Invalid",
+        );
+        let events = f.store.all_events().await;
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.stream.id() == code_id)
+            .unwrap();
+        assert_eq!(last.payload, json!({"reason": "user_stopped"}), "{name}");
+        // A link issued afterwards works.
+        let fresh = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
+        let (user, _, code_id, code) = link_params(&fresh.link);
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await
+            .unwrap();
+    }
+    let added = f
+        .service
+        .add_my_passwordless_link(&f.me(&f.carol))
+        .await
+        .unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    f.service
+        .update_org(&sys, &f.org_b, OrgChange::Deactivate)
+        .await
+        .unwrap();
+    f.service
+        .update_org(&sys, &f.org_b, OrgChange::Reactivate)
+        .await
+        .unwrap();
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+}
+
+/// A resend whose mail fails leaves the earlier, working link alive; a resend that is sent
+/// supersedes it.
+pub async fn a_failed_resend_keeps_the_working_link<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let me = f.me(&f.ada);
+    f.service.send_my_passwordless_link(&me).await.unwrap();
+    let first = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let (user, _, code_id, code) = link_params(first.expose());
+    f.notifier.set_failing(true);
+    assert_error(
+        f.service.send_my_passwordless_link(&me).await,
+        ErrorKind::Unavailable,
+        "Errors.Notification.Failed",
+    );
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    f.notifier.set_failing(false);
+    f.service.send_my_passwordless_link(&me).await.unwrap();
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let latest = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let (user, _, code_id, code) = link_params(latest.expose());
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+}
+
+/// The code id is confidential: the notifier gets a derived id as idempotency key and message
+/// reference, never the code id itself (it appears only inside the link).
+pub async fn third_parties_get_a_derived_id_never_the_code_id<S: EventStore + Clone + Inspect>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    f.service
+        .send_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let envelope = f.notifier.delivered().last().unwrap().clone();
+    let Message::RegistrationLink { link, code, .. } = &envelope.message else {
+        panic!("a link message");
+    };
+    let (user, _, code_id, secret) = link_params(link.expose());
+    assert!(!envelope.idempotency_key.contains(&code_id), "{envelope:?}");
+    assert_eq!(code, &CodeId::new(&code_id).unwrap().reference());
+    assert!(!format!("{envelope:?}").contains(&code_id), "{envelope:?}");
+    f.service
+        .consume_code(consume_request(&user, &code_id, &secret, "ZGVyaXZlZA"))
+        .await
+        .unwrap();
+    let notice = f.notifier.delivered().last().unwrap().clone();
+    assert!(matches!(notice.message, Message::PasskeyAdded { .. }));
+    assert!(!format!("{notice:?}").contains(&code_id), "{notice:?}");
+}
+
+/// A code id the random source repeats is AlreadyExists, decided on the code stream the issuing
+/// decision declares (not an endless conflict).
+pub async fn a_colliding_code_id_is_already_exists<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store.clone()).await;
+    let service = PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config().with_policy(Policy::default().with_rate_limit(None)),
+    )
+    .with_random(Repeating);
+    service
+        .add_my_passwordless_link(&f.me(&f.ada))
+        .await
+        .unwrap();
+    let before = f.store.all_events().await.len();
+    let err = assert_error(
+        service.add_my_passwordless_link(&f.me(&f.ada)).await,
+        ErrorKind::AlreadyExists,
+        "Errors.User.Code.AlreadyExists",
+    );
+    assert_eq!(
+        err.domain_error(),
+        Some(&passkey_links::domain::DomainError::CodeAlreadyExists)
+    );
+    assert_eq!(f.store.all_events().await.len(), before, "nothing appended");
+}
+
+/// Random bytes that are always the same: every fresh id collides with the last.
+pub struct Repeating;
+
+impl RandomSource for Repeating {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        dest.fill(7);
+    }
+}
+
+/// The rate limit's scope is per caller kind: by default the system (a seeding job) is not
+/// limited, users are; both can be changed.
+pub async fn rate_limit_scope_is_per_caller_kind<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store.clone()).await;
+    let sys = Caller::System;
+    let add = |user: &str| AddPasswordlessRegistrationRequest {
+        user_id: user.into(),
+    };
+    for _ in 0..8 {
+        f.service
+            .add_passwordless_registration(&sys, None, add(&f.ada))
+            .await
+            .unwrap();
+    }
+    assert_error(
+        f.service.add_my_passwordless_link(&f.me(&f.ada)).await,
+        ErrorKind::ResourceExhausted,
+        "Errors.User.Code.TooManyRequests",
+    );
+    let strict = PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config().with_policy(Policy::default().with_rate_limit_scope(RateLimitScope {
+            users: true,
+            system: true,
+        })),
+    )
+    .with_clock(f.clock.clone());
+    for _ in 0..5 {
+        strict
+            .add_passwordless_registration(&sys, None, add(&f.carol))
+            .await
+            .unwrap();
+    }
+    assert_error(
+        strict
+            .add_passwordless_registration(&sys, None, add(&f.carol))
+            .await,
+        ErrorKind::ResourceExhausted,
+        "Errors.User.Code.TooManyRequests",
+    );
+}
+
+/// A node whose clock runs two hours fast cannot stretch a link's life on a correct node, and
+/// event times never go backwards within a stream.
+pub async fn clock_skew_cannot_stretch_a_lifetime<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store.clone()).await;
+    let fast_clock = ManualClock::new(f.clock.now() + Duration::hours(2));
+    let fast = PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config(),
+    )
+    .with_clock(fast_clock);
+    let added = fast.add_my_passwordless_link(&f.me(&f.ada)).await.unwrap();
+    let (user, _, code_id, code) = link_params(&added.link);
+    // The correct node, 30 minutes later: the code claims to be issued 1.5 h from now.
+    f.clock.advance(Duration::minutes(30));
+    assert_error(
+        f.service
+            .check_code(check_request(&user, &code_id, &code))
+            .await,
+        ErrorKind::InvalidArgument,
+        "Errors.User.Code.Invalid",
+    );
+    let events = f.store.all_events().await;
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.stream.id() == code_id)
+        .unwrap();
+    assert_eq!(last.payload, json!({"reason": "issued_in_future"}));
+    // The check.failed event written by the correct node is not stamped before the code's
+    // first event: stream time never goes backwards.
+    let times: Vec<_> = events
+        .iter()
+        .filter(|e| e.stream.id() == code_id)
+        .map(|e| e.recorded_at)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+/// Generates one `#[tokio::test]` per scenario for a backend. `$store` is an async fn returning
+/// `Option<store>` (`None`: the backend is not available; the test says so and returns).
+#[macro_export]
+macro_rules! service_scenarios {
+    ($store:ident) => {
+        $crate::service_scenarios!(@each $store,
+            add_passwordless_registration_returns_a_working_link,
+            send_passwordless_registration_emails_a_working_link,
+            self_service_add_and_send,
+            v2_return_code_and_send_link_with_template,
+            consume_registers_the_passkey_once_and_notifies,
+            a_claimed_credential_cannot_be_registered_again,
+            revoke_and_lifecycle,
+            not_found_for_unknown_users_and_users_of_other_orgs,
+            permission_is_checked_in_the_users_actual_org,
+            no_existence_oracle_across_orgs,
+            failed_preconditions,
+            invalid_arguments_append_nothing,
+            rate_limit_is_resource_exhausted,
+            a_failing_notifier_is_unavailable_and_the_code_never_works,
+            unauthenticated_self_service,
+            details_follow_the_last_event,
+            parallel_wrong_guesses_record_exactly_the_cap,
+            parallel_consumes_have_exactly_one_winner,
+            parallel_issuance_keeps_one_live_link_and_the_rate_limit,
+            lifecycle_stops_kill_links_for_good,
+            a_failed_resend_keeps_the_working_link,
+            third_parties_get_a_derived_id_never_the_code_id,
+            a_colliding_code_id_is_already_exists,
+            rate_limit_scope_is_per_caller_kind,
+            clock_skew_cannot_stretch_a_lifetime
+        );
+    };
+    (@each $store:ident, $($name:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(store) = $store().await else { return };
+            $crate::scenarios::$name(store).await;
+        }
+    )*};
+}
