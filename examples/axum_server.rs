@@ -1,34 +1,57 @@
-//! An axum server exposing ZITADEL's passwordless-link paths on top of `passkey-links`.
+//! An axum server exposing ZITADEL's passwordless-link and passkey paths on top of
+//! `passkey-links`, with the login UI page a registration link opens.
 //!
 //! ```sh
-//! cargo run --features tracing --example axum_server            # 127.0.0.1:8080
-//! cargo run --features tracing --example axum_server 127.0.0.1:3000
+//! cargo run --features tracing,postgres --example axum_server            # localhost:8080, in memory
+//! DATABASE_URL=postgres://user:pw@localhost/db \
+//!     cargo run --features tracing,postgres --example axum_server 3000   # on PostgreSQL
 //! ```
 //!
-//! Demo tokens: `acme-admin-token`, `globex-admin-token`, `ada-token`, `bob-token`.
-//! Delivered emails are printed to stderr (the notifier only records them).
+//! Demo tokens: `system-token`, `acme-admin-token`, `globex-admin-token`, `acme-support-token`,
+//! `ada-token`, `bob-token`. Delivered emails are printed to stderr (the notifier only records
+//! them). Links point at `http://localhost:<port>`, which is also the WebAuthn relying party.
 
 #[path = "axum_server/app.rs"]
 mod app;
 
-use std::net::SocketAddr;
+use passkey_links::Message;
+use passkey_links::store::EventStore;
+use passkey_links::store::InMemoryStore;
+use passkey_links::store::postgres::PostgresStore;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let addr: SocketAddr = std::env::args()
+    let port: u16 = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into())
-        .parse()?;
-    if !addr.ip().is_loopback() {
-        return Err("this demo serves on a loopback address only".into());
+        .map(|arg| arg.parse())
+        .transpose()?
+        .unwrap_or(8080);
+    // Loopback only: this demo has static tokens.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let base = format!("http://localhost:{}", listener.local_addr()?.port());
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let store = PostgresStore::connect(&url, 8)?;
+            store.migrate().await?;
+            eprintln!("events in PostgreSQL");
+            serve(store, listener, &base).await
+        }
+        _ => serve(InMemoryStore::new(), listener, &base).await,
     }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let app = app::build(&format!("http://{local}")).await?;
+}
+
+async fn serve<S: EventStore + Clone + 'static>(
+    store: S,
+    listener: tokio::net::TcpListener,
+    base: &str,
+) -> Result<(), BoxError> {
+    let app = app::build(store, base).await?;
     let notifier = app.notifier.clone();
     tokio::spawn(async move {
         // Show what the mailer would send (a real notifier emails it).
@@ -37,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let delivered = notifier.delivered();
             for envelope in &delivered[shown..] {
-                if let passkey_links::prelude::Message::RegistrationLink {
+                if let Message::RegistrationLink {
                     recipient, link, ..
                 } = &envelope.message
                 {
@@ -47,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             shown = delivered.len();
         }
     });
-    eprintln!("listening on http://{local}");
+    eprintln!("listening on {base}");
     axum::serve(listener, app::router(app)).await?;
     Ok(())
 }

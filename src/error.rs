@@ -13,6 +13,7 @@ use crate::domain::{DeliveryFailure, DomainError};
 use crate::ids::IdError;
 use crate::ports::authorizer::AccessError;
 use crate::ports::notifier::NotifyError;
+use crate::ports::relying_party::RelyingPartyError;
 use crate::store::StoreError;
 
 /// The class of an error, with its gRPC code and HTTP status. Each variant's documentation says
@@ -95,6 +96,8 @@ pub enum Cause {
     Delivery(DeliveryFailure),
     /// The authorizer could not decide.
     Access(AccessError),
+    /// The relying party failed.
+    RelyingParty(RelyingPartyError),
 }
 
 /// The public error: kind, stable id, message key, message and, where there is one, the typed
@@ -237,6 +240,7 @@ impl std::error::Error for Error {
             Cause::Store(err) => Some(err),
             Cause::Delivery(err) => Some(err),
             Cause::Access(err) => Some(err),
+            Cause::RelyingParty(err) => Some(err),
         }
     }
 }
@@ -260,6 +264,17 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         let message = err.to_string();
         Self::from_entry(catalogue::store(&err), message, Cause::Store(err))
+    }
+}
+
+impl From<RelyingPartyError> for Error {
+    fn from(err: RelyingPartyError) -> Self {
+        let entry = match err {
+            RelyingPartyError::NotConfigured => catalogue::RP_NOT_CONFIGURED,
+            _ => catalogue::RP_INTERNAL,
+        };
+        let message = err.to_string();
+        Self::from_entry(entry, message, Cause::RelyingParty(err))
     }
 }
 
@@ -332,6 +347,13 @@ pub(crate) mod catalogue {
         CODE_NOT_REQUESTED = FailedPrecondition, "PKL-CODE-05", "Errors.User.Code.NotRequested";
         CODE_CLOSED = FailedPrecondition, "PKL-CODE-06", "Errors.User.Code.Closed";
         CREDENTIAL_CLAIMED = AlreadyExists, "PKL-PASSKEY-01", "Errors.User.Passkey.AlreadyExists";
+        PASSKEY_NOT_FOUND = NotFound, "PKL-PASSKEY-02", "Errors.User.Passkey.NotFound";
+        PASSKEY_UNVERIFIED = InvalidArgument, "PKL-PASSKEY-03", "Errors.User.Passkey.VerificationFailed";
+        TOO_MANY_PASSKEYS = FailedPrecondition, "PKL-PASSKEY-04", "Errors.User.Passkey.TooMany";
+        PASSKEY_EXISTS = AlreadyExists, "PKL-PASSKEY-05", "Errors.User.Passkey.IDAlreadyExists";
+        PASSKEY_CLONED = FailedPrecondition, "PKL-PASSKEY-06", "Errors.User.Passkey.SignCount";
+        RP_NOT_CONFIGURED = FailedPrecondition, "PKL-RP-01", "Errors.WebAuthN.NotConfigured";
+        RP_INTERNAL = Internal, "PKL-RP-02", "Errors.WebAuthN.Internal";
         UNAUTHENTICATED = Unauthenticated, "PKL-AUTH-01", "Errors.Token.Invalid";
         PERMISSION_DENIED = PermissionDenied, "PKL-AUTH-02", "Errors.PermissionDenied";
         ACCESS_UNAVAILABLE = Unavailable, "PKL-AUTH-03", "Errors.Authorization.Unavailable";
@@ -373,6 +395,11 @@ pub(crate) mod catalogue {
             DomainError::CodeNotRequested => CODE_NOT_REQUESTED,
             DomainError::CodeClosed => CODE_CLOSED,
             DomainError::CredentialAlreadyClaimed => CREDENTIAL_CLAIMED,
+            DomainError::PasskeyNotFound => PASSKEY_NOT_FOUND,
+            DomainError::PasskeyVerificationFailed(_) => PASSKEY_UNVERIFIED,
+            DomainError::TooManyPasskeys => TOO_MANY_PASSKEYS,
+            DomainError::PasskeyAlreadyExists => PASSKEY_EXISTS,
+            DomainError::PasskeyCloned => PASSKEY_CLONED,
         }
     }
 

@@ -135,6 +135,11 @@ typed_id!(
     CodeId,
     "code"
 );
+typed_id!(
+    /// Id of one passkey of a user (ZITADEL's `passkeyId`), fixed when its registration starts.
+    PasskeyId,
+    "passkey"
+);
 
 impl CodeId {
     /// A one-way reference to this code for third parties and logs: notifier idempotency keys,

@@ -17,6 +17,9 @@ mod secret;
 mod service;
 pub mod store;
 pub mod testing;
+#[cfg(feature = "webauthn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+pub mod webauthn;
 pub mod wire;
 
 pub use error::{Cause, ERROR_DETAIL_TYPE, Error, ErrorBody, ErrorDetail, ErrorKind};
@@ -33,10 +36,14 @@ pub use ports::notifier::{Envelope, Message, Notifier, NotifyError, Receipt, Rec
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use ports::random::SeededRandom;
 pub use ports::random::{OsRandom, RandomSource};
+pub use ports::relying_party::{
+    NoRelyingParty, RegistrationRequest, RelyingParty, RelyingPartyError, StartedRegistration,
+    UserVerification, Verification,
+};
 pub use secret::{
     MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig, SecretConfigError, SecretDigest,
 };
-pub use service::{Config, PasskeyLinks};
+pub use service::{Config, PasskeyLinks, StoredPasskey, user_handle};
 
 /// The names most embedders need, in one import.
 pub mod prelude {

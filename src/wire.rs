@@ -11,7 +11,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::NewPasskey;
+use serde_json::Value;
+
+use crate::domain::PasskeyState;
 use crate::secret::Secret;
 
 /// `details` of every answer, from the last applied event of the aggregate the command changed.
@@ -280,21 +282,126 @@ pub struct CheckCodeResponse {
     pub expiration_date: DateTime<Utc>,
 }
 
-/// Consume a code, registering the passkey the ceremony produced.
+/// A code as a v2 request presents it: `{"id": …, "code": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PresentedCode {
+    /// The code id.
+    pub id: String,
+    /// The secret (redacted in `Debug`).
+    pub code: Secret,
+}
+
+/// v2 `POST /v2/users/{userId}/passkeys` (RegisterPasskey) with the link's code: starts the
+/// WebAuthn ceremony.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConsumeCodeRequest {
-    /// `userID` of the link.
-    #[serde(alias = "user_id")]
+pub struct RegisterPasskeyRequest {
+    /// The user (path parameter).
+    #[serde(alias = "user_id", default)]
     pub user_id: String,
-    /// `codeID` of the link.
-    #[serde(alias = "code_id")]
-    pub code_id: String,
-    /// `code` of the link.
-    pub code: Secret,
-    /// The passkey (credential id base64url, public key base64, name).
-    pub passkey: NewPasskey,
+    /// The code of the registration link.
+    #[serde(default)]
+    pub code: Option<PresentedCode>,
+    /// ZITADEL's authenticator attachment hint; accepted and ignored (passkeys may live on any
+    /// authenticator).
+    #[serde(default)]
+    pub authenticator: Option<String>,
+    /// ZITADEL's relying-party domain; accepted and ignored (the relying party is configured).
+    #[serde(default)]
+    pub domain: Option<String>,
 }
+
+/// Response of RegisterPasskey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterPasskeyResponse {
+    /// Details of the user aggregate.
+    pub details: Details,
+    /// The passkey being registered.
+    pub passkey_id: String,
+    /// What the browser hands to `navigator.credentials.create` (`{"publicKey": {...}}`).
+    pub public_key_credential_creation_options: Value,
+}
+
+/// v2 `POST /v2/users/{userId}/passkeys/{passkeyId}` (VerifyPasskeyRegistration).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyPasskeyRegistrationRequest {
+    /// The user (path parameter).
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+    /// The passkey (path parameter).
+    #[serde(alias = "passkey_id", default)]
+    pub passkey_id: String,
+    /// The browser's `PublicKeyCredential`, as JSON.
+    #[serde(alias = "public_key_credential")]
+    pub public_key_credential: Value,
+    /// A name for the passkey (1–200 characters).
+    #[serde(alias = "passkey_name")]
+    pub passkey_name: String,
+}
+
+/// VerifyPasskeyRegistration answers with `details` only.
+pub type VerifyPasskeyRegistrationResponse = DetailsResponse;
+
+/// v2 `POST /v2/users/{userId}/passkeys/_search` (ListPasskeys).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPasskeysRequest {
+    /// The user (path parameter).
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+}
+
+/// v2 list details: how many results, as of which sequence and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDetails {
+    /// Number of results.
+    #[serde(with = "decimal")]
+    pub total_result: u64,
+    /// The user stream's version the list was read at.
+    #[serde(with = "decimal")]
+    pub processed_sequence: u64,
+    /// The time of that version's event.
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// One passkey of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeySummary {
+    /// The passkey id.
+    pub id: String,
+    /// `AUTH_FACTOR_STATE_READY` or `AUTH_FACTOR_STATE_NOT_READY`.
+    pub state: PasskeyState,
+    /// Its name.
+    pub name: String,
+}
+
+/// Response of ListPasskeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPasskeysResponse {
+    /// List details.
+    pub details: ListDetails,
+    /// The passkeys.
+    pub result: Vec<PasskeySummary>,
+}
+
+/// v2 `DELETE /v2/users/{userId}/passkeys/{passkeyId}` (RemovePasskey; path parameters only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovePasskeyRequest {
+    /// The user.
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+    /// The passkey.
+    #[serde(alias = "passkey_id", default)]
+    pub passkey_id: String,
+}
+
+/// RemovePasskey answers with `details` only.
+pub type RemovePasskeyResponse = DetailsResponse;
 
 /// Revoke a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

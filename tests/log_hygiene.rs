@@ -3,6 +3,8 @@
 //! Its own test binary with a global subscriber: tracing caches per-callsite interest
 //! process-wide, so a thread-local subscriber raced other tests hitting the same callsites.
 
+#[path = "it/authenticator.rs"]
+mod authenticator;
 #[path = "it/scenarios.rs"]
 mod scenarios;
 
@@ -20,7 +22,7 @@ fn log_hygiene() {
 mod logs {
     use passkey_links::prelude::*;
 
-    use super::scenarios::{Fixture, assert_clean, check_request, consume_request, link_params};
+    use super::scenarios::{Fixture, assert_clean, check_request, link_params};
 
     use std::io::Write;
     use std::sync::{Arc, Mutex};
@@ -61,10 +63,7 @@ mod logs {
             .check_code(check_request(&user, &code_id, "wrong"))
             .await
             .unwrap_err();
-        f.service
-            .consume_code(consume_request(&user, &code_id, &code, "bG9ncw"))
-            .await
-            .unwrap();
+        f.enroll(&user, &code_id, &code).await.unwrap();
         f.service
             .send_my_passwordless_link(&f.me(&f.carol))
             .await

@@ -1,25 +1,29 @@
 //! The HTTP layer an embedder writes: ZITADEL's paths, a bearer-token table, the
-//! `x-zitadel-orgid` header, and errors as grpc-gateway answers them. Shared by the example
-//! binary and its HTTP integration test.
+//! `x-zitadel-orgid` header, errors as grpc-gateway answers them, and the login UI page a
+//! registration link opens. Shared by the example binary and its HTTP and browser tests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use passkey_links::prelude::*;
+use passkey_links::webauthn::WebauthnRelyingParty;
+use serde::Deserialize;
 
-/// The service as the example runs it: in memory, mail recorded (and logged).
-pub type Service = PasskeyLinks<InMemoryStore, RecordingNotifier, StaticGrants>;
+/// The service as the example runs it: any store, mail recorded (and logged), passkeys
+/// verified by webauthn-rs.
+pub type Service<S> =
+    PasskeyLinks<S, RecordingNotifier, StaticGrants, SystemClock, OsRandom, WebauthnRelyingParty>;
 
 /// The application state: the service and the token table.
-pub struct App {
+pub struct App<S> {
     /// The service.
-    pub service: Service,
+    pub service: Service<S>,
     /// Bearer token → caller.
     pub tokens: HashMap<String, Caller>,
     /// What the notifier was handed.
@@ -40,6 +44,8 @@ pub mod demo {
     pub const BOT: &str = "ci-bot";
     /// A verified human in Globex.
     pub const CAROL: &str = "carol";
+    /// The embedding system itself (creates orgs and users).
+    pub const SYSTEM_TOKEN: &str = "system-token";
     /// ACME admin (every permission in ACME).
     pub const ADMIN_TOKEN: &str = "acme-admin-token";
     /// Globex admin (every permission in Globex only).
@@ -52,14 +58,35 @@ pub mod demo {
     pub const BOB_TOKEN: &str = "bob-token";
 }
 
-/// Builds the demo: two orgs, four users, three tokens; links point at `base_url`.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates something unless it exists already (a restarted demo on PostgreSQL finds its data).
+fn created<T>(result: Result<T, Error>) -> Result<(), BoxError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(Box::new(err)),
+    }
+}
+
+/// Builds the demo on `store`: two orgs, four users, the tokens; links point at `base_url`,
+/// whose host is also the WebAuthn relying party id (`http://localhost:8080` → `localhost`).
 ///
 /// # Errors
 /// When the base URL is invalid or the demo data cannot be created.
-pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error + Send + Sync>> {
-    let store = InMemoryStore::new();
+pub async fn build<S: EventStore + Clone>(
+    store: S,
+    base_url: &str,
+) -> Result<Arc<App<S>>, BoxError> {
+    let base = BaseUrl::parse(base_url)?;
+    let origin = base.origin();
+    let rp_id = url::Url::parse(&origin)?
+        .host_str()
+        .ok_or("the base URL needs a host")?
+        .to_owned();
+    let relying_party = WebauthnRelyingParty::new(&rp_id, "passkey-links demo", &[&origin])?;
     let notifier = RecordingNotifier::new();
-    let config = Config::new(LinkConfig::new(BaseUrl::parse(base_url)?));
+    let config = Config::new(LinkConfig::new(base));
     let sys = Caller::System;
     let setup = PasskeyLinks::new(
         store.clone(),
@@ -68,47 +95,33 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
         config.clone(),
     );
     for (org, name) in [(demo::ACME, "ACME"), (demo::GLOBEX, "Globex")] {
-        setup
-            .add_org(
-                &sys,
-                AddOrgRequest {
-                    name: name.into(),
-                    org_id: Some(org.into()),
-                },
-            )
-            .await?;
+        let request = AddOrgRequest {
+            name: name.into(),
+            org_id: Some(org.into()),
+        };
+        created(setup.add_org(&sys, request).await)?;
     }
     for (org, user, verified) in [
         (demo::ACME, demo::ADA, true),
         (demo::ACME, demo::BOB, false),
         (demo::GLOBEX, demo::CAROL, true),
     ] {
-        setup
-            .add_human_user(
-                &sys,
-                Some(org),
-                AddHumanUserRequest {
-                    user_id: Some(user.into()),
-                    user_name: user.into(),
-                    display_name: user.to_uppercase(),
-                    email: format!("{user}@example.com"),
-                    is_email_verified: verified,
-                    preferred_language: Some("en".into()),
-                },
-            )
-            .await?;
+        let request = AddHumanUserRequest {
+            user_id: Some(user.into()),
+            user_name: user.into(),
+            display_name: user.to_uppercase(),
+            email: format!("{user}@example.com"),
+            is_email_verified: verified,
+            preferred_language: Some("en".into()),
+        };
+        created(setup.add_human_user(&sys, Some(org), request).await)?;
     }
-    setup
-        .add_machine_user(
-            &sys,
-            Some(demo::ACME),
-            AddMachineUserRequest {
-                user_id: Some(demo::BOT.into()),
-                user_name: "bot".into(),
-                name: "CI bot".into(),
-            },
-        )
-        .await?;
+    let bot = AddMachineUserRequest {
+        user_id: Some(demo::BOT.into()),
+        user_name: "bot".into(),
+        name: "CI bot".into(),
+    };
+    created(setup.add_machine_user(&sys, Some(demo::ACME), bot).await)?;
     let all = Permission::ALL;
     let id = |s: &str| UserId::new(s);
     let org = |s: &str| OrgId::new(s);
@@ -121,6 +134,7 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
             [Permission::UserRead],
         );
     let tokens = HashMap::from([
+        (demo::SYSTEM_TOKEN.to_owned(), Caller::System),
         (
             demo::ADMIN_TOKEN.to_owned(),
             Caller::user(id("acme-admin")?, org(demo::ACME)?),
@@ -142,7 +156,8 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
             Caller::user(id(demo::BOB)?, org(demo::ACME)?),
         ),
     ]);
-    let service = PasskeyLinks::new(store, notifier.clone(), grants, config);
+    let service = PasskeyLinks::new(store, notifier.clone(), grants, config)
+        .with_relying_party(relying_party);
     Ok(Arc::new(App {
         service,
         tokens,
@@ -151,29 +166,46 @@ pub async fn build(base_url: &str) -> Result<Arc<App>, Box<dyn std::error::Error
 }
 
 /// The routes.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
     Router::new()
         .route(
             "/management/v1/users/{user_id}/passwordless/_link",
-            post(add_registration),
+            post(add_registration::<S>),
         )
         .route(
             "/management/v1/users/{user_id}/passwordless/_send_link",
-            post(send_registration),
+            post(send_registration::<S>),
         )
-        .route("/auth/v1/users/me/passwordless/_link", post(add_my_link))
+        .route(
+            "/auth/v1/users/me/passwordless/_link",
+            post(add_my_link::<S>),
+        )
         .route(
             "/auth/v1/users/me/passwordless/_send_link",
-            post(send_my_link),
+            post(send_my_link::<S>),
         )
         .route(
             "/v2/users/{user_id}/passkeys/registration_link",
-            post(create_registration_link),
+            post(create_registration_link::<S>),
         )
-        .route("/v1/passkey_links/_check", post(check_link))
-        .route("/v1/passkey_links/_consume", post(consume_link))
+        .route("/v2/users/{user_id}/passkeys", post(register_passkey::<S>))
+        .route(
+            "/v2/users/{user_id}/passkeys/_search",
+            post(list_passkeys::<S>),
+        )
+        .route(
+            "/v2/users/{user_id}/passkeys/{passkey_id}",
+            post(verify_passkey::<S>).delete(remove_passkey::<S>),
+        )
+        .route("/v1/passkey_links/_check", post(check_code::<S>))
+        .route("/v1/orgs", post(add_org::<S>))
+        .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
+        .route(DEFAULT_LINK_PATH, get(login_page::<S>))
         .with_state(app)
 }
+
+/// The path the default link opens, below the base URL.
+pub const DEFAULT_LINK_PATH: &str = passkey_links::DEFAULT_LINK_PATH;
 
 /// An error answered as grpc-gateway would: its HTTP status and the ZITADEL error body.
 pub struct ApiError(Error);
@@ -204,9 +236,10 @@ impl IntoResponse for ApiError {
 }
 
 type Answer<T> = Result<Json<T>, ApiError>;
+type Shared<S> = State<Arc<App<S>>>;
 
 /// `Authorization: Bearer <token>` → caller; anything else is Unauthenticated.
-fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+fn caller<S>(app: &App<S>, headers: &HeaderMap) -> Result<Caller, ApiError> {
     headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -222,8 +255,8 @@ fn org_context(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-async fn add_registration(
-    State(app): State<Arc<App>>,
+async fn add_registration<S: EventStore + Clone>(
+    State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
 ) -> Answer<AddPasswordlessRegistrationResponse> {
@@ -236,8 +269,8 @@ async fn add_registration(
     ))
 }
 
-async fn send_registration(
-    State(app): State<Arc<App>>,
+async fn send_registration<S: EventStore + Clone>(
+    State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
 ) -> Answer<SendPasswordlessRegistrationResponse> {
@@ -250,24 +283,24 @@ async fn send_registration(
     ))
 }
 
-async fn add_my_link(
-    State(app): State<Arc<App>>,
+async fn add_my_link<S: EventStore + Clone>(
+    State(app): Shared<S>,
     headers: HeaderMap,
 ) -> Answer<AddMyPasswordlessLinkResponse> {
     let caller = caller(&app, &headers)?;
     Ok(Json(app.service.add_my_passwordless_link(&caller).await?))
 }
 
-async fn send_my_link(
-    State(app): State<Arc<App>>,
+async fn send_my_link<S: EventStore + Clone>(
+    State(app): Shared<S>,
     headers: HeaderMap,
 ) -> Answer<SendPasswordlessLinkResponse> {
     let caller = caller(&app, &headers)?;
     Ok(Json(app.service.send_my_passwordless_link(&caller).await?))
 }
 
-async fn create_registration_link(
-    State(app): State<Arc<App>>,
+async fn create_registration_link<S: EventStore + Clone>(
+    State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CreatePasskeyRegistrationLinkRequest>, JsonRejection>,
@@ -282,20 +315,144 @@ async fn create_registration_link(
     ))
 }
 
+/// v2 RegisterPasskey with the link's code: no token, the code is the credential.
+async fn register_passkey<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Path(user_id): Path<String>,
+    body: Result<Json<RegisterPasskeyRequest>, JsonRejection>,
+) -> Answer<RegisterPasskeyResponse> {
+    let Json(mut request) = body?;
+    request.user_id = user_id;
+    Ok(Json(app.service.register_passkey(request).await?))
+}
+
+/// v2 VerifyPasskeyRegistration: the ceremony is bound to the registering browser's challenge.
+async fn verify_passkey<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Path((user_id, passkey_id)): Path<(String, String)>,
+    body: Result<Json<VerifyPasskeyRegistrationRequest>, JsonRejection>,
+) -> Answer<VerifyPasskeyRegistrationResponse> {
+    let Json(mut request) = body?;
+    request.user_id = user_id;
+    request.passkey_id = passkey_id;
+    Ok(Json(
+        app.service.verify_passkey_registration(request).await?,
+    ))
+}
+
+async fn list_passkeys<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<ListPasskeysResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = ListPasskeysRequest { user_id };
+    Ok(Json(
+        app.service
+            .list_passkeys(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+async fn remove_passkey<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Path((user_id, passkey_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer<RemovePasskeyResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = RemovePasskeyRequest {
+        user_id,
+        passkey_id,
+    };
+    Ok(Json(
+        app.service
+            .remove_passkey(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
 /// Opened by the login UI when the user follows the link: no token, the code is the credential.
-async fn check_link(
-    State(app): State<Arc<App>>,
+async fn check_code<S: EventStore + Clone>(
+    State(app): Shared<S>,
     body: Result<Json<CheckCodeRequest>, JsonRejection>,
 ) -> Answer<CheckCodeResponse> {
     let Json(request) = body?;
     Ok(Json(app.service.check_code(request).await?))
 }
 
-/// Called once the WebAuthn ceremony produced the credential.
-async fn consume_link(
-    State(app): State<Arc<App>>,
-    body: Result<Json<ConsumeCodeRequest>, JsonRejection>,
-) -> Answer<DetailsResponse> {
+/// Creates an org (system token).
+async fn add_org<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    headers: HeaderMap,
+    body: Result<Json<AddOrgRequest>, JsonRejection>,
+) -> Answer<AddOrgResponse> {
+    let caller = caller(&app, &headers)?;
     let Json(request) = body?;
-    Ok(Json(app.service.consume_code(request).await?))
+    Ok(Json(app.service.add_org(&caller, request).await?))
 }
+
+/// Creates a human user in an org (system token, or `user.write` there).
+async fn add_user<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<AddHumanUserRequest>, JsonRejection>,
+) -> Answer<AddUserResponse> {
+    let caller = caller(&app, &headers)?;
+    let Json(request) = body?;
+    Ok(Json(
+        app.service
+            .add_human_user(&caller, Some(&org_id), request)
+            .await?,
+    ))
+}
+
+/// The query of a registration link.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    #[serde(rename = "userID", default)]
+    user_id: String,
+    #[serde(rename = "codeID", default)]
+    code_id: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// The page a registration link opens: the code is checked (not consumed: mail scanners
+/// prefetch links); a usable code gets the enrollment page, anything else a clear page.
+async fn login_page<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    Query(link): Query<LinkQuery>,
+) -> Response {
+    let request: Result<CheckCodeRequest, _> = serde_json::from_value(serde_json::json!({
+        "userId": link.user_id, "codeId": link.code_id, "code": link.code,
+    }));
+    let checked = match request {
+        Ok(request) => app.service.check_code(request).await.ok(),
+        Err(_) => None,
+    };
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    ];
+    match checked {
+        Some(_) => {
+            // The values go into a JSON block: `<` is escaped so no value can close the tag.
+            let values = serde_json::json!({
+                "userId": link.user_id, "codeId": link.code_id, "code": link.code,
+            })
+            .to_string()
+            .replace('<', "\\u003c");
+            let page = ENROLL_PAGE.replace("{{VALUES}}", &values);
+            (StatusCode::OK, headers, Html(page)).into_response()
+        }
+        None => (StatusCode::BAD_REQUEST, headers, Html(INVALID_PAGE)).into_response(),
+    }
+}
+
+const INVALID_PAGE: &str = include_str!("invalid.html");
+const ENROLL_PAGE: &str = include_str!("enroll.html");

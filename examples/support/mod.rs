@@ -3,14 +3,34 @@
 
 use std::future::Future;
 
-use passkey_links::domain::NewPasskey;
+use passkey_links::domain::CredentialId;
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::RecordedEvent;
+use passkey_links::webauthn::WebauthnRelyingParty;
 use serde::Serialize;
 use serde_json::{Value, json};
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::CreationChallengeResponse;
 
 type BoxError = Box<dyn std::error::Error>;
+
+/// The relying party of the quickstart.
+const RP_ID: &str = "id.example.com";
+/// Its origin.
+const ORIGIN: &str = "https://id.example.com";
+
+/// The software authenticator stores no resident keys; a real one (or a browser's virtual one)
+/// honours the instruction, which the relying party cannot verify either way.
+fn without_resident_key(mut options: CreationChallengeResponse) -> CreationChallengeResponse {
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.require_resident_key = false;
+        selection.resident_key = None;
+    }
+    options
+}
 
 /// One JSON line: `{"step":…,"<key>":…}`, with `step` first and struct fields in their order.
 fn emit(step: &str, key: &str, value: &impl Serialize) -> Result<(), serde_json::Error> {
@@ -97,7 +117,10 @@ where
         &org_id,
         [Permission::UserCredentialWrite, Permission::UserWrite],
     );
-    let service = PasskeyLinks::new(store.clone(), notifier.clone(), grants, Config::new(links));
+    // The WebAuthn relying party: the site users enroll their passkeys on.
+    let relying_party = WebauthnRelyingParty::new(RP_ID, "Example ID", &[ORIGIN])?;
+    let service = PasskeyLinks::new(store.clone(), notifier.clone(), grants, Config::new(links))
+        .with_relying_party(relying_party.clone());
     let admin = Caller::user(admin_id, org_id.clone());
     let me = Caller::user(UserId::new(&ada.user_id)?, org_id);
 
@@ -143,8 +166,8 @@ where
     };
     emit("delivered", "message", &message)?;
 
-    // What the login UI does when Ada opens the link: read the query, check, then consume once
-    // the WebAuthn ceremony produced a credential.
+    // What the login UI does when Ada opens the link: read the query, check the code, then run
+    // the WebAuthn ceremony with it (a software authenticator stands in for her phone).
     let url = url::Url::parse(link.expose())?;
     let param = |key: &str| {
         url.query_pairs()
@@ -152,27 +175,72 @@ where
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     };
-    let presented =
-        json!({"userId": param("userID"), "codeId": param("codeID"), "code": param("code")});
+    let (user, code_id, code) = (param("userID"), param("codeID"), param("code"));
     let checked = service
-        .check_code(serde_json::from_value(presented.clone())?)
+        .check_code(serde_json::from_value(
+            json!({"userId": user, "codeId": code_id, "code": code}),
+        )?)
         .await?;
     emit("check", "response", &checked)?;
 
-    let mut consume = presented.clone();
-    consume["passkey"] = json!({"credentialId": "cXVpY2tzdGFydC1jcmVk", "publicKey": "pQECAyYgASFYIA==", "name": "Ada's iPhone"});
-    let _: NewPasskey = serde_json::from_value(consume["passkey"].clone())?;
-    let consumed = service
-        .consume_code(serde_json::from_value(consume.clone())?)
+    let register = json!({"userId": user, "code": {"id": code_id, "code": code}});
+    let started = service
+        .register_passkey(serde_json::from_value(register.clone())?)
         .await?;
-    emit("consume", "response", &consumed)?;
+    emit("register_passkey", "response", &started)?;
+
+    let mut authenticator = SoftPasskey::new(true);
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started.public_key_credential_creation_options.clone())?;
+    let options = without_resident_key(options);
+    let credential = authenticator
+        .do_registration(Url::parse(ORIGIN)?, options)
+        .map_err(|err| format!("authenticator: {err:?}"))?;
+    let verify = json!({
+        "userId": user,
+        "passkeyId": started.passkey_id,
+        "publicKeyCredential": credential,
+        "passkeyName": "Ada's iPhone"
+    });
+    let verified = service
+        .verify_passkey_registration(serde_json::from_value(verify)?)
+        .await?;
+    emit("verify_passkey_registration", "response", &verified)?;
 
     let again = service
-        .consume_code(serde_json::from_value(consume)?)
+        .register_passkey(serde_json::from_value(register)?)
         .await
         .err()
         .ok_or("the same code was accepted twice")?;
-    emit("consume_again", "error", &again.to_body())?;
+    emit("register_again", "error", &again.to_body())?;
+
+    // A login with the new passkey: webauthn-rs verifies the assertion against the stored
+    // credential, then the use is recorded.
+    let credential_id = CredentialId::new(credential.raw_id.to_vec())?;
+    let stored = service.passkey_for_login(&credential_id).await?;
+    let passkey = WebauthnRelyingParty::passkey(&stored.passkey.credential)?;
+    let (challenge, state) = relying_party
+        .login()
+        .start_passkey_authentication(&[passkey])?;
+    let assertion = authenticator
+        .do_authentication(Url::parse(ORIGIN)?, challenge)
+        .map_err(|err| format!("authenticator: {err:?}"))?;
+    let result = relying_party
+        .login()
+        .finish_passkey_authentication(&assertion, &state)?;
+    let used = service
+        .record_passkey_use(&credential_id, result.counter(), result.backup_state())
+        .await?;
+    emit(
+        "login",
+        "result",
+        &json!({
+            "userId": stored.user_id,
+            "passkeyId": stored.passkey.id,
+            "signCount": result.counter(),
+            "details": used.details,
+        }),
+    )?;
 
     let events: Vec<StoredEvent> = all_events()
         .await?

@@ -254,10 +254,11 @@ impl CodeState {
     }
 }
 
-/// What a presented code is checked against: the code, its user and org, and the clock.
+/// A presented code: its user and its secret. Without a secret (`None`), the presenter proved
+/// it earlier: a ceremony started with the code finishes on its liveness alone.
 pub(crate) struct Presented<'a> {
     pub(crate) user_id: &'a UserId,
-    pub(crate) secret: &'a Secret,
+    pub(crate) secret: Option<&'a Secret>,
 }
 
 /// Why a presented code cannot be used, or `None` when it can. Terminal states come first: an
@@ -314,7 +315,10 @@ pub(crate) fn refusal(
     if user.email_changed_since(issued.user_version) {
         return Some(CheckFailure::EmailChanged);
     }
-    if !presented.secret.matches(&issued.secret_digest) {
+    if presented
+        .secret
+        .is_some_and(|secret| !secret.matches(&issued.secret_digest))
+    {
         return Some(CheckFailure::WrongSecret);
     }
     None

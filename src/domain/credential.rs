@@ -9,8 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::DomainError;
-use super::text::{MAX_NAME_LEN, validate_text};
-use crate::ids::{AggregateKind, CodeId, OrgId, StreamId, UserId};
+use crate::ids::{AggregateKind, CodeId, OrgId, PasskeyId, StreamId, UserId};
 
 /// Longest WebAuthn credential id.
 pub const MAX_CREDENTIAL_ID_LEN: usize = 1023;
@@ -115,35 +114,6 @@ impl<'de> Deserialize<'de> for CredentialId {
     }
 }
 
-/// A passkey to register.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewPasskey {
-    /// The credential id.
-    #[serde(alias = "credential_id")]
-    pub credential_id: CredentialId,
-    /// The public key bytes (COSE), base64 on the wire.
-    #[serde(alias = "public_key")]
-    pub public_key: PublicKey,
-    /// A name for the device.
-    pub name: String,
-}
-
-impl NewPasskey {
-    /// Validates the public key and the name.
-    ///
-    /// # Errors
-    /// [`DomainError::InvalidPasskey`] or [`DomainError::InvalidText`].
-    pub fn validate(&self) -> Result<(), DomainError> {
-        if self.public_key.0.is_empty() || self.public_key.0.len() > MAX_PUBLIC_KEY_LEN {
-            return Err(DomainError::InvalidPasskey(
-                "public key must be 1..=4096 bytes",
-            ));
-        }
-        validate_text("passkey name", &self.name, MAX_NAME_LEN)
-    }
-}
-
 /// Events of a credential claim stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]
@@ -158,6 +128,10 @@ pub enum CredentialEvent {
         org_id: OrgId,
         /// The code it was registered with.
         code_id: CodeId,
+        /// The passkey it was registered as (absent in claims of releases before the WebAuthn
+        /// ceremony).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passkey_id: Option<PasskeyId>,
     },
 }
 
@@ -171,6 +145,7 @@ impl CredentialEvent {
 pub struct CredentialState {
     version: u64,
     claimed_by: Option<UserId>,
+    passkey_id: Option<PasskeyId>,
 }
 
 impl CredentialState {
@@ -178,9 +153,14 @@ impl CredentialState {
     pub fn apply(&mut self, event: &CredentialEvent) {
         self.version += 1;
         match event {
-            CredentialEvent::Claimed { user_id, .. } => {
+            CredentialEvent::Claimed {
+                user_id,
+                passkey_id,
+                ..
+            } => {
                 if self.claimed_by.is_none() {
                     self.claimed_by = Some(user_id.clone());
+                    self.passkey_id.clone_from(passkey_id);
                 }
             }
         }
@@ -194,5 +174,10 @@ impl CredentialState {
     /// The user holding the credential id, if claimed.
     pub fn claimed_by(&self) -> Option<&UserId> {
         self.claimed_by.as_ref()
+    }
+
+    /// The passkey the credential id was registered as.
+    pub fn passkey_id(&self) -> Option<&PasskeyId> {
+        self.passkey_id.as_ref()
     }
 }

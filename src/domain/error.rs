@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::passkey::CeremonyFailure;
 use crate::ids::IdError;
 use crate::link::LinkError;
 
@@ -133,4 +134,21 @@ pub enum DomainError {
     /// The passkey credential id is registered already.
     #[error("passkey credential id is registered already")]
     CredentialAlreadyClaimed,
+    /// No such passkey, or no open ceremony for it (unknown, finished, or another user's).
+    #[error("passkey not found")]
+    PasskeyNotFound,
+    /// The relying party refused the ceremony's response (or it came too late); the ceremony
+    /// is closed.
+    #[error("the passkey registration could not be verified")]
+    PasskeyVerificationFailed(CeremonyFailure),
+    /// The user holds the most passkeys allowed.
+    #[error("the user holds the most passkeys allowed")]
+    TooManyPasskeys,
+    /// The passkey id is taken.
+    #[error("passkey exists already")]
+    PasskeyAlreadyExists,
+    /// A login presented a signature counter that did not grow: possibly a cloned
+    /// authenticator.
+    #[error("the passkey's signature counter went backwards")]
+    PasskeyCloned,
 }

@@ -14,6 +14,7 @@ pub(crate) mod credential;
 mod decisions;
 mod error;
 pub(crate) mod org;
+pub(crate) mod passkey;
 #[cfg(test)]
 mod test_support;
 pub(crate) mod text;
@@ -28,15 +29,21 @@ pub use code::{CodeEvent, CodeState, CodeStatus, DeliveryFailure, Issued};
 pub use codec::{DecodeError, Event, SCHEMA_VERSION};
 pub use credential::{
     CredentialEvent, CredentialId, CredentialState, MAX_CREDENTIAL_ID_LEN, MAX_PUBLIC_KEY_LEN,
-    NewPasskey, PublicKey,
+    PublicKey,
 };
 pub use decisions::{
-    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, ConsumeCode, Delivery,
-    DeliveryOutcome, IssueCode, OrgChange, PresentCode, RecordDelivery, RevokeCode, UserChange,
+    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
+    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PresentCode, ReadUser,
+    RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration,
+    UserChange,
 };
 pub use error::{CheckFailure, DomainError};
 pub use org::{OrgEvent, OrgState, OrgStatus};
-pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN};
+pub use passkey::{
+    CEREMONY_LIFETIME, Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, MAX_PASSKEYS,
+    Passkey, PasskeyState, RegisteredPasskey, VerifiedCredential,
+};
+pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN, validate_text};
 pub use user::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
 
 /// One new event for one stream. Built only through the typed constructors, so the stream's

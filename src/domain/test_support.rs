@@ -3,13 +3,12 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::code::{CodeEvent, Issued};
-use super::credential::{CredentialId, NewPasskey, PublicKey};
 use super::org::OrgEvent;
 use super::text::Email;
 use super::user::UserEvent;
 use super::{
-    Change, CheckCode, CheckFailure, ConsumeCode, Delivery, DeliveryOutcome, IssueCode,
-    PresentCode, RecordDelivery,
+    Change, CheckCode, CheckFailure, Delivery, DeliveryOutcome, IssueCode, PresentCode,
+    RecordDelivery,
 };
 use crate::ids::{CodeId, OrgId, UserId};
 use crate::secret::Secret;
@@ -153,26 +152,11 @@ pub fn check(n: u32, secret: Secret) -> CheckCode {
     CheckCode(present(n, secret))
 }
 
-pub fn consume(n: u32, secret: Secret, passkey: NewPasskey) -> ConsumeCode {
-    ConsumeCode {
-        presented: present(n, secret),
-        passkey,
-    }
-}
-
 pub fn sent(n: u32, message_id: &str) -> RecordDelivery {
     RecordDelivery {
         code_id: code(n),
         outcome: DeliveryOutcome::Sent {
             message_id: message_id.into(),
         },
-    }
-}
-
-pub fn passkey(credential: &[u8]) -> NewPasskey {
-    NewPasskey {
-        credential_id: CredentialId::new(credential.to_vec()).unwrap(),
-        public_key: PublicKey::new(vec![1, 2, 3, 4]),
-        name: "iPhone".into(),
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod authorizer;
 pub(crate) mod clock;
 pub(crate) mod notifier;
 pub(crate) mod random;
+pub(crate) mod relying_party;
 
 /// Implements a port for `&T`, `Arc<T>` and `Box<T>` by forwarding every method.
 macro_rules! forward_port {

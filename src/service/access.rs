@@ -15,6 +15,7 @@ use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
+use crate::ports::relying_party::RelyingParty;
 use crate::store::EventStore;
 
 /// Who may run a command.
@@ -98,13 +99,14 @@ pub(crate) fn principal(caller: &Caller) -> Result<&Principal, Error> {
     }
 }
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     pub(crate) async fn authorize(&self, guard: &Guard, loaded: &Loaded) -> Result<(), Error> {
         let (principal, permission, org, naming_user) = match guard {

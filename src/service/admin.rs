@@ -10,19 +10,21 @@ use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
+use crate::ports::relying_party::RelyingParty;
 use crate::store::EventStore;
 use crate::wire::{
     AddHumanUserRequest, AddMachineUserRequest, AddOrgRequest, AddOrgResponse, AddUserResponse,
     DetailsResponse,
 };
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     /// Creates an org. Only the system caller may create orgs (`org.create` is held by no user).
     ///

@@ -16,6 +16,7 @@ use crate::ports::authorizer::Authorizer;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
+use crate::ports::relying_party::RelyingParty;
 use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
 use crate::wire::Details;
 
@@ -58,13 +59,14 @@ impl Executed {
     }
 }
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     /// Loads, authorizes, decides and appends `decision`; conflicts are decided again.
     pub(crate) async fn execute<D: Decide>(

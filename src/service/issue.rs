@@ -11,6 +11,7 @@ use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::{Envelope, Message, Notifier};
 use crate::ports::random::{RandomSource, SourceRng};
+use crate::ports::relying_party::RelyingParty;
 use crate::secret::Secret;
 use crate::store::EventStore;
 use crate::wire::{
@@ -29,13 +30,14 @@ struct Issued {
     link: Link,
 }
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     /// Mgmt v1 AddPasswordlessRegistration: an admin gets a link for a user back. The org
     /// context is the `x-zitadel-orgid` header (default: the caller's org); the permission

@@ -12,7 +12,10 @@ mod admin;
 mod cache;
 mod engine;
 mod issue;
+mod passkeys;
 mod redeem;
+
+pub use passkeys::{StoredPasskey, user_handle};
 
 use std::future::Future;
 
@@ -26,6 +29,7 @@ use crate::ports::authorizer::{Authorizer, Caller};
 use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
+use crate::ports::relying_party::{NoRelyingParty, RelyingParty, UserVerification};
 use crate::store::EventStore;
 
 /// Service configuration.
@@ -40,6 +44,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// Folded org and user states kept in memory, so loading reads only new events.
     pub state_cache_capacity: usize,
+    /// Whether passkey registrations require user verification (default preferred).
+    pub user_verification: UserVerification,
 }
 
 impl Config {
@@ -50,6 +56,7 @@ impl Config {
             policy: Policy::default(),
             max_attempts: 8,
             state_cache_capacity: 10_000,
+            user_verification: UserVerification::default(),
         }
     }
 
@@ -62,7 +69,9 @@ impl Config {
 
 /// The passkey registration link service.
 ///
-/// Generic over its ports; `C` and `R` default to the system clock and the OS CSPRNG.
+/// Generic over its ports; `C` and `R` default to the system clock and the OS CSPRNG, `P` (the
+/// WebAuthn relying party) to none: passkey registration needs
+/// [`PasskeyLinks::with_relying_party`] (e.g. the webauthn-rs adapter of feature `webauthn`).
 ///
 /// ```
 /// use passkey_links::prelude::*;
@@ -103,17 +112,18 @@ impl Config {
 /// assert_eq!(response.details.sequence, 1);
 /// # });
 /// ```
-pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom> {
+pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingParty> {
     store: S,
     notifier: N,
     authorizer: A,
     clock: C,
     random: R,
+    relying_party: P,
     config: Config,
     cache: StateCache,
 }
 
-impl<S, N, A, C, R> std::fmt::Debug for PasskeyLinks<S, N, A, C, R> {
+impl<S, N, A, C, R, P> std::fmt::Debug for PasskeyLinks<S, N, A, C, R, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasskeyLinks")
             .field("config", &self.config)
@@ -135,41 +145,62 @@ where
             authorizer,
             clock: SystemClock,
             random: OsRandom,
+            relying_party: NoRelyingParty,
             config,
             cache: StateCache::default(),
         }
     }
 }
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     /// Replaces the clock.
-    pub fn with_clock<C2: Clock>(self, clock: C2) -> PasskeyLinks<S, N, A, C2, R> {
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> PasskeyLinks<S, N, A, C2, R, P> {
         PasskeyLinks {
             store: self.store,
             notifier: self.notifier,
             authorizer: self.authorizer,
             clock,
             random: self.random,
+            relying_party: self.relying_party,
             config: self.config,
             cache: self.cache,
         }
     }
 
     /// Replaces the id and secret source.
-    pub fn with_random<R2: RandomSource>(self, random: R2) -> PasskeyLinks<S, N, A, C, R2> {
+    pub fn with_random<R2: RandomSource>(self, random: R2) -> PasskeyLinks<S, N, A, C, R2, P> {
         PasskeyLinks {
             store: self.store,
             notifier: self.notifier,
             authorizer: self.authorizer,
             clock: self.clock,
             random,
+            relying_party: self.relying_party,
+            config: self.config,
+            cache: self.cache,
+        }
+    }
+
+    /// Sets the WebAuthn relying party that runs passkey registrations.
+    pub fn with_relying_party<P2: RelyingParty>(
+        self,
+        relying_party: P2,
+    ) -> PasskeyLinks<S, N, A, C, R, P2> {
+        PasskeyLinks {
+            store: self.store,
+            notifier: self.notifier,
+            authorizer: self.authorizer,
+            clock: self.clock,
+            random: self.random,
+            relying_party,
             config: self.config,
             cache: self.cache,
         }

@@ -1,24 +1,27 @@
-//! Redemption: checking a code when its link is opened, consuming it to register a passkey (then
-//! notifying the user), and revoking it.
+//! Redemption: checking a code when its link is opened, and revoking it. Registering a passkey
+//! with a code is in `passkeys.rs`.
 
 use super::access::{Guard, admin_context};
 use super::engine::internal;
 use super::{Op, PasskeyLinks, traced};
-use crate::domain::{CheckCode, ConsumeCode, PresentCode, RevokeCode};
+use crate::domain::{CheckCode, PresentCode, RevokeCode};
 use crate::error::Error;
 use crate::ids::{CodeId, StreamId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
-use crate::ports::notifier::{Envelope, Message, Notifier};
+use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
+use crate::ports::relying_party::RelyingParty;
 use crate::secret::Secret;
 use crate::store::EventStore;
-use crate::wire::{
-    CheckCodeRequest, CheckCodeResponse, ConsumeCodeRequest, DetailsResponse, RevokeCodeRequest,
-};
+use crate::wire::{CheckCodeRequest, CheckCodeResponse, DetailsResponse, RevokeCodeRequest};
 
 /// A presented code from a request's raw ids.
-fn present(user_id: String, code_id: String, secret: Secret) -> Result<PresentCode, Error> {
+pub(crate) fn present(
+    user_id: String,
+    code_id: String,
+    secret: Secret,
+) -> Result<PresentCode, Error> {
     Ok(PresentCode {
         user_id: UserId::new(user_id)?,
         code_id: CodeId::new(code_id)?,
@@ -26,13 +29,14 @@ fn present(user_id: String, code_id: String, secret: Secret) -> Result<PresentCo
     })
 }
 
-impl<S, N, A, C, R> PasskeyLinks<S, N, A, C, R>
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
     S: EventStore,
     N: Notifier,
     A: Authorizer,
     C: Clock,
     R: RandomSource,
+    P: RelyingParty,
 {
     /// Checks the code of a link the user opened, without consuming it (it may be opened many
     /// times: mail scanners prefetch links). Every failure on an existing code is recorded with
@@ -60,59 +64,6 @@ where
                 org_id: issued.org_id.as_str().to_owned(),
                 expiration_date: issued.expires_at,
             })
-        })
-        .await
-    }
-
-    /// Consumes a code once the passkey ceremony finished: in one atomic append the code is
-    /// consumed, the passkey added to the user and its credential id claimed. The user then gets
-    /// a security notice.
-    ///
-    /// # Errors
-    /// InvalidArgument (unusable code, bad passkey), AlreadyExists (credential id registered).
-    pub async fn consume_code(
-        &self,
-        request: ConsumeCodeRequest,
-    ) -> Result<DetailsResponse, Error> {
-        let op = Op::new("passkey_links.consume_code")
-            .user(&request.user_id)
-            .code(&request.code_id);
-        traced(op, async {
-            let presented = present(request.user_id, request.code_id, request.code)?;
-            let (user_id, code_id) = (presented.user_id.clone(), presented.code_id.clone());
-            let passkey_name = request.passkey.name.clone();
-            let decision = ConsumeCode {
-                presented,
-                passkey: request.passkey,
-            };
-            let executed = self.execute(&decision, &Guard::Open).await?;
-            let details = executed.details(&StreamId::code(&code_id))?;
-            let user = executed.view().user(&user_id).ok();
-            if let Some((recipient, org_id)) =
-                user.and_then(|u| Some((u.verified_email()?.clone(), u.org_id()?.clone())))
-            {
-                let notice = Envelope {
-                    idempotency_key: format!("passkey-added:{}", code_id.reference()),
-                    message: Message::PasskeyAdded {
-                        recipient,
-                        user_id: user_id.clone(),
-                        org_id,
-                        passkey_name,
-                        added_at: details.change_date,
-                    },
-                };
-                // The passkey is registered; a lost notice must not turn that into an error.
-                // Only the failure class is logged: the notifier's own text is not ours.
-                if let Err(_err) = self.notifier.deliver(&notice).await {
-                    #[cfg(feature = "tracing")]
-                    tracing::warn!(
-                        user_id = %user_id,
-                        reason = ?_err.failure(),
-                        "passkey-added notice not delivered"
-                    );
-                }
-            }
-            Ok(DetailsResponse { details })
         })
         .await
     }

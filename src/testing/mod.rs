@@ -15,7 +15,7 @@ pub mod prelude {
     pub use super::{Given, Then, given};
     pub use crate::domain::{
         Change, CheckFailure, CodeEvent, CredentialEvent, CredentialId, Decide, DomainError, Email,
-        Event, NewPasskey, OrgEvent, Outcome, PublicKey, UserEvent,
+        Event, OrgEvent, Outcome, PublicKey, UserEvent, VerifiedCredential,
     };
     pub use crate::ports::clock::ManualClock;
     pub use crate::ports::notifier::{Envelope, Message, NotifyError, Receipt};

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use passkey_links::Secret;
 use passkey_links::domain::{
-    Change, CheckCode, CodeEvent, CredentialId, Delivery, Email, IssueCode, Issued, NewPasskey,
-    OrgEvent, PresentCode, PublicKey, UserEvent,
+    Change, CheckCode, CodeEvent, Delivery, Email, IssueCode, Issued, OrgEvent, PresentCode,
+    UserEvent,
 };
 use passkey_links::ids::{CodeId, OrgId, UserId};
 
@@ -107,12 +107,4 @@ pub fn present(n: u32, secret: Secret) -> PresentCode {
 
 pub fn check(n: u32, secret: Secret) -> CheckCode {
     CheckCode(present(n, secret))
-}
-
-pub fn passkey(credential: &[u8]) -> NewPasskey {
-    NewPasskey {
-        credential_id: CredentialId::new(credential.to_vec()).unwrap(),
-        public_key: PublicKey::new(vec![1, 2, 3, 4]),
-        name: "iPhone".into(),
-    }
 }

@@ -4,10 +4,11 @@
 use crate::common::*;
 use passkey_links::SecretDigest;
 use passkey_links::domain::{
-    CheckFailure, CodeEvent, CredentialEvent, CredentialId, DecodeError, DeliveryFailure, Email,
-    Event, Issued, OrgEvent, PublicKey, SCHEMA_VERSION, UserEvent,
+    CeremonyFailure, CeremonyState, CheckFailure, CodeEvent, CredentialEvent, CredentialId,
+    DecodeError, DeliveryFailure, Email, Event, Issued, OrgEvent, PublicKey, RegisteredPasskey,
+    SCHEMA_VERSION, UserEvent, VerifiedCredential,
 };
-use passkey_links::ids::AggregateKind;
+use passkey_links::ids::{AggregateKind, PasskeyId};
 use serde_json::{Value, json};
 
 fn issued() -> Issued {
@@ -21,6 +22,24 @@ fn issued() -> Issued {
         4,
         3,
     )
+}
+
+fn passkey_id() -> PasskeyId {
+    PasskeyId::new("pk-1").unwrap()
+}
+
+fn verified_credential() -> VerifiedCredential {
+    let mut credential = VerifiedCredential::new(
+        CredentialId::new(vec![0xfb, 0xff, 0x01]).unwrap(),
+        PublicKey::new(vec![0xa5, 0x01, 0x02, 0x03, 0x26]),
+        0,
+        json!({"cred": {"counter": 0}}),
+    );
+    credential.backup_eligible = true;
+    credential.transports = vec!["internal".into()];
+    credential.attestation_format = "packed".into();
+    credential.user_verified = true;
+    credential
 }
 
 const DIGEST: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
@@ -216,10 +235,100 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 user_id: user(),
                 org_id: org(),
                 code_id: code(1),
+                passkey_id: None,
             }
             .into(),
             "passkey.credential.claimed",
             json!({"userId": "user-1", "orgId": "org-1", "codeId": "code-1"}),
+        ),
+        (
+            CredentialEvent::Claimed {
+                user_id: user(),
+                org_id: org(),
+                code_id: code(1),
+                passkey_id: Some(passkey_id()),
+            }
+            .into(),
+            "passkey.credential.claimed",
+            json!({"userId": "user-1", "orgId": "org-1", "codeId": "code-1", "passkeyId": "pk-1"}),
+        ),
+        (
+            UserEvent::PasskeyRegistrationStarted {
+                passkey_id: passkey_id(),
+                code_id: code(1),
+                ceremony: CeremonyState::new(json!({"rs": {"challenge": "AAEC"}})),
+                expires_at: t0() + chrono::Duration::minutes(5),
+            }
+            .into(),
+            "user.human.passwordless.token.added",
+            json!({
+                "passkeyId": "pk-1",
+                "codeId": "code-1",
+                "ceremony": {"rs": {"challenge": "AAEC"}},
+                "expiresAt": "2026-03-01T09:05:00Z"
+            }),
+        ),
+        (
+            UserEvent::PasskeyRegistered(RegisteredPasskey {
+                passkey_id: passkey_id(),
+                code_id: code(1),
+                name: "iPhone".into(),
+                credential: verified_credential(),
+            })
+            .into(),
+            "user.human.passwordless.token.verified",
+            json!({
+                "passkeyId": "pk-1",
+                "codeId": "code-1",
+                "name": "iPhone",
+                "credentialId": "-_8B",
+                "publicKey": "pQECAyY=",
+                "signCount": 0,
+                "aaguid": "00000000-0000-0000-0000-000000000000",
+                "backupEligible": true,
+                "backupState": false,
+                "transports": ["internal"],
+                "attestationFormat": "packed",
+                "userVerified": true,
+                "adapterCredential": {"cred": {"counter": 0}}
+            }),
+        ),
+        (
+            UserEvent::PasskeyRegistrationFailed {
+                passkey_id: passkey_id(),
+                reason: CeremonyFailure::ChallengeMismatch,
+            }
+            .into(),
+            "user.human.passwordless.token.check.failed",
+            json!({"passkeyId": "pk-1", "reason": "challenge_mismatch"}),
+        ),
+        (
+            UserEvent::PasskeyRemoved {
+                passkey_id: passkey_id(),
+            }
+            .into(),
+            "user.human.passwordless.token.removed",
+            json!({"passkeyId": "pk-1"}),
+        ),
+        (
+            UserEvent::PasskeyUsed {
+                passkey_id: passkey_id(),
+                sign_count: 7,
+                backup_state: true,
+            }
+            .into(),
+            "user.human.passwordless.token.used",
+            json!({"passkeyId": "pk-1", "signCount": 7, "backupState": true}),
+        ),
+        (
+            UserEvent::PasskeySignCountRegressed {
+                passkey_id: passkey_id(),
+                stored: 7,
+                presented: 3,
+            }
+            .into(),
+            "user.human.passwordless.token.sign_count.regressed",
+            json!({"passkeyId": "pk-1", "stored": 7, "presented": 3}),
         ),
     ]
 }

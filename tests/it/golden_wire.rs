@@ -107,12 +107,16 @@ fn requests_parse_from_the_documented_bodies() {
         serde_json::from_str(r#"{"userId":"u","codeId":"c","code":"s3cr3t"}"#).unwrap();
     assert_eq!((check.user_id.as_str(), check.code_id.as_str()), ("u", "c"));
     assert_eq!(check.code.expose(), "s3cr3t");
-    let consume: ConsumeCodeRequest = serde_json::from_str(
-        r#"{"userId":"u","codeId":"c","code":"s","passkey":{"credentialId":"AQID","publicKey":"BAUG","name":"Key"}}"#,
+    let register: RegisterPasskeyRequest =
+        serde_json::from_str(r#"{"code":{"id":"c","code":"s"}}"#).unwrap();
+    let code = register.code.unwrap();
+    assert_eq!((code.id.as_str(), code.code.expose()), ("c", "s"));
+    let verify: VerifyPasskeyRegistrationRequest = serde_json::from_str(
+        r#"{"publicKeyCredential":{"id":"x","type":"public-key"},"passkeyName":"Key"}"#,
     )
     .unwrap();
-    assert_eq!(consume.passkey.credential_id.as_bytes(), [1, 2, 3]);
-    assert_eq!(consume.passkey.public_key.as_bytes(), [4, 5, 6]);
+    assert_eq!(verify.passkey_name, "Key");
+    assert_eq!(verify.public_key_credential["type"], "public-key");
     let human: AddHumanUserRequest = serde_json::from_str(
         r#"{"userName":"ada","displayName":"Ada","email":"ada@example.com","isEmailVerified":true,"preferredLanguage":"en"}"#,
     )
@@ -147,10 +151,15 @@ fn requests_accept_proto_field_names_too() {
         r#"{"userId":"u","codeId":"c","code":"s"}"#,
         r#"{"user_id":"u","code_id":"c","code":"s"}"#,
     );
-    both::<ConsumeCodeRequest>(
-        r#"{"userId":"u","codeId":"c","code":"s","passkey":{"credentialId":"AQID","publicKey":"BAUG","name":"K"}}"#,
-        r#"{"user_id":"u","code_id":"c","code":"s","passkey":{"credential_id":"AQID","public_key":"BAUG","name":"K"}}"#,
+    both::<VerifyPasskeyRegistrationRequest>(
+        r#"{"userId":"u","passkeyId":"p","publicKeyCredential":{"id":"x"},"passkeyName":"K"}"#,
+        r#"{"user_id":"u","passkey_id":"p","public_key_credential":{"id":"x"},"passkey_name":"K"}"#,
     );
+    both::<RemovePasskeyRequest>(
+        r#"{"userId":"u","passkeyId":"p"}"#,
+        r#"{"user_id":"u","passkey_id":"p"}"#,
+    );
+    both::<ListPasskeysRequest>(r#"{"userId":"u"}"#, r#"{"user_id":"u"}"#);
     both::<AddOrgRequest>(
         r#"{"name":"A","orgId":"o"}"#,
         r#"{"name":"A","org_id":"o"}"#,

@@ -6,29 +6,60 @@
 mod app;
 
 use app::demo;
+use passkey_links::store::InMemoryStore;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
+use crate::authenticator::Authenticator;
+
 struct Server {
+    /// Where requests go.
     base: String,
+    /// What links point at (the WebAuthn relying party is its host).
+    links: String,
     client: Client,
-    app: std::sync::Arc<app::App>,
+    app: std::sync::Arc<app::App<InMemoryStore>>,
 }
 
 async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = app::build(&base).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let links = format!("http://localhost:{port}");
+    let app = app::build(InMemoryStore::new(), &links).await.unwrap();
     let router = app::router(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Server {
-        base,
+        base: format!("http://127.0.0.1:{port}"),
+        links,
         client: Client::new(),
         app,
     }
 }
 
 impl Server {
+    async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn get(&self, path_and_query: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path_and_query}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
     async fn post(
         &self,
         path: &str,
@@ -99,7 +130,7 @@ async fn every_endpoint_over_http() {
     assert_eq!(body["expiration"], json!("3600s"));
     let prefix = format!(
         "{}/ui/login/login/passwordless/init?userID=ada&orgID=acme&codeID=",
-        s.base
+        s.links
     );
     assert!(
         body["link"].as_str().unwrap().starts_with(&prefix),
@@ -146,7 +177,7 @@ async fn every_endpoint_over_http() {
     let v2 = format!("/v2/users/{}/passkeys/registration_link", demo::CAROL);
     let template = format!(
         "{}/passkey/set?userId={{{{.UserID}}}}&code={{{{.Code}}}}",
-        s.base
+        s.links
     );
     let (status, body) = s
         .post(
@@ -173,7 +204,7 @@ async fn every_endpoint_over_http() {
     let code = body["code"].clone();
     assert_eq!(keys(&code), ["code", "id"]);
 
-    // Check, then consume.
+    // Check, then the WebAuthn ceremony over v2 RegisterPasskey / VerifyPasskeyRegistration.
     let presented = json!({"userId": demo::CAROL, "codeId": code["id"], "code": code["code"]});
     let (status, body) = s
         .post("/v1/passkey_links/_check", None, None, presented.clone())
@@ -184,15 +215,81 @@ async fn every_endpoint_over_http() {
         ["details", "expirationDate", "orgId", "userId"]
     );
     assert_eq!(body["orgId"], json!(demo::GLOBEX));
-    let mut consume = presented.clone();
-    consume["passkey"] =
-        json!({"credentialId": "aHR0cC1jcmVk", "publicKey": "AQID", "name": "YubiKey"});
+    // The login UI page the link opens.
+    let page = format!(
+        "/ui/login/login/passwordless/init?userID={}&orgID={}&codeID={}&code={}",
+        demo::CAROL,
+        demo::GLOBEX,
+        code["id"].as_str().unwrap(),
+        code["code"].as_str().unwrap()
+    );
+    let (status, html) = s.get(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("navigator.credentials.create"), "{html}");
+    let register = json!({"code": code.clone()});
+    let passkeys = format!("/v2/users/{}/passkeys", demo::CAROL);
+    let (status, started) = s.post(&passkeys, None, None, register.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(
+        keys(&started),
+        ["details", "passkeyId", "publicKeyCredentialCreationOptions"]
+    );
+    assert_eq!(
+        started["publicKeyCredentialCreationOptions"]["publicKey"]["rp"]["id"],
+        json!("localhost")
+    );
+    let passkey_id = started["passkeyId"].as_str().unwrap();
+    let response =
+        Authenticator::on(&s.links).create(&started["publicKeyCredentialCreationOptions"]);
     let (status, body) = s
-        .post("/v1/passkey_links/_consume", None, None, consume.clone())
+        .post(
+            &format!("{passkeys}/{passkey_id}"),
+            None,
+            None,
+            json!({"publicKeyCredential": response, "passkeyName": "YubiKey"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(keys(&body), ["details"]);
-    assert_details(&body["details"], "2", demo::GLOBEX);
+    let sequence = |details: &Value| {
+        details["sequence"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let verified_at = sequence(&started["details"]) + 1;
+    assert_details(&body["details"], &verified_at.to_string(), demo::GLOBEX);
+    let (status, listed) = s
+        .post(
+            &format!("{passkeys}/_search"),
+            Some(demo::GLOBEX_ADMIN_TOKEN),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["result"],
+        json!([{"id": passkey_id, "state": "AUTH_FACTOR_STATE_READY", "name": "YubiKey"}])
+    );
+    assert_eq!(listed["details"]["totalResult"], json!("1"));
+    // The used link now opens the clear "already used" page, never a stack trace.
+    let (status, html) = s.get(&page).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("already been used"), "{html}");
+    let (status, body) = s
+        .delete(
+            &format!("{passkeys}/{passkey_id}"),
+            demo::GLOBEX_ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_details(
+        &body["details"],
+        &(verified_at + 1).to_string(),
+        demo::GLOBEX,
+    );
 
     // ---- one request per error class, exact bodies ----
     let (status, body) = s
@@ -268,9 +365,7 @@ async fn every_endpoint_over_http() {
         error_body(5, "user not found", "PKL-USER-01", "Errors.User.NotFound")
     );
 
-    let (status, body) = s
-        .post("/v1/passkey_links/_consume", None, None, consume)
-        .await;
+    let (status, body) = s.post(&passkeys, None, None, register).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,

@@ -3,6 +3,7 @@
 //! conformance suite and the public harness. (Log hygiene has its own binary: it installs a
 //! global tracing subscriber.)
 
+mod authenticator;
 mod bad_input;
 mod common;
 mod faults;

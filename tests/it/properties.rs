@@ -6,10 +6,12 @@
 
 use chrono::Duration;
 use passkey_links::domain::{
-    Change, ChangeOrg, ChangeUser, CodeEvent, ConsumeCode, Decide, Delivery, DeliveryFailure,
-    DeliveryOutcome, Event, OrgChange, OrgEvent, Outcome, RecordDelivery, RevokeCode,
-    SCHEMA_VERSION, UserChange, UserEvent,
+    CeremonyState, Change, ChangeOrg, ChangeUser, CodeEvent, CredentialId, Decide, Delivery,
+    DeliveryFailure, DeliveryOutcome, Event, FinishPasskeyRegistration, OrgChange, OrgEvent,
+    Outcome, PublicKey, RecordDelivery, RevokeCode, SCHEMA_VERSION, StartPasskeyRegistration,
+    UserChange, UserEvent, VerifiedCredential,
 };
+use passkey_links::ids::PasskeyId;
 use passkey_links::policy::Policy;
 use passkey_links::testing::{Given, given};
 use proptest::prelude::*;
@@ -127,10 +129,37 @@ proptest! {
                     continue;
                 }
                 Op::Check { right } => step(scenario, &check(1, if *right { secret(1) } else { secret(99) }), now),
-                Op::Consume { right, credential } => step(scenario, &ConsumeCode {
-                    presented: present(1, if *right { secret(1) } else { secret(99) }),
-                    passkey: passkey(&[*credential, 7, 7]),
-                }, now),
+                Op::Consume { right, credential } => {
+                    // A whole ceremony: start with the presented code, finish with a verified
+                    // credential. It is accepted when the finish registers the passkey.
+                    next_code += 1;
+                    let passkey_id = PasskeyId::new(format!("passkey-{next_code}")).unwrap();
+                    let start = StartPasskeyRegistration {
+                        presented: present(1, if *right { secret(1) } else { secret(99) }),
+                        passkey_id: passkey_id.clone(),
+                        ceremony: CeremonyState::new(serde_json::json!({"n": next_code})),
+                    };
+                    let (started, next) = step(scenario, &start, now);
+                    scenario = next;
+                    match started {
+                        Outcome::Accept(_) => {
+                            record(&mut history, &mut oracle, &started)?;
+                            let verified = VerifiedCredential::new(
+                                CredentialId::new(vec![*credential, 7, 7]).unwrap(),
+                                PublicKey::new(vec![1, 2, 3]),
+                                0,
+                                serde_json::Value::Null,
+                            );
+                            step(scenario, &FinishPasskeyRegistration {
+                                user_id: user(),
+                                passkey_id,
+                                name: "key".into(),
+                                verification: Ok(verified),
+                            }, now)
+                        }
+                        refused => (refused, scenario),
+                    }
+                }
                 Op::Deliver { ok } => step(scenario, &RecordDelivery {
                     code_id: code(1),
                     outcome: if *ok {
@@ -158,30 +187,41 @@ proptest! {
                         prop_assert!(user_active && org_active, "accepted for an inactive user/org");
                     }
                     refused if presents_right && !dead && oracle.delivered && user_active && org_active => {
-                        // Liveness: a live code with the right secret must work (a consume may
-                        // only fail on a credential id claimed by an earlier consume).
+                        // Liveness: a live code with the right secret must work (a ceremony may
+                        // only fail on a credential id claimed by an earlier one).
                         prop_assert!(matches!(op, Op::Consume { .. }) && matches!(refused, Outcome::Reject(_)),
                             "a live code was refused: {refused:?}");
                     }
                     _ => {}
                 }
             }
-            let changes = match outcome {
-                Outcome::Accept(changes) | Outcome::RecordAndRefuse(changes, _) => changes,
-                Outcome::Reject(_) => Vec::new(),
-            };
-            for change in &changes {
-                // Every event survives its stored round trip.
-                let (event_type, payload) = change.event().encode().unwrap();
-                let back = Event::decode(change.stream().kind(), &event_type, SCHEMA_VERSION, payload).unwrap();
-                prop_assert_eq!(&back, change.event());
-                history.push(change.clone());
-                observe(&mut oracle, change);
-            }
+            record(&mut history, &mut oracle, &outcome)?;
         }
         // Folding the recorded events again rebuilds the same states.
         prop_assert_eq!(given(history), scenario);
     }
+}
+
+/// Appends what an outcome recorded to the history and tells the oracle; every event must
+/// survive its stored round trip.
+fn record(
+    history: &mut Vec<Change>,
+    oracle: &mut Oracle,
+    outcome: &Outcome,
+) -> Result<(), TestCaseError> {
+    let changes = match outcome {
+        Outcome::Accept(changes) | Outcome::RecordAndRefuse(changes, _) => changes.as_slice(),
+        Outcome::Reject(_) => &[],
+    };
+    for change in changes {
+        let (event_type, payload) = change.event().encode().unwrap();
+        let back =
+            Event::decode(change.stream().kind(), &event_type, SCHEMA_VERSION, payload).unwrap();
+        prop_assert_eq!(&back, change.event());
+        history.push(change.clone());
+        observe(oracle, change);
+    }
+    Ok(())
 }
 
 fn observe(oracle: &mut Oracle, change: &Change) {

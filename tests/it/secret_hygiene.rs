@@ -6,7 +6,9 @@ use passkey_links::prelude::*;
 use passkey_links::testing::given;
 use passkey_links::{LinkValues, UrlTemplate};
 
-use crate::scenarios::{Fixture, assert_clean, check_request, consume_request, link_params};
+use crate::scenarios::{
+    Fixture, assert_clean, check_request, link_params, register_request, verify_request,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_events_errors_or_debug_output() {
@@ -104,21 +106,29 @@ async fn no_secret_in_events_errors_or_debug_output() {
     debug.push(format!("{request:?}"));
     // Ada's returned-link code was superseded by later links: every redemption fails.
     errors.push(f.service.check_code(request).await.unwrap_err());
-    let consume = consume_request(&user, &code_id, &code, "aHlnaWVuZQ");
-    debug.push(format!("{consume:?}"));
-    errors.push(f.service.consume_code(consume).await.unwrap_err());
+    let register = register_request(&user, &code_id, &code);
+    debug.push(format!("{register:?}"));
+    errors.push(f.service.register_passkey(register).await.unwrap_err());
     let latest = f
         .notifier
         .last_link(&UserId::new(&f.carol).unwrap())
         .unwrap();
     let (user, _, code_id, code) = link_params(latest.expose());
-    f.service
-        .consume_code(consume_request(&user, &code_id, &code, "aHlnaWVuZTI"))
-        .await
-        .unwrap();
+    let enrolled = f.enroll(&user, &code_id, &code).await.unwrap();
+    debug.push(format!("{:?}", enrolled.response));
     errors.push(
         f.service
-            .consume_code(consume_request(&user, &code_id, &code, "aHlnaWVuZTM"))
+            .register_passkey(register_request(&user, &code_id, &code))
+            .await
+            .unwrap_err(),
+    );
+    errors.push(
+        f.service
+            .verify_passkey_registration(verify_request(
+                &user,
+                &enrolled.passkey_id,
+                &enrolled.response,
+            ))
             .await
             .unwrap_err(),
     );

@@ -1,5 +1,5 @@
-//! Checking a presented code without consuming it. Consuming (`consume.rs`) checks the same
-//! way.
+//! Checking a presented code without consuming it. Starting a passkey registration
+//! (`register.rs`) checks the same way.
 //!
 //! Every refusal of an existing code is recorded with its precise reason (until the failure cap)
 //! and answered with the same generic invalid-code error.
@@ -34,7 +34,7 @@ impl PresentCode {
     ) -> Option<Outcome> {
         let presented = Presented {
             user_id: &self.user_id,
-            secret: &self.secret,
+            secret: Some(&self.secret),
         };
         let reason = refusal(
             &presented,

@@ -2,8 +2,9 @@
 //! creation and lifecycle decisions are in `decisions.rs` beside this file.
 //!
 //! The state stays bounded however long the history: codes are remembered only as the version
-//! that superseded earlier ones and the last [`MAX_RATE_LIMIT`] issuance times, passkeys only as
-//! a count.
+//! that superseded earlier ones and the last [`MAX_RATE_LIMIT`] issuance times; passkeys are at
+//! most [`MAX_PASSKEYS`](super::passkey::MAX_PASSKEYS), open ceremonies at most
+//! [`MAX_OPEN_CEREMONIES`].
 
 use std::collections::VecDeque;
 
@@ -16,8 +17,11 @@ pub use decisions::{AddHuman, AddMachine, ChangeUser, UserChange};
 
 use super::DomainError;
 use super::credential::{CredentialId, PublicKey};
+use super::passkey::{
+    Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, Passkey, RegisteredPasskey,
+};
 use super::text::Email;
-use crate::ids::{CodeId, OrgId};
+use crate::ids::{CodeId, OrgId, PasskeyId};
 use crate::policy::MAX_RATE_LIMIT;
 
 /// Longest accepted preferred-language tag.
@@ -99,7 +103,59 @@ pub enum UserEvent {
         /// The version of this stream's `link.issued` event for the code.
         issued_version: u64,
     },
-    /// A passkey was registered with a code.
+    /// A passkey registration ceremony started with a code (ZITADEL's
+    /// `user.human.passwordless.token.added`).
+    #[serde(rename = "user.human.passwordless.token.added")]
+    PasskeyRegistrationStarted {
+        /// The passkey being registered.
+        passkey_id: PasskeyId,
+        /// The code it was started with.
+        code_id: CodeId,
+        /// The relying party's ceremony state.
+        ceremony: CeremonyState,
+        /// When the ceremony closes.
+        expires_at: DateTime<Utc>,
+    },
+    /// The relying party verified the ceremony's response: the passkey is registered.
+    #[serde(rename = "user.human.passwordless.token.verified")]
+    PasskeyRegistered(RegisteredPasskey),
+    /// A ceremony failed; it is closed.
+    #[serde(rename = "user.human.passwordless.token.check.failed")]
+    PasskeyRegistrationFailed {
+        /// The passkey that was being registered.
+        passkey_id: PasskeyId,
+        /// Why.
+        reason: CeremonyFailure,
+    },
+    /// A passkey was removed (its credential id stays claimed).
+    #[serde(rename = "user.human.passwordless.token.removed")]
+    PasskeyRemoved {
+        /// The passkey.
+        passkey_id: PasskeyId,
+    },
+    /// A passkey was used to log in.
+    #[serde(rename = "user.human.passwordless.token.used")]
+    PasskeyUsed {
+        /// The passkey.
+        passkey_id: PasskeyId,
+        /// The authenticator's signature counter.
+        sign_count: u32,
+        /// Whether the credential is backed up now.
+        backup_state: bool,
+    },
+    /// A login presented a signature counter that did not grow: possibly a cloned
+    /// authenticator. The use was refused.
+    #[serde(rename = "user.human.passwordless.token.sign_count.regressed")]
+    PasskeySignCountRegressed {
+        /// The passkey.
+        passkey_id: PasskeyId,
+        /// The counter on record.
+        stored: u32,
+        /// The counter presented.
+        presented: u32,
+    },
+    /// A passkey registered with caller-supplied key bytes by releases before the WebAuthn
+    /// ceremony existed. Read for old streams, never written.
     #[serde(rename = "user.human.passkey.added")]
     PasskeyAdded {
         /// The code it was registered with.
@@ -127,6 +183,12 @@ impl UserEvent {
         "user.removed",
         "user.human.passwordless.link.issued",
         "user.human.passwordless.link.usable",
+        "user.human.passwordless.token.added",
+        "user.human.passwordless.token.verified",
+        "user.human.passwordless.token.check.failed",
+        "user.human.passwordless.token.removed",
+        "user.human.passwordless.token.used",
+        "user.human.passwordless.token.sign_count.regressed",
         "user.human.passkey.added",
     ];
 }
@@ -175,7 +237,11 @@ pub struct UserState {
     /// every code issued before it is superseded.
     superseding_version: u64,
     recent_codes: VecDeque<DateTime<Utc>>,
-    passkeys: u32,
+    user_name: String,
+    display_name: String,
+    passkeys: Vec<Passkey>,
+    ceremonies: VecDeque<Ceremony>,
+    legacy_passkeys: u32,
 }
 
 impl UserState {
@@ -187,15 +253,25 @@ impl UserState {
                 org_id,
                 email,
                 email_verified,
+                user_name,
+                display_name,
                 ..
             } => {
+                self.user_name.clone_from(user_name);
+                self.display_name.clone_from(display_name);
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Human);
                 self.status = UserStatus::Initial;
                 self.email = Some(email.clone());
                 self.email_verified = *email_verified;
             }
-            UserEvent::MachineAdded { org_id, .. } => {
+            UserEvent::MachineAdded {
+                org_id,
+                user_name,
+                name,
+            } => {
+                self.user_name.clone_from(user_name);
+                self.display_name.clone_from(name);
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Machine);
                 self.status = UserStatus::Active;
@@ -227,11 +303,58 @@ impl UserState {
                 self.recent_codes.push_back(*issued_at);
             }
             UserEvent::CodeUsable { issued_version, .. } => self.supersede(*issued_version),
+            UserEvent::PasskeyRegistrationStarted {
+                passkey_id,
+                code_id,
+                ceremony,
+                expires_at,
+            } => {
+                if self.ceremonies.len() == MAX_OPEN_CEREMONIES {
+                    self.ceremonies.pop_front();
+                }
+                self.ceremonies.push_back(Ceremony {
+                    passkey_id: passkey_id.clone(),
+                    code_id: code_id.clone(),
+                    state: ceremony.clone(),
+                    expires_at: *expires_at,
+                });
+            }
+            UserEvent::PasskeyRegistered(registered) => {
+                self.close_ceremony(&registered.passkey_id);
+                self.passkeys.push(Passkey {
+                    id: registered.passkey_id.clone(),
+                    name: registered.name.clone(),
+                    code_id: registered.code_id.clone(),
+                    credential: registered.credential.clone(),
+                });
+                self.activate_if_initial();
+            }
+            UserEvent::PasskeyRegistrationFailed { passkey_id, .. } => {
+                self.close_ceremony(passkey_id);
+            }
+            UserEvent::PasskeyRemoved { passkey_id } => {
+                self.passkeys.retain(|passkey| &passkey.id != passkey_id);
+            }
+            UserEvent::PasskeyUsed {
+                passkey_id,
+                sign_count,
+                backup_state,
+            } => {
+                if let Some(passkey) = self.passkeys.iter_mut().find(|p| &p.id == passkey_id) {
+                    passkey.credential.sign_count = *sign_count;
+                    passkey.credential.backup_state = *backup_state;
+                }
+            }
+            UserEvent::PasskeySignCountRegressed { .. } => {}
             UserEvent::PasskeyAdded { .. } => {
-                self.passkeys = self.passkeys.saturating_add(1);
+                self.legacy_passkeys = self.legacy_passkeys.saturating_add(1);
                 self.activate_if_initial();
             }
         }
+    }
+
+    fn close_ceremony(&mut self, passkey_id: &PasskeyId) {
+        self.ceremonies.retain(|c| &c.passkey_id != passkey_id);
     }
 
     fn stop(&mut self, status: UserStatus) {
@@ -269,9 +392,47 @@ impl UserState {
         self.status
     }
 
-    /// Passkeys registered so far.
-    pub fn passkeys(&self) -> u32 {
+    /// The passkeys the user holds, oldest first.
+    pub fn passkeys(&self) -> &[Passkey] {
+        &self.passkeys
+    }
+
+    /// A passkey by id.
+    pub fn passkey(&self, id: &PasskeyId) -> Option<&Passkey> {
+        self.passkeys.iter().find(|passkey| &passkey.id == id)
+    }
+
+    /// A passkey by credential id.
+    pub fn passkey_by_credential(&self, credential_id: &CredentialId) -> Option<&Passkey> {
         self.passkeys
+            .iter()
+            .find(|passkey| &passkey.credential.credential_id == credential_id)
+    }
+
+    /// The open registration ceremonies, oldest first.
+    pub fn ceremonies(&self) -> impl Iterator<Item = &Ceremony> {
+        self.ceremonies.iter()
+    }
+
+    /// An open ceremony by the passkey it registers.
+    pub fn ceremony(&self, passkey_id: &PasskeyId) -> Option<&Ceremony> {
+        self.ceremonies.iter().find(|c| &c.passkey_id == passkey_id)
+    }
+
+    /// Passkeys registered with key bytes by releases before the WebAuthn ceremony (counted,
+    /// not usable for logins).
+    pub fn legacy_passkeys(&self) -> u32 {
+        self.legacy_passkeys
+    }
+
+    /// The account name.
+    pub fn user_name(&self) -> &str {
+        &self.user_name
+    }
+
+    /// The display name.
+    pub fn display_name(&self) -> &str {
+        &self.display_name
     }
 
     /// Issuance times of the most recent codes, oldest first, at most [`MAX_RATE_LIMIT`].

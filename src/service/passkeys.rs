@@ -1,0 +1,371 @@
+//! Passkeys: registering one with a link's code through the WebAuthn relying party (v2
+//! RegisterPasskey, VerifyPasskeyRegistration), listing and removing them, and what a login
+//! needs (the stored credential of a credential id, recording its use).
+
+use sha2::{Digest, Sha256};
+
+use super::access::{Guard, admin_context};
+use super::engine::internal;
+use super::redeem::present;
+use super::{Op, PasskeyLinks, traced};
+use crate::domain::{
+    CheckCode, CredentialId, DomainError, FinishPasskeyRegistration, LookUpCredential,
+    MAX_NAME_LEN, Passkey, PasskeyState, ReadUser, RecordPasskeyUse, RemovePasskey,
+    StartPasskeyRegistration, UserState,
+};
+use crate::error::Error;
+use crate::ids::{OrgId, PasskeyId, StreamId, UserId};
+use crate::ports::authorizer::{Authorizer, Caller, Permission};
+use crate::ports::clock::Clock;
+use crate::ports::notifier::{Envelope, Message, Notifier};
+use crate::ports::random::RandomSource;
+use crate::ports::relying_party::{RegistrationRequest, RelyingParty};
+use crate::store::EventStore;
+use crate::wire::{
+    DetailsResponse, ListDetails, ListPasskeysRequest, ListPasskeysResponse, PasskeySummary,
+    RegisterPasskeyRequest, RegisterPasskeyResponse, RemovePasskeyRequest,
+    VerifyPasskeyRegistrationRequest,
+};
+
+/// A registered passkey as a login needs it: whose it is and the stored credential (with the
+/// relying party's own serialized form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredPasskey {
+    /// The user holding it.
+    pub user_id: UserId,
+    /// The user's org.
+    pub org_id: OrgId,
+    /// The passkey.
+    pub passkey: Passkey,
+}
+
+/// The WebAuthn user handle of a user: stable, opaque, and free of personal data.
+pub fn user_handle(user_id: &UserId) -> Vec<u8> {
+    let digest = Sha256::new()
+        .chain_update(b"passkey-links user handle v1\0")
+        .chain_update(user_id.as_str().as_bytes())
+        .finalize();
+    digest.iter().take(16).copied().collect()
+}
+
+impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
+where
+    S: EventStore,
+    N: Notifier,
+    A: Authorizer,
+    C: Clock,
+    R: RandomSource,
+    P: RelyingParty,
+{
+    /// User v2 RegisterPasskey with the code of a registration link: checks the code like
+    /// [`PasskeyLinks::check_code`] (failures recorded, generic error), starts the WebAuthn
+    /// ceremony and records it on the user. No authentication: the code is the credential.
+    ///
+    /// # Errors
+    /// InvalidArgument (no or unusable code), FailedPrecondition (no relying party, too many
+    /// passkeys).
+    pub async fn register_passkey(
+        &self,
+        request: RegisterPasskeyRequest,
+    ) -> Result<RegisterPasskeyResponse, Error> {
+        let op = Op::new("passkey_links.register_passkey").user(&request.user_id);
+        let op = match &request.code {
+            Some(code) => op.code(&code.id),
+            None => op,
+        };
+        traced(op, async {
+            let code = request.code.ok_or(DomainError::InvalidArgument(
+                "a passkey is registered with the code of a registration link",
+            ))?;
+            let presented = present(request.user_id, code.id, code.code)?;
+            let user_id = presented.user_id.clone();
+            // Check first, exactly as opening the link does: a bad code answers the same
+            // generic error, recorded, before any ceremony exists.
+            let checked = self
+                .execute(&CheckCode(presented.clone()), &Guard::Open)
+                .await?;
+            let user = checked
+                .view()
+                .user(&user_id)
+                .map_err(|_| internal("a checked code without its user"))?;
+            let started = self
+                .relying_party
+                .start_registration(&self.registration_request(&user_id, user))
+                .await?;
+            let passkey_id = PasskeyId::new(self.random.new_id())?;
+            let decision = StartPasskeyRegistration {
+                presented,
+                passkey_id: passkey_id.clone(),
+                ceremony: started.ceremony,
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            Ok(RegisterPasskeyResponse {
+                details: executed.details(&StreamId::user(&user_id))?,
+                passkey_id: passkey_id.as_str().to_owned(),
+                public_key_credential_creation_options: started.creation_options,
+            })
+        })
+        .await
+    }
+
+    fn registration_request(&self, user_id: &UserId, user: &UserState) -> RegistrationRequest {
+        let name = |preferred: &str| {
+            if preferred.is_empty() {
+                user_id.as_str().to_owned()
+            } else {
+                preferred.to_owned()
+            }
+        };
+        RegistrationRequest::new(
+            user_handle(user_id),
+            name(user.user_name()),
+            name(user.display_name()),
+            user.passkeys()
+                .iter()
+                .map(|p| p.credential.credential_id.clone())
+                .collect(),
+            self.config.user_verification,
+        )
+    }
+
+    /// User v2 VerifyPasskeyRegistration: the relying party verifies the browser's
+    /// `publicKeyCredential` against the recorded ceremony; then in one atomic append the
+    /// passkey is added, the code consumed and the credential id claimed, and the user gets a
+    /// security notice. A failed verification is recorded and closes the ceremony.
+    ///
+    /// # Errors
+    /// NotFound (no open ceremony: unknown, finished or another user's), InvalidArgument
+    /// (rejected response, bad name, unusable code), AlreadyExists (credential id registered).
+    pub async fn verify_passkey_registration(
+        &self,
+        request: VerifyPasskeyRegistrationRequest,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.verify_passkey_registration").user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let passkey_id = PasskeyId::new(request.passkey_id)?;
+            crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
+            let read = ReadUser {
+                user_id: user_id.clone(),
+                org_context: None,
+            };
+            let read = self.execute(&read, &Guard::Open).await.map_err(|err| {
+                match err.domain_error() {
+                    Some(DomainError::UserNotFound) => DomainError::PasskeyNotFound.into(),
+                    _ => err,
+                }
+            })?;
+            let ceremony = read
+                .view()
+                .user(&user_id)
+                .ok()
+                .and_then(|user| user.ceremony(&passkey_id))
+                .map(|ceremony| ceremony.state.clone())
+                .ok_or(DomainError::PasskeyNotFound)?;
+            let verification = self
+                .relying_party
+                .finish_registration(&ceremony, &request.public_key_credential)
+                .await?;
+            let decision = FinishPasskeyRegistration {
+                user_id: user_id.clone(),
+                passkey_id,
+                name: request.passkey_name.clone(),
+                verification,
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            let details = executed.details(&StreamId::user(&user_id))?;
+            if let Ok(user) = executed.view().user(&user_id) {
+                self.notify_passkey_added(&user_id, user, request.passkey_name, &details)
+                    .await;
+            }
+            Ok(DetailsResponse { details })
+        })
+        .await
+    }
+
+    /// The passkey-added security notice. The passkey is registered; a lost notice must not
+    /// turn that into an error. Only the failure class is logged: the notifier's text is not
+    /// ours.
+    async fn notify_passkey_added(
+        &self,
+        user_id: &UserId,
+        user: &UserState,
+        passkey_name: String,
+        details: &crate::wire::Details,
+    ) {
+        let (Some(recipient), Some(org_id)) = (user.verified_email(), user.org_id()) else {
+            return;
+        };
+        let notice = Envelope {
+            idempotency_key: format!("passkey-added:{}:{}", user_id, details.sequence),
+            message: Message::PasskeyAdded {
+                recipient: recipient.clone(),
+                user_id: user_id.clone(),
+                org_id: org_id.clone(),
+                passkey_name,
+                added_at: details.change_date,
+            },
+        };
+        if let Err(_err) = self.notifier.deliver(&notice).await {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                user_id = %user_id,
+                reason = ?_err.failure(),
+                "passkey-added notice not delivered"
+            );
+        }
+    }
+
+    /// User v2 ListPasskeys: the user themself, or a caller with `user.read` in the user's org.
+    ///
+    /// # Errors
+    /// NotFound (no such user for the caller), PermissionDenied.
+    pub async fn list_passkeys(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: ListPasskeysRequest,
+    ) -> Result<ListPasskeysResponse, Error> {
+        let op = Op::new("passkey_links.list_passkeys")
+            .caller(caller)
+            .user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = Guard::on_user(caller, Permission::UserRead, &user_id, &org_context);
+            let read = ReadUser {
+                user_id: user_id.clone(),
+                org_context,
+            };
+            let executed = self.execute(&read, &guard).await?;
+            let details = executed.details(&StreamId::user(&user_id))?;
+            let user = executed
+                .view()
+                .user(&user_id)
+                .map_err(|_| internal("a read user without its state"))?;
+            let ready = user.passkeys().iter().map(|passkey| PasskeySummary {
+                id: passkey.id.as_str().to_owned(),
+                state: PasskeyState::Ready,
+                name: passkey.name.clone(),
+            });
+            let pending = user.ceremonies().map(|ceremony| PasskeySummary {
+                id: ceremony.passkey_id.as_str().to_owned(),
+                state: PasskeyState::NotReady,
+                name: String::new(),
+            });
+            let result: Vec<PasskeySummary> = ready.chain(pending).collect();
+            Ok(ListPasskeysResponse {
+                details: ListDetails {
+                    total_result: result.len() as u64,
+                    processed_sequence: details.sequence,
+                    timestamp: details.change_date,
+                },
+                result,
+            })
+        })
+        .await
+    }
+
+    /// User v2 RemovePasskey: the user themself, or a caller with `user.passkey.write` in the
+    /// user's org. The credential id stays claimed: it can never be registered again.
+    ///
+    /// # Errors
+    /// NotFound (user or passkey), PermissionDenied.
+    pub async fn remove_passkey(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        request: RemovePasskeyRequest,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.remove_passkey")
+            .caller(caller)
+            .user(&request.user_id);
+        traced(op, async {
+            let user_id = UserId::new(request.user_id)?;
+            let passkey_id = PasskeyId::new(request.passkey_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard =
+                Guard::on_user(caller, Permission::UserPasskeyWrite, &user_id, &org_context);
+            let decision = RemovePasskey {
+                user_id: user_id.clone(),
+                passkey_id,
+                org_context,
+            };
+            let executed = self.execute(&decision, &guard).await?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::user(&user_id))?,
+            })
+        })
+        .await
+    }
+
+    /// The registered passkey of a credential id, for a login: its user and org and the stored
+    /// credential with the relying party's serialized form. For the embedder's login flow (no
+    /// caller: the login itself is the authentication).
+    ///
+    /// # Errors
+    /// NotFound when no registered passkey of an existing user has this credential id.
+    pub async fn passkey_for_login(
+        &self,
+        credential_id: &CredentialId,
+    ) -> Result<StoredPasskey, Error> {
+        traced(Op::new("passkey_links.passkey_for_login"), async {
+            let decision = LookUpCredential {
+                credential_id: credential_id.clone(),
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            let view = executed.view();
+            let user_id = view
+                .credential(credential_id)
+                .ok()
+                .and_then(|claim| claim.claimed_by().cloned())
+                .ok_or(DomainError::PasskeyNotFound)?;
+            let user = view
+                .user(&user_id)
+                .map_err(|_| DomainError::PasskeyNotFound)?;
+            let passkey = user
+                .passkey_by_credential(credential_id)
+                .cloned()
+                .ok_or(DomainError::PasskeyNotFound)?;
+            let org_id = user.org_id().cloned().ok_or(DomainError::PasskeyNotFound)?;
+            Ok(StoredPasskey {
+                user_id,
+                org_id,
+                passkey,
+            })
+        })
+        .await
+    }
+
+    /// Records a verified login assertion: the new signature counter and backup state. A
+    /// counter that does not grow is refused and recorded (possibly a cloned authenticator).
+    ///
+    /// # Errors
+    /// NotFound (no such passkey), FailedPrecondition (`Errors.User.Passkey.SignCount`).
+    pub async fn record_passkey_use(
+        &self,
+        credential_id: &CredentialId,
+        sign_count: u32,
+        backup_state: bool,
+    ) -> Result<DetailsResponse, Error> {
+        traced(Op::new("passkey_links.record_passkey_use"), async {
+            let decision = RecordPasskeyUse {
+                credential_id: credential_id.clone(),
+                sign_count,
+                backup_state,
+            };
+            let executed = self.execute(&decision, &Guard::Open).await?;
+            let user_id = executed
+                .view()
+                .credential(credential_id)
+                .ok()
+                .and_then(|claim| claim.claimed_by().cloned())
+                .ok_or(DomainError::PasskeyNotFound)?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::user(&user_id))?,
+            })
+        })
+        .await
+    }
+}
