@@ -78,6 +78,57 @@ fn responses_serialize_exactly() {
     );
 }
 
+/// The four v2 passkey shapes, as ZITADEL's user service v2 prints them.
+#[test]
+fn v2_passkey_responses_serialize_exactly() {
+    let register = RegisterPasskeyResponse {
+        details: details(),
+        passkey_id: "pk-1".into(),
+        public_key_credential_creation_options: serde_json::json!({
+            "publicKey": {"challenge": "AAEC", "rp": {"id": "id.example.com", "name": "ID"}}
+        }),
+    };
+    assert_eq!(
+        serde_json::to_string(&register).unwrap(),
+        format!(
+            r#"{{"details":{DETAILS},"passkeyId":"pk-1","publicKeyCredentialCreationOptions":{{"publicKey":{{"challenge":"AAEC","rp":{{"id":"id.example.com","name":"ID"}}}}}}}}"#
+        )
+    );
+    let verified: VerifyPasskeyRegistrationResponse = DetailsResponse { details: details() };
+    assert_eq!(
+        serde_json::to_string(&verified).unwrap(),
+        format!(r#"{{"details":{DETAILS}}}"#)
+    );
+    let removed: RemovePasskeyResponse = DetailsResponse { details: details() };
+    assert_eq!(
+        serde_json::to_string(&removed).unwrap(),
+        format!(r#"{{"details":{DETAILS}}}"#)
+    );
+    let listed = ListPasskeysResponse {
+        details: ListDetails {
+            total_result: 2,
+            processed_sequence: 7,
+            timestamp: Utc.with_ymd_and_hms(2025, 4, 3, 9, 33, 15).unwrap(),
+        },
+        result: vec![
+            PasskeySummary {
+                id: "pk-1".into(),
+                state: passkey_links::domain::PasskeyState::Ready,
+                name: "iPhone".into(),
+            },
+            PasskeySummary {
+                id: "pk-2".into(),
+                state: passkey_links::domain::PasskeyState::NotReady,
+                name: String::new(),
+            },
+        ],
+    };
+    assert_eq!(
+        serde_json::to_string(&listed).unwrap(),
+        r#"{"details":{"totalResult":"2","processedSequence":"7","timestamp":"2025-04-03T09:33:15Z"},"result":[{"id":"pk-1","state":"AUTH_FACTOR_STATE_READY","name":"iPhone"},{"id":"pk-2","state":"AUTH_FACTOR_STATE_NOT_READY","name":""}]}"#
+    );
+}
+
 #[test]
 fn responses_round_trip() {
     let json =

@@ -1,0 +1,341 @@
+//! A real browser enrolls a passkey from the emailed link: headless Chromium with a virtual
+//! WebAuthn authenticator (Chrome DevTools Protocol `WebAuthn` domain: CTAP2, internal transport,
+//! resident keys, user verification), driven over CDP by chromiumoxide, against the axum
+//! example on loopback.
+//!
+//! Without a Chromium binary (`CHROMIUM`, or `chromium` / `chromium-browser` on the PATH) it
+//! prints `skipped: no chromium` and passes; `.ci/run` installs Debian's `chromium`.
+
+#[path = "../examples/axum_server/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetFocusEmulationEnabledParams;
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::cdp::browser_protocol::web_authn::{
+    AddVirtualAuthenticatorParams, AuthenticatorId, AuthenticatorProtocol, AuthenticatorTransport,
+    Ctap2Version, EnableParams, GetCredentialsParams, VirtualAuthenticatorOptions,
+};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures::StreamExt;
+use passkey_links::domain::CredentialId;
+use passkey_links::prelude::*;
+use passkey_links::store::InMemoryStore;
+use passkey_links::webauthn::WebauthnRelyingParty;
+use serde_json::{Value, json};
+
+fn chromium() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+type App = Arc<app::App<InMemoryStore>>;
+
+/// The axum example on 127.0.0.1, with links (and the WebAuthn origin) on `localhost`.
+async fn serve() -> (App, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let app = app::build(InMemoryStore::new(), &base).await.unwrap();
+    let router = app::router(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (app, base)
+}
+
+async fn launch(executable: PathBuf) -> Browser {
+    let profile = std::env::temp_dir().join(format!(
+        "passkey-links-chromium-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    let config = BrowserConfig::builder()
+        .chrome_executable(executable)
+        .new_headless_mode()
+        .no_sandbox()
+        .user_data_dir(profile)
+        .window_size(900, 700)
+        .request_timeout(Duration::from_secs(30))
+        .args([
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+        ])
+        .build()
+        .unwrap();
+    let (browser, mut handler) = Browser::launch(config).await.unwrap();
+    tokio::spawn(async move { while handler.next().await.is_some() {} });
+    browser
+}
+
+/// A tab with its own virtual authenticator: a platform passkey provider with user
+/// verification and resident keys, present and verifying automatically.
+async fn tab(browser: &Browser) -> (Page, AuthenticatorId) {
+    // A window of its own, and focus emulated: WebAuthn needs a focused document, and racing
+    // tabs must both have it.
+    let target = CreateTargetParams::builder()
+        .url("about:blank")
+        .new_window(true)
+        .build()
+        .unwrap();
+    let page = browser.new_page(target).await.unwrap();
+    page.execute(SetFocusEmulationEnabledParams::new(true))
+        .await
+        .unwrap();
+    page.execute(EnableParams::default()).await.unwrap();
+    let options = VirtualAuthenticatorOptions::builder()
+        .protocol(AuthenticatorProtocol::Ctap2)
+        .ctap2_version(Ctap2Version::Ctap21)
+        .transport(AuthenticatorTransport::Internal)
+        .has_resident_key(true)
+        .has_user_verification(true)
+        .is_user_verified(true)
+        .automatic_presence_simulation(true)
+        .build()
+        .unwrap();
+    let added = page
+        .execute(AddVirtualAuthenticatorParams::new(options))
+        .await
+        .unwrap();
+    (page, added.result.authenticator_id)
+}
+
+async fn eval(page: &Page, js: &str) -> Value {
+    let params = EvaluateParams::builder()
+        .expression(js)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), page.evaluate_expression(params))
+        .await
+        .expect("the page answers within 15 s")
+        .unwrap()
+        .value()
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until the enrollment page shows its outcome: `true` for success.
+async fn outcome(page: &Page) -> bool {
+    for _ in 0..200 {
+        let shown = eval(
+            page,
+            "({ok: !document.getElementById('success').hidden, \
+              failed: !document.getElementById('failure').hidden, \
+              text: document.getElementById('failure').textContent})",
+        )
+        .await;
+        if shown["ok"] == json!(true) {
+            return true;
+        }
+        if shown["failed"] == json!(true) {
+            say(&format!("enrollment refused: {}", shown["text"]));
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the enrollment page showed no outcome");
+}
+
+async fn open_and_register(page: &Page, link: &str) {
+    page.goto(link).await.unwrap();
+    page.find_element("#register")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Runs `navigator.credentials.get` in the page with webauthn-rs's request options and
+/// returns the assertion as the JSON webauthn-rs reads.
+async fn assertion(page: &Page, options: &Value) -> Value {
+    let js = format!(
+        r#"(async () => {{
+            const b64 = (t) => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)).buffer;
+            const enc = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+            const o = ({options}).publicKey;
+            o.challenge = b64(o.challenge);
+            for (const c of o.allowCredentials || []) c.id = b64(c.id);
+            const c = await navigator.credentials.get({{ publicKey: o }});
+            return {{
+                id: c.id, rawId: enc(c.rawId), type: c.type,
+                response: {{
+                    authenticatorData: enc(c.response.authenticatorData),
+                    clientDataJSON: enc(c.response.clientDataJSON),
+                    signature: enc(c.response.signature),
+                    userHandle: c.response.userHandle ? enc(c.response.userHandle) : null
+                }},
+                extensions: c.getClientExtensionResults()
+            }};
+        }})()"#
+    );
+    eval(page, &js).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_enrolls_a_passkey_from_the_emailed_link() {
+    let Some(executable) = chromium() else {
+        say("skipped: no chromium");
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(110), journey(executable))
+        .await
+        .expect("the browser journey took longer than 110 s");
+}
+
+async fn journey(executable: PathBuf) {
+    let (app, base) = serve().await;
+    let mut browser = launch(executable).await;
+    let ada = UserId::new(app::demo::ADA).unwrap();
+
+    // The admin has the link emailed; the browser opens it from the mail.
+    app.service
+        .send_passwordless_registration(
+            &Caller::System,
+            None,
+            SendPasswordlessRegistrationRequest {
+                user_id: ada.as_str().into(),
+            },
+        )
+        .await
+        .unwrap();
+    let link = app.notifier.last_link(&ada).unwrap();
+    let (page, authenticator) = tab(&browser).await;
+    open_and_register(&page, link.expose()).await;
+    assert!(outcome(&page).await, "the enrollment succeeded");
+    let png = tokio::time::timeout(
+        Duration::from_secs(15),
+        page.screenshot(ScreenshotParams::builder().build()),
+    )
+    .await
+    .expect("a screenshot within 15 s")
+    .unwrap();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("enroll-success.png"), png).unwrap();
+
+    // The library stores the virtual authenticator's own (resident) credential.
+    let credentials = page
+        .execute(GetCredentialsParams::new(authenticator))
+        .await
+        .unwrap()
+        .result
+        .credentials;
+    assert_eq!(credentials.len(), 1);
+    assert!(credentials[0].is_resident_credential);
+    let raw = STANDARD
+        .decode(AsRef::<str>::as_ref(&credentials[0].credential_id))
+        .unwrap();
+    let credential_id = CredentialId::new(raw).unwrap();
+    let stored = app.service.passkey_for_login(&credential_id).await.unwrap();
+    assert_eq!(stored.user_id, ada);
+    assert!(stored.passkey.credential.user_verified);
+    assert_eq!(stored.passkey.name, "My passkey");
+
+    // A login assertion by the same virtual authenticator verifies against it.
+    let relying_party =
+        WebauthnRelyingParty::new("localhost", "passkey-links demo", &[&base]).unwrap();
+    let passkey = WebauthnRelyingParty::passkey(&stored.passkey.credential).unwrap();
+    let (options, state) = relying_party
+        .login()
+        .start_passkey_authentication(&[passkey])
+        .unwrap();
+    let asserted = assertion(&page, &serde_json::to_value(&options).unwrap()).await;
+    let asserted = serde_json::from_value(asserted).unwrap();
+    let result = relying_party
+        .login()
+        .finish_passkey_authentication(&asserted, &state)
+        .unwrap();
+    assert_eq!(result.cred_id().as_slice(), credential_id.as_bytes());
+    app.service
+        .record_passkey_use(&credential_id, result.counter(), result.backup_state())
+        .await
+        .unwrap();
+
+    // The same link again: the clear "already used" page.
+    page.goto(link.expose()).await.unwrap();
+    let invalid = eval(
+        &page,
+        "document.getElementById('link-invalid')?.textContent ?? ''",
+    )
+    .await;
+    assert!(
+        invalid.as_str().unwrap().contains("already been used"),
+        "{invalid}"
+    );
+    // Two tabs racing one link: at most one passkey.
+    let carol = UserId::new(app::demo::CAROL).unwrap();
+    app.service
+        .send_passwordless_registration(
+            &Caller::System,
+            None,
+            SendPasswordlessRegistrationRequest {
+                user_id: carol.as_str().into(),
+            },
+        )
+        .await
+        .unwrap();
+    let link = app.notifier.last_link(&carol).unwrap();
+    let (first, _) = tab(&browser).await;
+    let (second, _) = tab(&browser).await;
+    for page in [&first, &second] {
+        page.goto(link.expose()).await.unwrap();
+    }
+    // Clicked from script: a background tab is not rendered, so it takes no pointer input.
+    let click = |page: &Page| {
+        let page = page.clone();
+        async move {
+            eval(&page, "document.getElementById('register').click()").await;
+        }
+    };
+    for page in [&first, &second] {
+        let focused = eval(page, "document.hasFocus()").await;
+        assert_eq!(focused, json!(true), "a racing tab has the focus");
+    }
+    futures::join!(click(&first), click(&second));
+    let (a, b) = futures::join!(outcome(&first), outcome(&second));
+    let listed = app
+        .service
+        .list_passkeys(
+            &Caller::System,
+            None,
+            ListPasskeysRequest {
+                user_id: carol.as_str().into(),
+            },
+        )
+        .await
+        .unwrap();
+    let ready = listed
+        .result
+        .iter()
+        .filter(|p| p.state == passkey_links::domain::PasskeyState::Ready)
+        .count();
+    assert_eq!(ready, 1, "one passkey from two racing tabs");
+    assert!(a ^ b, "exactly one tab succeeded: {a} {b}");
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+}
