@@ -22,7 +22,8 @@ def fmt(ns):
 
 rows = [
     ("issuance", "floor"), ("issuance", "in_memory_end_to_end"),
-    ("operations", "send"), ("operations", "check"), ("operations", "consume"),
+    ("operations", "send"), ("operations", "check"),
+    ("operations", "register"), ("operations", "verify"),
     ("history", "0"), ("history", "1000"), ("history", "10000"),
     ("unrelated_events", "0"), ("unrelated_events", "1000000"),
     ("concurrency", "8_tasks_8_users"), ("concurrency", "8_tasks_1_users"),

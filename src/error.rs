@@ -364,6 +364,8 @@ pub(crate) mod catalogue {
         STORE_UNAVAILABLE = Unavailable, "PKL-STORE-02", "Errors.Eventstore.Unavailable";
         STORE_CORRUPT = Internal, "PKL-STORE-03", "Errors.Eventstore.Corrupted";
         STORE_INTERNAL = Internal, "PKL-STORE-04", "Errors.Internal";
+        STORE_MISCONFIGURED = FailedPrecondition, "PKL-STORE-05", "Errors.Eventstore.Misconfigured";
+        STORE_OUTCOME_UNKNOWN = Unavailable, "PKL-STORE-06", "Errors.Eventstore.OutcomeUnknown";
     }
 
     /// The row of a domain error.
@@ -410,6 +412,8 @@ pub(crate) mod catalogue {
             StoreError::Unavailable(_) => STORE_UNAVAILABLE,
             StoreError::Corrupt { .. } | StoreError::CorruptRow { .. } => STORE_CORRUPT,
             StoreError::Internal(_) => STORE_INTERNAL,
+            StoreError::Misconfigured(_) => STORE_MISCONFIGURED,
+            StoreError::OutcomeUnknown(_) => STORE_OUTCOME_UNKNOWN,
         }
     }
 }

@@ -27,6 +27,7 @@ const SYMBOLS: &[u8] = b"~!@#$^&*()_+`-={}|[]:<>?,./";
 
 /// A secret configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretConfigError {
     /// No alphabet class is enabled.
     #[error("the secret alphabet is empty")]

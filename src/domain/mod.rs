@@ -100,6 +100,7 @@ impl Change {
 
 /// What a decision concluded.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Append these events (possibly none: a check that passed).
     Accept(Vec<Change>),

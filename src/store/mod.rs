@@ -5,9 +5,11 @@
 
 mod memory;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 
 pub use memory::InMemoryStore;
@@ -161,9 +163,17 @@ pub enum StoreError {
         /// The stream's actual version.
         actual: u64,
     },
-    /// The store is unreachable or failed transiently; nothing was written.
+    /// The store is unreachable or failed transiently; nothing was written. Retrying is safe.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The store is misconfigured (credentials, missing database or schema, TLS required):
+    /// retrying will not help until an operator acts.
+    #[error("event store misconfigured: {0}")]
+    Misconfigured(String),
+    /// A write was sent and the connection failed before its result arrived: it may or may not
+    /// have been committed.
+    #[error("event store write outcome unknown (it may have been committed): {0}")]
+    OutcomeUnknown(String),
     /// A stored event cannot be decoded.
     #[error("corrupted event {stream} version {version}: {reason}")]
     Corrupt {

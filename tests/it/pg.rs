@@ -20,6 +20,26 @@ pub fn database_url() -> Option<String> {
     }
 }
 
+/// A store in a fresh schema that nothing migrated yet.
+#[cfg(feature = "postgres")]
+pub async fn fresh_schema_store() -> Option<passkey_links::store::postgres::PostgresStore> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let url = database_url()?;
+    let schema = format!(
+        "f_{}_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    Some(
+        passkey_links::store::postgres::PostgresStore::connect(&url, 4)
+            .expect("database configuration")
+            .in_schema(&schema)
+            .expect("schema name"),
+    )
+}
+
 #[cfg(feature = "postgres")]
 pub async fn store() -> Option<passkey_links::store::postgres::PostgresStore> {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -211,7 +211,7 @@ fn record(
 ) -> Result<(), TestCaseError> {
     let changes = match outcome {
         Outcome::Accept(changes) | Outcome::RecordAndRefuse(changes, _) => changes.as_slice(),
-        Outcome::Reject(_) => &[],
+        _ => &[],
     };
     for change in changes {
         let (event_type, payload) = change.event().encode().unwrap();

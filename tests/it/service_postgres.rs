@@ -17,7 +17,7 @@ mod with_postgres {
     use passkey_links::ids::{AggregateKind, StreamId};
     use passkey_links::prelude::*;
     use passkey_links::store::postgres::PostgresStore;
-    use passkey_links::store::{RecordedEvent, StoreError};
+    use passkey_links::store::{EventStore, RecordedEvent, StoreError};
 
     impl Inspect for PostgresStore {
         async fn all_events(&self) -> Vec<RecordedEvent> {
@@ -105,13 +105,45 @@ mod with_postgres {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
     }
 
+    /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_database_is_a_configuration_fault_not_retryable() {
+        let Some(url) = pg::database_url() else {
+            return;
+        };
+        if url.contains("://") {
+            return; // the override below needs the key/value form the tests use
+        }
+        let store = PostgresStore::connect(&format!("{url} dbname=no_such_database"), 1).unwrap();
+        let stream = StreamId::new(AggregateKind::User, "u1").unwrap();
+        let err = store.read(&stream, 0).await.expect_err("no such database");
+        assert!(
+            matches!(&err, StoreError::Misconfigured(m) if m.contains("3D000")),
+            "{err:?}"
+        );
+        let err = passkey_links::Error::from(err);
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert!(!err.kind().is_retryable());
+        assert_eq!(err.message_key(), "Errors.Eventstore.Misconfigured");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migration_is_idempotent_and_bad_schema_names_are_refused() {
         let Some(store) = pg::store().await else {
             return;
         };
+        // Idempotent, and safe for concurrent migrators without an advisory lock.
+        let (a, b) = tokio::join!(store.migrate(), store.migrate());
+        a.unwrap();
+        b.unwrap();
         store.migrate().await.unwrap();
-        store.migrate().await.unwrap();
+        assert_eq!(store.schema_versions().await.unwrap(), [1]);
+        let fresh = pg::fresh_schema_store().await.unwrap();
+        let (a, b, c) = tokio::join!(fresh.migrate(), fresh.migrate(), fresh.migrate());
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        assert_eq!(fresh.schema_versions().await.unwrap(), [1]);
         let url = pg::database_url().unwrap();
         let err = PostgresStore::connect(&url, 1)
             .unwrap()

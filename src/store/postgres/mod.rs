@@ -29,6 +29,13 @@ use tokio_postgres::error::SqlState;
 use super::{AppendBatch, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend};
 use crate::ids::{AggregateKind, StreamId};
 
+/// The versioned migrations, in order: version, name, SQL (the files of `migrations/`).
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "events",
+    include_str!("../../../migrations/0001_events.sql"),
+)];
+
 /// The unique constraint that makes versions unique per stream.
 pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
 const TABLE: &str = "passkey_links_events";
@@ -51,17 +58,11 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(err.to_string())
-}
+mod failure;
 
-/// Classifies a driver error: server-side errors are internal (a bug or a schema problem),
-/// everything else (connection refused or lost, timeouts) is unavailable.
+/// Classifies a driver error of a read (or of a write not yet sent).
 fn classify(err: tokio_postgres::Error) -> StoreError {
-    match err.as_db_error() {
-        Some(db) => StoreError::Internal(format!("{}: {}", db.code().code(), db.message())),
-        None => unavailable(err),
-    }
+    failure::store_error(&err, false)
 }
 
 fn is_version_collision(err: &tokio_postgres::Error) -> bool {
@@ -146,42 +147,98 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(unavailable)
+        self.pool.get().await.map_err(failure::pool_error)
     }
 
-    /// Creates the schema (if any) and the events table, idempotently and safely under
-    /// concurrent callers.
+    /// Applies the versioned migrations of `migrations/` that the schema-version table
+    /// (`passkey_links_schema_migrations`) does not list yet, each in its own transaction, in the
+    /// store's schema (created if missing). Safe under concurrent callers without advisory
+    /// locks: a migrator that loses a race on creating an object re-reads the version table and
+    /// finds the work done. External migration tools can apply the same files instead.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    /// [`StoreError::Unavailable`], [`StoreError::Misconfigured`] or [`StoreError::Internal`].
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut attempts = 0;
+        loop {
+            match self.migrate_once().await {
+                Err(StoreError::Internal(message))
+                    if attempts < 5 && (message.contains("23505") || message.contains("42P07")) =>
+                {
+                    // Another migrator created the same object first: look again.
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn migrate_once(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(classify)?;
-        tx.execute("SELECT pg_advisory_xact_lock(7310582946)", &[])
-            .await
-            .map_err(classify)?;
         if let Some(schema) = &self.schema {
-            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .await
                 .map_err(classify)?;
         }
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                stream_type text NOT NULL,
-                stream_id text NOT NULL,
-                version bigint NOT NULL CHECK (version > 0),
-                event_type text NOT NULL,
-                schema_version smallint NOT NULL,
-                payload jsonb NOT NULL,
-                recorded_at timestamptz NOT NULL,
-                CONSTRAINT {VERSION_CONSTRAINT} UNIQUE (stream_type, stream_id, version)
-            )",
-            table = self.table
-        ))
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)
+        let search_path = match &self.schema {
+            Some(schema) => format!("SET LOCAL search_path TO \"{schema}\""),
+            None => "SELECT 1".to_owned(),
+        };
+        for (version, name, sql) in MIGRATIONS {
+            let tx = client.transaction().await.map_err(classify)?;
+            tx.batch_execute(&search_path).await.map_err(classify)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS passkey_links_schema_migrations (
+                    version bigint PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .await
+            .map_err(classify)?;
+            let applied = tx
+                .query_opt(
+                    "SELECT 1 FROM passkey_links_schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await
+                .map_err(classify)?;
+            if applied.is_none() {
+                tx.batch_execute(sql).await.map_err(classify)?;
+                tx.execute(
+                    "INSERT INTO passkey_links_schema_migrations (version, name) VALUES ($1, $2)",
+                    &[version, name],
+                )
+                .await
+                .map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// The schema versions applied, ascending.
+    ///
+    /// # Errors
+    /// [`StoreError`] on connection failure; [`StoreError::Misconfigured`] before any
+    /// migration.
+    pub async fn schema_versions(&self) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let table = match &self.schema {
+            Some(schema) => format!("\"{schema}\".passkey_links_schema_migrations"),
+            None => "passkey_links_schema_migrations".to_owned(),
+        };
+        let rows = client
+            .query(
+                &format!("SELECT version FROM {table} ORDER BY version"),
+                &[],
+            )
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| row.try_get::<_, i64>(0).map_err(classify))
+            .collect()
     }
 
     /// Every event in the store, in position order.
@@ -320,7 +377,9 @@ impl PostgresStore {
         let rows = match result {
             Ok(rows) => rows,
             Err(err) if is_version_collision(&err) => return Ok(None),
-            Err(err) => return Err(classify(err)),
+            // The append is one autocommit statement: once sent, a lost connection may have
+            // committed it.
+            Err(err) => return Err(failure::store_error(&err, true)),
         };
         let expected_rows: usize = batch.iter().map(|a| a.events.len()).sum();
         if rows.len() != expected_rows {
