@@ -130,6 +130,53 @@ pub struct Ctx<'a> {
     pub links: &'a LinkConfig,
 }
 
+/// A stream as a decision names it: kind and id, borrowed, so asking for a loaded stream
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamKey<'a> {
+    /// A stream named by a borrowed id.
+    Borrowed(AggregateKind, &'a str),
+    /// A stream whose id is computed (credential claims).
+    Owned(StreamId),
+}
+
+impl<'a> StreamKey<'a> {
+    /// The stream of an org.
+    pub fn org(id: &'a OrgId) -> Self {
+        Self::Borrowed(AggregateKind::Org, id.as_str())
+    }
+
+    /// The stream of a user.
+    pub fn user(id: &'a UserId) -> Self {
+        Self::Borrowed(AggregateKind::User, id.as_str())
+    }
+
+    /// The stream of a code.
+    pub fn code(id: &'a CodeId) -> Self {
+        Self::Borrowed(AggregateKind::Code, id.as_str())
+    }
+
+    /// The claim stream of a credential id.
+    pub fn credential(id: &CredentialId) -> Self {
+        Self::Owned(id.stream())
+    }
+
+    fn parts(&self) -> (AggregateKind, &str) {
+        match self {
+            Self::Borrowed(kind, id) => (*kind, id),
+            Self::Owned(stream) => (stream.kind(), stream.id()),
+        }
+    }
+
+    fn to_stream(&self) -> StreamId {
+        match self {
+            Self::Borrowed(kind, id) => StreamId::from_valid(*kind, (*id).to_owned()),
+            Self::Owned(stream) => stream.clone(),
+        }
+    }
+}
+
 /// Streams a decision asked for that are not loaded yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Missing(Vec<StreamId>);
@@ -163,23 +210,25 @@ pub trait Decide {
     fn decide(&self, state: Self::State<'_>, ctx: &Ctx<'_>) -> Outcome;
 }
 
-/// The state of one stream of any kind, as loaded.
+/// The state of one stream of any kind, as loaded. Boxed: the few streams of a decision then
+/// fit in one small allocation (a list of large inline states crossed into the allocator's
+/// large-request path, which consolidated its free lists on every decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AnyState {
-    Org(OrgState),
-    User(UserState),
-    Code(CodeState),
-    Credential(CredentialState),
+    Org(Box<OrgState>),
+    User(Box<UserState>),
+    Code(Box<CodeState>),
+    Credential(Box<CredentialState>),
 }
 
 impl AnyState {
     /// The state of a stream with no events.
     pub(crate) fn empty(kind: AggregateKind) -> Self {
         match kind {
-            AggregateKind::Org => Self::Org(OrgState::default()),
-            AggregateKind::User => Self::User(UserState::default()),
-            AggregateKind::Code => Self::Code(CodeState::default()),
-            AggregateKind::Credential => Self::Credential(CredentialState::default()),
+            AggregateKind::Org => Self::Org(Box::default()),
+            AggregateKind::User => Self::User(Box::default()),
+            AggregateKind::Code => Self::Code(Box::default()),
+            AggregateKind::Credential => Self::Credential(Box::default()),
         }
     }
 
@@ -245,11 +294,14 @@ pub(crate) struct Loaded(Vec<Entry>);
 
 impl Loaded {
     pub(crate) fn get(&self, stream: &StreamId) -> Option<&Entry> {
-        self.0.iter().find(|entry| &entry.stream == stream)
+        self.find(stream.kind(), stream.id())
     }
 
-    pub(crate) fn contains(&self, stream: &StreamId) -> bool {
-        self.get(stream).is_some()
+    /// The entry of a stream named by kind and id (no allocation).
+    pub(crate) fn find(&self, kind: AggregateKind, id: &str) -> Option<&Entry> {
+        self.0
+            .iter()
+            .find(|entry| entry.stream.kind() == kind && entry.stream.id() == id)
     }
 
     /// Puts a loaded stream (replacing an earlier load of it).
@@ -304,16 +356,17 @@ pub struct View<'a> {
 }
 
 macro_rules! view_accessor {
-    ($(#[$doc:meta])* $name:ident, $id:ty, $variant:ident, $state:ty, $stream:expr) => {
+    ($(#[$doc:meta])* $name:ident, $id:ty, $variant:ident, $state:ty, $key:expr) => {
         $(#[$doc])*
         ///
         /// # Errors
         /// [`Missing`] while the stream is not loaded.
         pub fn $name(&self, id: &$id) -> Result<&'a $state, Missing> {
-            let stream: StreamId = $stream(id);
-            match self.loaded.get(&stream).map(|entry| &entry.state) {
-                Some(AnyState::$variant(state)) => Ok(state),
-                _ => Err(Missing(vec![stream])),
+            let key: StreamKey<'_> = $key(id);
+            let (kind, stream_id) = key.parts();
+            match self.loaded.find(kind, stream_id).map(|entry| &entry.state) {
+                Some(AnyState::$variant(state)) => Ok(state.as_ref()),
+                _ => Err(Missing(vec![key.to_stream()])),
             }
         }
     };
@@ -328,34 +381,38 @@ impl<'a> View<'a> {
     ///
     /// # Errors
     /// [`Missing`] naming every stream of `streams` not loaded yet.
-    pub fn require(&self, streams: &[StreamId]) -> Result<(), Missing> {
-        let missing: Vec<StreamId> = streams
-            .iter()
-            .filter(|stream| !self.loaded.contains(stream))
-            .cloned()
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Missing(missing))
+    pub fn require(&self, streams: &[StreamKey<'_>]) -> Result<(), Missing> {
+        let absent = |key: &&StreamKey<'_>| {
+            let (kind, id) = key.parts();
+            self.loaded.find(kind, id).is_none()
+        };
+        if !streams.iter().any(|key| absent(&key)) {
+            return Ok(());
         }
+        Err(Missing(
+            streams
+                .iter()
+                .filter(absent)
+                .map(StreamKey::to_stream)
+                .collect(),
+        ))
     }
 
     view_accessor!(
         /// The state of an org.
-        org, OrgId, Org, OrgState, StreamId::org
+        org, OrgId, Org, OrgState, StreamKey::org
     );
     view_accessor!(
         /// The state of a user.
-        user, UserId, User, UserState, StreamId::user
+        user, UserId, User, UserState, StreamKey::user
     );
     view_accessor!(
         /// The state of a code.
-        code, CodeId, Code, CodeState, StreamId::code
+        code, CodeId, Code, CodeState, StreamKey::code
     );
     view_accessor!(
         /// The state of a credential-id claim.
-        credential, CredentialId, Credential, CredentialState, CredentialId::stream
+        credential, CredentialId, Credential, CredentialState, StreamKey::credential
     );
 
     /// The state of the org a user belongs to; `None` when the user has no org (does not exist).

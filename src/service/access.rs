@@ -8,9 +8,9 @@
 //! takeover).
 
 use super::PasskeyLinks;
-use crate::domain::{DomainError, Loaded, Missing, View};
+use crate::domain::{DomainError, Loaded, Missing, StreamKey, View};
 use crate::error::Error;
-use crate::ids::{OrgId, StreamId, UserId};
+use crate::ids::{OrgId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
@@ -71,7 +71,7 @@ impl Guard {
     /// The streams the guard reads (through the same view as decisions).
     pub(crate) fn state(&self, view: &View<'_>) -> Result<(), Missing> {
         match self {
-            Self::OnUser { user_id, .. } => view.require(&[StreamId::user(user_id)]),
+            Self::OnUser { user_id, .. } => view.require(&[StreamKey::user(user_id)]),
             Self::Open | Self::OnOrg { .. } => Ok(()),
         }
     }

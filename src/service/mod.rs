@@ -222,11 +222,12 @@ where
 }
 
 /// What one public operation is, for its tracing span: a name and ids — never a secret, never a
-/// code id (only its derived reference).
+/// code id (only its derived reference). The ids are formatted only when a subscriber listens.
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 struct Op {
     name: &'static str,
+    enabled: bool,
     caller: Option<String>,
     user_id: Option<String>,
     code: Option<String>,
@@ -234,28 +235,39 @@ struct Op {
 
 impl Op {
     fn new(name: &'static str) -> Self {
+        #[cfg(feature = "tracing")]
+        let enabled = tracing::enabled!(tracing::Level::INFO);
+        #[cfg(not(feature = "tracing"))]
+        let enabled = false;
         Self {
             name,
+            enabled,
             ..Self::default()
         }
     }
 
     fn caller(mut self, caller: &Caller) -> Self {
-        self.caller = Some(caller.to_string());
+        if self.enabled {
+            self.caller = Some(caller.to_string());
+        }
         self
     }
 
     fn user(mut self, user_id: &str) -> Self {
-        self.user_id = Some(user_id.to_owned());
+        if self.enabled {
+            self.user_id = Some(user_id.to_owned());
+        }
         self
     }
 
     /// The derived reference of the code named by a request (ids are validated later; an
     /// invalid one gets no reference).
     fn code(mut self, code_id: &str) -> Self {
-        self.code = crate::ids::CodeId::new(code_id)
-            .ok()
-            .map(|id| id.reference().to_string());
+        if self.enabled {
+            self.code = crate::ids::CodeId::new(code_id)
+                .ok()
+                .map(|id| id.reference().to_string());
+        }
         self
     }
 }
@@ -264,7 +276,7 @@ impl Op {
 /// tracing mechanism of the service.
 async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
     #[cfg(feature = "tracing")]
-    {
+    if op.enabled {
         use tracing::Instrument;
         let span = tracing::info_span!(
             "passkey_links",
@@ -278,11 +290,8 @@ async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Resu
             Ok(_) => tracing::info!(op = op.name, "ok"),
             Err(err) => tracing::warn!(op = op.name, kind = ?err.kind(), id = err.id(), "{err}"),
         });
-        result
+        return result;
     }
-    #[cfg(not(feature = "tracing"))]
-    {
-        let _ = op;
-        work.await
-    }
+    let _ = op;
+    work.await
 }

@@ -93,7 +93,7 @@ impl Given {
     /// The state of a user stream (empty when the history has none of its events).
     pub fn user(&self, id: &UserId) -> UserState {
         match self.store.get(&StreamId::user(id)).map(|e| &e.state) {
-            Some(AnyState::User(state)) => state.clone(),
+            Some(AnyState::User(state)) => state.as_ref().clone(),
             _ => UserState::default(),
         }
     }
@@ -101,7 +101,7 @@ impl Given {
     /// The state of an org stream.
     pub fn org(&self, id: &OrgId) -> OrgState {
         match self.store.get(&StreamId::org(id)).map(|e| &e.state) {
-            Some(AnyState::Org(state)) => state.clone(),
+            Some(AnyState::Org(state)) => state.as_ref().clone(),
             _ => OrgState::default(),
         }
     }
@@ -109,7 +109,7 @@ impl Given {
     /// The state of a code stream.
     pub fn code(&self, id: &CodeId) -> CodeState {
         match self.store.get(&StreamId::code(id)).map(|e| &e.state) {
-            Some(AnyState::Code(state)) => state.clone(),
+            Some(AnyState::Code(state)) => state.as_ref().clone(),
             _ => CodeState::default(),
         }
     }

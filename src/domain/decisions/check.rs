@@ -7,8 +7,10 @@
 use crate::domain::code::{CodeEvent, CodeState, Presented, refusal};
 use crate::domain::org::OrgState;
 use crate::domain::user::UserState;
-use crate::domain::{Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::{CodeId, StreamId, UserId};
+use crate::domain::{
+    Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
+};
+use crate::ids::{CodeId, UserId};
 use crate::secret::Secret;
 
 /// A code as presented by whoever opened a link.
@@ -59,8 +61,11 @@ impl PresentCode {
         ))
     }
 
-    pub(super) fn streams(&self) -> [StreamId; 2] {
-        [StreamId::code(&self.code_id), StreamId::user(&self.user_id)]
+    pub(super) fn streams(&self) -> [StreamKey<'_>; 2] {
+        [
+            StreamKey::code(&self.code_id),
+            StreamKey::user(&self.user_id),
+        ]
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::domain::code::{CodeEvent, CodeState, Issued};
 use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
-use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
+use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
+use crate::ids::{CodeId, OrgId, UserId};
 use crate::link::UrlTemplate;
 use crate::secret::SecretDigest;
 
@@ -130,7 +130,10 @@ impl Decide for IssueCode {
     type State<'a> = (&'a UserState, Option<&'a OrgState>, &'a CodeState);
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
-        view.require(&[StreamId::user(&self.user_id), StreamId::code(&self.code_id)])?;
+        view.require(&[
+            StreamKey::user(&self.user_id),
+            StreamKey::code(&self.code_id),
+        ])?;
         let user = view.user(&self.user_id)?;
         Ok((user, view.org_of(user)?, view.code(&self.code_id)?))
     }

@@ -17,8 +17,10 @@ use crate::domain::passkey::{
 };
 use crate::domain::text::{MAX_NAME_LEN, validate_text};
 use crate::domain::user::{UserEvent, UserState};
-use crate::domain::{Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::{CodeId, PasskeyId, StreamId, UserId};
+use crate::domain::{
+    Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
+};
+use crate::ids::{CodeId, PasskeyId, UserId};
 
 /// Start a registration with a presented code: the code is checked like a check (failures
 /// recorded, generic error) and the relying party's ceremony is recorded, open for at most
@@ -113,12 +115,15 @@ impl Decide for FinishPasskeyRegistration {
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         let user = view.user(&self.user_id)?;
-        let mut streams: Vec<StreamId> =
-            self.code_of(user).map(StreamId::code).into_iter().collect();
+        let mut streams: Vec<StreamKey<'_>> = self
+            .code_of(user)
+            .map(StreamKey::code)
+            .into_iter()
+            .collect();
         if let Ok(credential) = &self.verification {
-            streams.push(credential.credential_id.stream());
+            streams.push(StreamKey::credential(&credential.credential_id));
         }
-        streams.extend(user.org_id().map(StreamId::org));
+        streams.extend(user.org_id().map(StreamKey::org));
         view.require(&streams)?;
         let code = self.code_of(user).map(|id| view.code(id)).transpose()?;
         let credential = match &self.verification {

@@ -2,8 +2,8 @@
 
 use crate::domain::code::{CodeEvent, CodeState, CodeStatus};
 use crate::domain::user::UserState;
-use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
+use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
+use crate::ids::{CodeId, OrgId, UserId};
 
 /// Revoke a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,10 @@ impl Decide for RevokeCode {
     type State<'a> = (&'a CodeState, &'a UserState);
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
-        view.require(&[StreamId::code(&self.code_id), StreamId::user(&self.user_id)])?;
+        view.require(&[
+            StreamKey::code(&self.code_id),
+            StreamKey::user(&self.user_id),
+        ])?;
         Ok((view.code(&self.code_id)?, view.user(&self.user_id)?))
     }
 

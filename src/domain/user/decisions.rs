@@ -3,8 +3,8 @@
 use super::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
 use crate::domain::org::OrgState;
 use crate::domain::text::{Email, MAX_NAME_LEN, validate_text};
-use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::{OrgId, StreamId, UserId};
+use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
+use crate::ids::{OrgId, UserId};
 
 fn require_new(user: &UserState, org: &OrgState) -> Result<(), DomainError> {
     if user.status != UserStatus::Missing {
@@ -36,7 +36,7 @@ impl Decide for AddHuman {
     type State<'a> = (&'a UserState, &'a OrgState);
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
-        view.require(&[StreamId::user(&self.user_id), StreamId::org(&self.org_id)])?;
+        view.require(&[StreamKey::user(&self.user_id), StreamKey::org(&self.org_id)])?;
         Ok((view.user(&self.user_id)?, view.org(&self.org_id)?))
     }
 
@@ -79,7 +79,7 @@ impl Decide for AddMachine {
     type State<'a> = (&'a UserState, &'a OrgState);
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
-        view.require(&[StreamId::user(&self.user_id), StreamId::org(&self.org_id)])?;
+        view.require(&[StreamKey::user(&self.user_id), StreamKey::org(&self.org_id)])?;
         Ok((view.user(&self.user_id)?, view.org(&self.org_id)?))
     }
 
