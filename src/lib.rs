@@ -55,6 +55,7 @@ pub mod prelude {
     pub use crate::{
         Authorizer, BaseUrl, Caller, Clock, Config, Envelope, Error, ErrorBody, ErrorKind,
         LinkConfig, ManualClock, Message, Notifier, OsRandom, PasskeyLinks, Permission, Principal,
-        RandomSource, Receipt, RecordingNotifier, Secret, SecretConfig, StaticGrants, SystemClock,
+        RandomSource, Receipt, RecordingNotifier, RelyingParty, Secret, SecretConfig, StaticGrants,
+        StoredPasskey, SystemClock, UserVerification,
     };
 }

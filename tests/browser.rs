@@ -151,7 +151,10 @@ async fn outcome(page: &Page) -> bool {
             return true;
         }
         if shown["failed"] == json!(true) {
-            say(&format!("enrollment refused: {}", shown["text"]));
+            say(&format!(
+                "a tab was refused (one of two racing tabs must be): {}",
+                shown["text"]
+            ));
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -138,19 +138,47 @@ where
             let Some(missing) = missing else {
                 return Ok(loaded);
             };
-            for stream in missing {
-                let (state, meta) = self.load_stream(&stream).await?;
+            for (stream, state, meta) in self.load_streams(missing).await? {
                 loaded.insert(stream, state, meta);
             }
         }
     }
 
-    async fn load_stream(&self, stream: &StreamId) -> Result<(AnyState, StreamMeta), Error> {
-        let (mut state, mut meta) = self
-            .cache
-            .get(stream)
-            .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()));
-        let events = self.store.read(stream, state.version()).await?;
+    /// Loads several streams in one store call: each from its cached state, reading only the
+    /// events after it.
+    async fn load_streams(
+        &self,
+        streams: Vec<StreamId>,
+    ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
+        let cached: Vec<(AnyState, StreamMeta)> = streams
+            .iter()
+            .map(|stream| {
+                self.cache
+                    .get(stream)
+                    .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()))
+            })
+            .collect();
+        let wanted: Vec<(StreamId, u64)> = streams
+            .iter()
+            .zip(&cached)
+            .map(|(stream, (state, _))| (stream.clone(), state.version()))
+            .collect();
+        let reads = self.store.read_many(&wanted).await?;
+        let mut loaded = Vec::with_capacity(streams.len());
+        for ((stream, (state, meta)), events) in streams.into_iter().zip(cached).zip(reads) {
+            let (state, meta) = self.fold(&stream, state, meta, events)?;
+            loaded.push((stream, state, meta));
+        }
+        Ok(loaded)
+    }
+
+    fn fold(
+        &self,
+        stream: &StreamId,
+        mut state: AnyState,
+        mut meta: StreamMeta,
+        events: Vec<crate::store::RecordedEvent>,
+    ) -> Result<(AnyState, StreamMeta), Error> {
         if events.is_empty() {
             return Ok((state, meta));
         }

@@ -65,6 +65,7 @@ where
     exact_version_mismatch_conflicts(make().await).await;
     any_appends_whatever_the_version(make().await).await;
     reads_are_ordered_and_start_after_a_version(make().await).await;
+    read_many_answers_each_stream_after_its_version(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
     concurrent_appenders_have_one_winner_per_version(make().await, 16, 5).await;
@@ -228,6 +229,36 @@ pub async fn reads_are_ordered_and_start_after_a_version<S: EventStore>(store: S
     for pair in all_a.windows(2) {
         assert!(pair[0].position < pair[1].position);
     }
+}
+
+/// `read_many` answers each stream exactly as `read` does, in the order asked, unknown streams
+/// empty.
+pub async fn read_many_answers_each_stream_after_its_version<S: EventStore>(store: S) {
+    let a = stream(AggregateKind::User, "many-a");
+    let b = stream(AggregateKind::Org, "many-b");
+    let unknown = stream(AggregateKind::Code, "many-unknown");
+    store
+        .append(batch(vec![
+            append(
+                &a,
+                ExpectedVersion::NoStream,
+                vec![event(1), event(2), event(3)],
+            ),
+            append(&b, ExpectedVersion::NoStream, vec![event(1)]),
+        ]))
+        .await
+        .unwrap();
+    let asked = [(b.clone(), 0), (unknown.clone(), 0), (a.clone(), 1)];
+    let reads = store.read_many(&asked).await.unwrap();
+    assert_eq!(reads.len(), 3, "one answer per stream");
+    for ((stream, after), read) in asked.iter().zip(&reads) {
+        assert_eq!(read, &store.read(stream, *after).await.unwrap(), "{stream}");
+    }
+    assert_eq!(
+        reads[2].iter().map(|e| e.version).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(store.read_many(&[]).await.unwrap().is_empty());
 }
 
 /// A batch where one stream conflicts writes nothing to any stream.

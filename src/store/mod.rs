@@ -214,6 +214,25 @@ pub trait EventStore: Send + Sync {
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// The events of several streams, each after its version, in one call: `reads[i]` answers
+    /// `streams[i]`. Stores that can (PostgreSQL) answer in one round trip; the default reads
+    /// one stream after the other.
+    ///
+    /// # Errors
+    /// As [`EventStore::read`].
+    fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+    ) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send {
+        async move {
+            let mut reads = Vec::with_capacity(streams.len());
+            for (stream, after_version) in streams {
+                reads.push(self.read(stream, *after_version).await?);
+            }
+            Ok(reads)
+        }
+    }
+
     /// Appends a batch atomically. Returns each stream's new version, in batch order.
     ///
     /// # Errors
@@ -226,5 +245,6 @@ pub trait EventStore: Send + Sync {
 
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    fn read_many(&self, streams: &[(StreamId, u64)]) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 });

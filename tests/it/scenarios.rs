@@ -9,6 +9,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use chrono::{Duration, TimeZone, Utc};
 use passkey_links::prelude::*;
 use passkey_links::store::RecordedEvent;
+use passkey_links::{RegistrationRequest, RelyingPartyError, StartedRegistration, Verification};
 use serde_json::{Value, json};
 
 /// A secret in every form a leak could take: raw, base64 (4 alphabets/paddings), hex.
@@ -708,6 +709,100 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
         failure(reason).await;
     }
     assert_eq!(registered().await, 1, "only the first ceremony registered");
+}
+
+/// A credential id claimed by another user: refused, nothing registered, that ceremony closed,
+/// the code not burned. Authenticators mint a fresh credential id per registration, so a relying
+/// party that always verifies the same credential stands in for a cloned or rogue authenticator.
+pub async fn a_credential_claimed_by_another_user_registers_nothing<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store.clone()).await;
+    let service = PasskeyLinks::new(store, f.notifier.clone(), StaticGrants::new(), config())
+        .with_clock(f.clock.clone())
+        .with_relying_party(SameCredential);
+    let enroll = |user: String| {
+        let service = &service;
+        async move {
+            let added = service
+                .add_passwordless_registration(
+                    &Caller::System,
+                    None,
+                    AddPasswordlessRegistrationRequest { user_id: user },
+                )
+                .await
+                .unwrap();
+            let (user, _, code_id, code) = link_params(&added.link);
+            let started = service
+                .register_passkey(register_request(&user, &code_id, &code))
+                .await
+                .unwrap();
+            let verified = service
+                .verify_passkey_registration(verify_request(&user, &started.passkey_id, &json!({})))
+                .await;
+            (verified, user, code_id, code)
+        }
+    };
+    let (first, ..) = enroll(f.ada.clone()).await;
+    first.unwrap();
+    let (second, user, code_id, code) = enroll(f.carol.clone()).await;
+    let err = assert_error(
+        second,
+        ErrorKind::AlreadyExists,
+        "Errors.User.Passkey.AlreadyExists",
+    );
+    assert_eq!(
+        err.domain_error(),
+        Some(&passkey_links::domain::DomainError::CredentialAlreadyClaimed)
+    );
+    let listed = service
+        .list_passkeys(
+            &Caller::System,
+            None,
+            ListPasskeysRequest {
+                user_id: user.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        listed.result.is_empty(),
+        "nothing registered, the ceremony closed"
+    );
+    service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+}
+
+/// A relying party that verifies every response as the same credential.
+pub struct SameCredential;
+
+impl RelyingParty for SameCredential {
+    async fn start_registration(
+        &self,
+        _: &RegistrationRequest,
+    ) -> Result<StartedRegistration, RelyingPartyError> {
+        Ok(StartedRegistration::new(
+            json!({"publicKey": {}}),
+            passkey_links::domain::CeremonyState::new(json!({})),
+        ))
+    }
+
+    async fn finish_registration(
+        &self,
+        _: &passkey_links::domain::CeremonyState,
+        _: &Value,
+    ) -> Result<Verification, RelyingPartyError> {
+        Ok(Ok(passkey_links::domain::VerifiedCredential::new(
+            passkey_links::domain::CredentialId::new(b"cloned-credential".to_vec()).unwrap(),
+            passkey_links::domain::PublicKey::new(vec![0xa5]),
+            0,
+            Value::Null,
+        )))
+    }
 }
 
 /// Removing a passkey (the user, or `user.passkey.write` in the user's org): it leaves the
@@ -1646,6 +1741,7 @@ macro_rules! service_scenarios {
             v2_return_code_and_send_link_with_template,
             a_real_ceremony_registers_a_passkey_that_logs_in,
             bad_responses_register_nothing,
+            a_credential_claimed_by_another_user_registers_nothing,
             remove_passkey,
             a_sign_count_going_backwards_is_refused,
             revoke_and_lifecycle,

@@ -454,6 +454,46 @@ impl EventStore for PostgresStore {
             .collect()
     }
 
+    /// One statement for every stream: a decision's loads cost one round trip.
+    async fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT s.n, e.version, e.position, e.event_type, e.schema_version, e.payload, e.recorded_at
+             FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, after_version, n)
+             JOIN {} e ON e.stream_type = s.t AND e.stream_id = s.i AND e.version > s.after_version
+             ORDER BY s.n, e.version",
+            self.table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let types: Vec<&str> = streams.iter().map(|(s, _)| s.kind().as_str()).collect();
+        let ids: Vec<&str> = streams.iter().map(|(s, _)| s.id()).collect();
+        let after: Vec<i64> = streams
+            .iter()
+            .map(|(_, v)| i64::try_from(*v).unwrap_or(i64::MAX))
+            .collect();
+        let rows = client
+            .query(&statement, &[&types, &ids, &after])
+            .await
+            .map_err(classify)?;
+        let mut reads: Vec<Vec<RecordedEvent>> = streams.iter().map(|_| Vec::new()).collect();
+        for row in &rows {
+            let n: i64 = row.try_get(0).map_err(classify)?;
+            let index = usize::try_from(n - 1)
+                .ok()
+                .filter(|i| *i < streams.len())
+                .ok_or_else(|| StoreError::Internal("read_many returned a foreign row".into()))?;
+            let stream = streams[index].0.clone();
+            reads[index].push(decode_row(stream, row, 1)?);
+        }
+        Ok(reads)
+    }
+
     async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
