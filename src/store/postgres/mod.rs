@@ -466,7 +466,12 @@ impl EventStore for PostgresStore {
         let sql = format!(
             "SELECT s.n, e.version, e.position, e.event_type, e.schema_version, e.payload, e.recorded_at
              FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, after_version, n)
-             JOIN {} e ON e.stream_type = s.t AND e.stream_id = s.i AND e.version > s.after_version
+             CROSS JOIN LATERAL (
+                 SELECT version, position, event_type, schema_version, payload, recorded_at
+                 FROM {} x
+                 WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version > s.after_version
+                 ORDER BY x.version
+             ) e
              ORDER BY s.n, e.version",
             self.table
         );
