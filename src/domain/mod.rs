@@ -20,6 +20,8 @@ mod test_support;
 pub(crate) mod text;
 pub(crate) mod user;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::{AggregateKind, CodeId, OrgId, StreamId, UserId};
@@ -210,25 +212,26 @@ pub trait Decide {
     fn decide(&self, state: Self::State<'_>, ctx: &Ctx<'_>) -> Outcome;
 }
 
-/// The state of one stream of any kind, as loaded. Boxed: the few streams of a decision then
-/// fit in one small allocation (a list of large inline states crossed into the allocator's
-/// large-request path, which consolidated its free lists on every decision).
+/// The state of one stream of any kind, as loaded. Behind an `Arc`: the few streams of a
+/// decision fit in one small allocation (a list of large inline states crossed into the
+/// allocator's large-request path, which consolidated its free lists on every decision), and a
+/// state shared with the cache is copied only when an event changes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AnyState {
-    Org(Box<OrgState>),
-    User(Box<UserState>),
-    Code(Box<CodeState>),
-    Credential(Box<CredentialState>),
+    Org(Arc<OrgState>),
+    User(Arc<UserState>),
+    Code(Arc<CodeState>),
+    Credential(Arc<CredentialState>),
 }
 
 impl AnyState {
     /// The state of a stream with no events.
     pub(crate) fn empty(kind: AggregateKind) -> Self {
         match kind {
-            AggregateKind::Org => Self::Org(Box::default()),
-            AggregateKind::User => Self::User(Box::default()),
-            AggregateKind::Code => Self::Code(Box::default()),
-            AggregateKind::Credential => Self::Credential(Box::default()),
+            AggregateKind::Org => Self::Org(Arc::default()),
+            AggregateKind::User => Self::User(Arc::default()),
+            AggregateKind::Code => Self::Code(Arc::default()),
+            AggregateKind::Credential => Self::Credential(Arc::default()),
         }
     }
 
@@ -236,10 +239,12 @@ impl AnyState {
     /// and event kinds cannot mismatch in practice: [`Change`] and the decoder tie them.
     pub(crate) fn apply(&mut self, event: &Event) {
         match (self, event) {
-            (Self::Org(state), Event::Org(event)) => state.apply(event),
-            (Self::User(state), Event::User(event)) => state.apply(event),
-            (Self::Code(state), Event::Code(event)) => state.apply(event),
-            (Self::Credential(state), Event::Credential(event)) => state.apply(event),
+            (Self::Org(state), Event::Org(event)) => Arc::make_mut(state).apply(event),
+            (Self::User(state), Event::User(event)) => Arc::make_mut(state).apply(event),
+            (Self::Code(state), Event::Code(event)) => Arc::make_mut(state).apply(event),
+            (Self::Credential(state), Event::Credential(event)) => {
+                Arc::make_mut(state).apply(event)
+            }
             _ => {}
         }
     }
