@@ -1,6 +1,7 @@
 # Starts a throwaway PostgreSQL server for tests and benches: initdb into a temporary directory,
 # listening only on a unix socket there (no TCP port to collide with), stopped on exit.
-# Source it, then call pg_start; it exports PASSKEY_LINKS_DATABASE_URL.
+# Source it, then call pg_start; it exports PASSKEY_LINKS_DATABASE_URL. Extra server options
+# (e.g. "-c default_transaction_isolation=serializable") come from PASSKEY_LINKS_PG_OPTIONS.
 # Installs Debian's postgresql package when no server binaries are found.
 
 pg_bindir() {
@@ -39,7 +40,7 @@ pg_start() {
   fi
   "${run[@]}" "$bin/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync >/dev/null
   "${run[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
-    -o "-k $PG_TMP -c listen_addresses='' -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-k $PG_TMP -c listen_addresses='' -c fsync=off -c max_connections=200 ${PASSKEY_LINKS_PG_OPTIONS:-}" start >/dev/null
   trap pg_stop EXIT
   export PASSKEY_LINKS_DATABASE_URL="host=$PG_TMP user=postgres dbname=postgres"
   echo "throwaway PostgreSQL running on unix socket $PG_TMP"

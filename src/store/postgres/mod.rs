@@ -65,6 +65,16 @@ fn classify(err: tokio_postgres::Error) -> StoreError {
     failure::store_error(&err, false)
 }
 
+/// A serialization failure or a deadlock rolled the append back because a concurrent writer
+/// touched the same streams (the isolation CockroachDB and YugabyteDB force, or a server with
+/// `default_transaction_isolation = serializable`): nothing was written; look again.
+fn lost_to_a_concurrent_writer(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        db.code() == &SqlState::T_R_SERIALIZATION_FAILURE
+            || db.code() == &SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
 fn is_version_collision(err: &tokio_postgres::Error) -> bool {
     err.as_db_error().is_some_and(|db| {
         db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some(VERSION_CONSTRAINT)
@@ -376,7 +386,9 @@ impl PostgresStore {
             .await;
         let rows = match result {
             Ok(rows) => rows,
-            Err(err) if is_version_collision(&err) => return Ok(None),
+            Err(err) if is_version_collision(&err) || lost_to_a_concurrent_writer(&err) => {
+                return Ok(None);
+            }
             // The append is one autocommit statement: once sent, a lost connection may have
             // committed it.
             Err(err) => return Err(failure::store_error(&err, true)),
