@@ -105,6 +105,116 @@ mod with_postgres {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
     }
 
+    /// A server that stops answering — a frozen process or a dead network path, played by a
+    /// proxy that stops relaying — is a typed Unavailable within the deadline plus a small
+    /// margin, never a hang; a write cut off that way reports its outcome unknown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frozen_server_is_unavailable_within_the_deadline() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+        let Some(url) = pg::database_url() else {
+            return;
+        };
+        let Some(dir) = url
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("host="))
+            .filter(|dir| dir.starts_with('/'))
+        else {
+            return; // the proxy needs the unix-socket form the throwaway server uses
+        };
+        let socket = format!("{dir}/.s.PGSQL.5432");
+        let frozen = Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        async fn relay(
+            mut from: impl AsyncRead + Unpin,
+            mut to: impl AsyncWrite + Unpin,
+            frozen: Arc<AtomicBool>,
+        ) {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let proxy_frozen = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::UnixStream::connect(&socket).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(relay(client_read, server_write, proxy_frozen.clone()));
+                tokio::spawn(relay(server_read, client_write, proxy_frozen.clone()));
+            }
+        });
+        let rest: Vec<&str> = url
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("host="))
+            .collect();
+        let config = format!("host=127.0.0.1 port={port} {}", rest.join(" "));
+        let deadline = Duration::from_secs(1);
+        let store = PostgresStore::connect_with_deadline(&config, 2, deadline)
+            .unwrap()
+            .in_schema(&format!(
+                "frozen_{}_{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_micros()
+            ))
+            .unwrap();
+        store.migrate().await.unwrap();
+        let stream = StreamId::new(AggregateKind::User, "frozen").unwrap();
+        store
+            .read(&stream, 0)
+            .await
+            .expect("answers while relaying");
+
+        frozen.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let err = store.read(&stream, 0).await.expect_err("a frozen server");
+        let took = started.elapsed();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(took < deadline + Duration::from_millis(500), "{took:?}");
+        let err = passkey_links::Error::from(err);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.kind().is_retryable());
+
+        let started = Instant::now();
+        let batch =
+            passkey_links::store::AppendBatch::new(vec![passkey_links::store::StreamAppend {
+                stream: stream.clone(),
+                expected: passkey_links::store::ExpectedVersion::Any,
+                events: vec![passkey_links::store::NewEvent {
+                    event_type: "test.frozen".into(),
+                    schema_version: 1,
+                    payload: serde_json::json!({}),
+                    recorded_at: chrono::Utc::now(),
+                }],
+            }])
+            .unwrap();
+        let err = store.append(batch).await.expect_err("a frozen server");
+        assert!(started.elapsed() < deadline + Duration::from_millis(500));
+        assert!(
+            matches!(
+                err,
+                StoreError::OutcomeUnknown(_) | StoreError::Unavailable(_)
+            ),
+            "{err:?}"
+        );
+        frozen.store(false, Ordering::SeqCst);
+    }
+
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {

@@ -19,6 +19,7 @@
 //! conflict with the stream's actual version.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -48,6 +49,29 @@ pub struct PostgresStore {
     pool: Pool,
     schema: Option<String>,
     table: String,
+    deadline: Duration,
+}
+
+/// How long one store call may take, connecting and waiting for a pooled connection included,
+/// unless configured otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs one store call within `deadline`: a server that stops answering is a typed error, never
+/// a hang. A write cut off by the deadline may still commit: its outcome is unknown.
+async fn within<T>(
+    deadline: Duration,
+    write: bool,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result,
+        Err(_) if write => Err(StoreError::OutcomeUnknown(format!(
+            "no answer within the deadline of {deadline:?}"
+        ))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer within the deadline of {deadline:?}"
+        ))),
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -97,7 +121,14 @@ impl PostgresStore {
             pool,
             schema: None,
             table: TABLE.to_owned(),
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+
+    /// Sets the deadline of every store call (it should cover the pool's own timeouts).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Connects a pool of up to `max_connections` to `config`, a libpq key/value string
@@ -107,15 +138,36 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::Internal`] for a malformed configuration.
     pub fn connect(config: &str, max_connections: usize) -> Result<Self, StoreError> {
+        Self::connect_with_deadline(config, max_connections, DEFAULT_DEADLINE)
+    }
+
+    /// As [`PostgresStore::connect`], with every call bounded by `deadline`: connecting, waiting
+    /// for a pooled connection, each statement on the server (`statement_timeout`) and each
+    /// call as a whole.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] for a malformed configuration.
+    pub fn connect_with_deadline(
+        config: &str,
+        max_connections: usize,
+        deadline: Duration,
+    ) -> Result<Self, StoreError> {
         let mut pg = tokio_postgres::Config::from_str(config)
             .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))?;
         // The store's statements have a fixed shape; re-planning them per execution (custom
         // plans for array parameters) costs several times their execution.
+        let ours = format!(
+            "-c plan_cache_mode=force_generic_plan -c statement_timeout={}",
+            deadline.as_millis()
+        );
         let options = match pg.get_options() {
-            Some(existing) => format!("{existing} -c plan_cache_mode=force_generic_plan"),
-            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+            Some(existing) => format!("{existing} {ours}"),
+            None => ours,
         };
         pg.options(&options);
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(deadline);
+        }
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -125,9 +177,13 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(deadline))
+            .create_timeout(Some(deadline))
+            .recycle_timeout(Some(deadline))
             .build()
             .map_err(|err| StoreError::Internal(err.to_string()))?;
-        Ok(Self::new(pool))
+        Ok(Self::new(pool).with_deadline(deadline))
     }
 
     /// Uses the table in `schema` (created by [`PostgresStore::migrate`]): one schema per tenant
@@ -449,6 +505,27 @@ impl EventStore for PostgresStore {
         stream: &StreamId,
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        within(self.deadline, false, self.read_now(stream, after_version)).await
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        within(self.deadline, false, self.read_many_now(streams)).await
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+        within(self.deadline, true, self.append_now(batch)).await
+    }
+}
+
+impl PostgresStore {
+    async fn read_now(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
             "SELECT version, position, event_type, schema_version, payload, recorded_at
@@ -467,7 +544,7 @@ impl EventStore for PostgresStore {
     }
 
     /// One statement for every stream: a decision's loads cost one round trip.
-    async fn read_many(
+    async fn read_many_now(
         &self,
         streams: &[(StreamId, u64)],
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
@@ -511,7 +588,7 @@ impl EventStore for PostgresStore {
         Ok(reads)
     }
 
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+    async fn append_now(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
