@@ -70,10 +70,8 @@ where
                 org_id: org_id.clone(),
                 change,
             };
-            let executed = self.execute(&decision, &guard).await?;
-            Ok(DetailsResponse {
-                details: executed.details(&StreamId::org(&org_id))?,
-            })
+            self.execute_for_details(&decision, &guard, &StreamId::org(&org_id))
+                .await
         })
         .await
     }
@@ -178,10 +176,8 @@ where
                 org_context,
                 change,
             };
-            let executed = self.execute(&decision, &guard).await?;
-            Ok(DetailsResponse {
-                details: executed.details(&StreamId::user(&user_id))?,
-            })
+            self.execute_for_details(&decision, &guard, &StreamId::user(&user_id))
+                .await
         })
         .await
     }

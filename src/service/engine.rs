@@ -18,7 +18,7 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
-use crate::wire::Details;
+use crate::wire::{Details, DetailsResponse};
 
 pub(crate) fn internal(message: impl Into<String>) -> Error {
     Error::catalogued(catalogue::INTERNAL, message.into())
@@ -122,6 +122,19 @@ where
             catalogue::TOO_MANY_CONFLICTS,
             "too many concurrent changes, retry",
         ))
+    }
+
+    /// Runs a decision whose answer is the `details` of `stream`.
+    pub(crate) async fn execute_for_details<D: Decide>(
+        &self,
+        decision: &D,
+        guard: &Guard,
+        stream: &StreamId,
+    ) -> Result<DetailsResponse, Error> {
+        let executed = self.execute(decision, guard).await?;
+        Ok(DetailsResponse {
+            details: executed.details(stream)?,
+        })
     }
 
     /// Loads every stream the decision and its guard ask for, asking again as states arrive.

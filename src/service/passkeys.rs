@@ -292,10 +292,8 @@ where
                 passkey_id,
                 org_context,
             };
-            let executed = self.execute(&decision, &guard).await?;
-            Ok(DetailsResponse {
-                details: executed.details(&StreamId::user(&user_id))?,
-            })
+            self.execute_for_details(&decision, &guard, &StreamId::user(&user_id))
+                .await
         })
         .await
     }

@@ -98,10 +98,8 @@ where
                 code_id: code_id.clone(),
                 org_context,
             };
-            let executed = self.execute(&decision, &guard).await?;
-            Ok(DetailsResponse {
-                details: executed.details(&StreamId::code(&code_id))?,
-            })
+            self.execute_for_details(&decision, &guard, &StreamId::code(&code_id))
+                .await
         })
         .await
     }
