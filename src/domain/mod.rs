@@ -275,12 +275,45 @@ impl AnyState {
 pub(crate) struct StreamMeta {
     pub(crate) created_at: Option<DateTime<Utc>>,
     pub(crate) changed_at: Option<DateTime<Utc>>,
+    /// Which event is the last: `None` until the store has told where it sits.
+    pub(crate) last_event: Option<EventStamp>,
+}
+
+/// Names one stored event: its global position and a digest of its type and payload. Positions
+/// alone can repeat after a database is restored (its counter is restored too); a different
+/// event at the same position has, but for a 64-bit collision, another digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventStamp {
+    pub(crate) position: u64,
+    pub(crate) digest: u64,
+}
+
+impl EventStamp {
+    pub(crate) fn new(position: u64, event_type: &str, payload: &serde_json::Value) -> Self {
+        Self {
+            position,
+            digest: Self::digest(event_type, payload),
+        }
+    }
+
+    /// The digest of an event's type and payload.
+    pub(crate) fn digest(event_type: &str, payload: &serde_json::Value) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        event_type.hash(&mut hasher);
+        // serde_json's map keeps keys sorted: equal payloads print equally.
+        payload.to_string().hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 impl StreamMeta {
-    pub(crate) fn touch(&mut self, at: DateTime<Utc>) {
+    /// Records the next event, recorded at `at`; which event it is is known only when read back
+    /// or once the append answers.
+    pub(crate) fn touch(&mut self, at: DateTime<Utc>, stamp: Option<EventStamp>) {
         self.created_at.get_or_insert(at);
         self.changed_at = Some(at);
+        self.last_event = stamp;
     }
 }
 
@@ -339,7 +372,14 @@ impl Loaded {
         };
         if let Some(entry) = self.0.get_mut(index) {
             entry.state.apply(&change.event);
-            entry.meta.touch(at);
+            entry.meta.touch(at, None);
+        }
+    }
+
+    /// Records which stored event is the last of `stream`.
+    pub(crate) fn set_last_event(&mut self, stream: &StreamId, stamp: EventStamp) {
+        if let Some(entry) = self.0.iter_mut().find(|entry| &entry.stream == stream) {
+            entry.meta.last_event = Some(stamp);
         }
     }
 

@@ -1,7 +1,7 @@
-//! Folded states of growing streams (orgs, users) by stream, so a load reads only the events
-//! after the cached version. Bounded: when full it starts over, which costs one full read per
-//! stream, never correctness (stored events are immutable, and only states of stored prefixes
-//! are ever cached).
+//! Folded states of growing streams (orgs, users) by stream, so a load reads only the last cached
+//! event and the events after it. Bounded: when full it starts over, which costs one full read per
+//! stream, never correctness: every load checks that the store still holds the cached last event
+//! (same position and time), so a database restored to an earlier point drops the entry.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,7 +31,15 @@ impl StateCache {
             .cloned()
     }
 
-    /// Keeps the newer of the cached and the given state.
+    /// Forgets `stream`.
+    pub(crate) fn evict(&self, stream: &StreamId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(stream);
+    }
+
+    /// Replaces the cached state of `stream` (every load validates what it takes from here).
     pub(crate) fn put(
         &self,
         stream: &StreamId,
@@ -44,9 +52,7 @@ impl StateCache {
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get_mut(stream) {
-            if entry.0.version() < state.version() {
-                *entry = (state.clone(), meta);
-            }
+            *entry = (state.clone(), meta);
             return;
         }
         if entries.len() >= capacity {

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use super::PasskeyLinks;
 use super::access::Guard;
 use crate::domain::{
-    AnyState, Change, Ctx, Decide, Event, Loaded, Outcome, SCHEMA_VERSION, StreamMeta, View,
-    decide_loaded,
+    AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
+    View, decide_loaded,
 };
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -17,7 +17,9 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
-use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
+use crate::store::{
+    AppendBatch, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend,
+};
 use crate::wire::{Details, DetailsResponse};
 
 pub(crate) fn internal(message: impl Into<String>) -> Error {
@@ -91,17 +93,22 @@ where
                 Outcome::Reject(error) => return Err(error.into()),
                 Outcome::RecordAndRefuse(changes, error) => (changes, Some(error)),
             };
-            match self.append(&loaded, &changes, now).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => {
-                    // Let the writer that won finish before deciding again.
+            let appended = match self.append(&loaded, &changes, now).await {
+                Ok(appended) => appended,
+                Err(StoreError::Conflict { stream, .. }) => {
+                    // The cached state may be what is wrong (a restored database): read that
+                    // stream afresh. Let the writer that won finish before deciding again.
+                    self.cache.evict(&stream);
                     YieldNow(false).await;
                     continue;
                 }
                 Err(other) => return Err(other.into()),
-            }
+            };
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
+            }
+            for (stream, stamp) in appended {
+                loaded.set_last_event(stream, stamp);
             }
             for change in &changes {
                 if let Some(entry) = loaded.get(change.stream()) {
@@ -157,30 +164,58 @@ where
         }
     }
 
-    /// Loads several streams in one store call: each from its cached state, reading only the
-    /// events after it.
+    /// Loads several streams in one store call: each from its cached state, reading its last
+    /// cached event again and only the events after it. A cached state whose last event the
+    /// store no longer holds at the same position and time (a database restored to an earlier
+    /// point) is dropped, and that stream is read again from its start: a cache never trusts a
+    /// version number alone.
     async fn load_streams(
         &self,
         streams: Vec<StreamId>,
     ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
-        let cached: Vec<(AnyState, StreamMeta)> = streams
+        let cached: Vec<Option<(AnyState, StreamMeta)>> = streams
             .iter()
             .map(|stream| {
                 self.cache
                     .get(stream)
-                    .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()))
+                    .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
             })
             .collect();
         let wanted: Vec<(StreamId, u64)> = streams
             .iter()
             .zip(&cached)
-            .map(|(stream, (state, _))| (stream.clone(), state.version()))
+            .map(|(stream, cached)| {
+                let after = cached.as_ref().map_or(0, |(state, _)| state.version() - 1);
+                (stream.clone(), after)
+            })
             .collect();
         let reads = self.store.read_many(&wanted).await?;
         let mut loaded = Vec::with_capacity(streams.len());
-        for ((stream, (state, meta)), events) in streams.into_iter().zip(cached).zip(reads) {
-            let (state, meta) = self.fold(&stream, state, meta, events)?;
+        let mut stale = Vec::new();
+        for ((stream, cached), mut events) in streams.into_iter().zip(cached).zip(reads) {
+            let start = match cached {
+                Some((state, meta)) => {
+                    if !still_stored(&state, &meta, events.first()) {
+                        self.cache.evict(&stream);
+                        stale.push(stream);
+                        continue;
+                    }
+                    events.remove(0);
+                    (state, meta)
+                }
+                None => (AnyState::empty(stream.kind()), StreamMeta::default()),
+            };
+            let (state, meta) = self.fold(&stream, start.0, start.1, events)?;
             loaded.push((stream, state, meta));
+        }
+        if !stale.is_empty() {
+            let wanted: Vec<(StreamId, u64)> = stale.iter().map(|s| (s.clone(), 0)).collect();
+            let reads = self.store.read_many(&wanted).await?;
+            for (stream, events) in stale.into_iter().zip(reads) {
+                let empty = AnyState::empty(stream.kind());
+                let (state, meta) = self.fold(&stream, empty, StreamMeta::default(), events)?;
+                loaded.push((stream, state, meta));
+            }
         }
         Ok(loaded)
     }
@@ -190,12 +225,14 @@ where
         stream: &StreamId,
         mut state: AnyState,
         mut meta: StreamMeta,
-        events: Vec<crate::store::RecordedEvent>,
+        events: Vec<RecordedEvent>,
     ) -> Result<(AnyState, StreamMeta), Error> {
         if events.is_empty() {
             return Ok((state, meta));
         }
-        for recorded in events {
+        let count = events.len();
+        for (i, recorded) in events.into_iter().enumerate() {
+            let last = i + 1 == count;
             let version = recorded.version;
             let corrupt = |reason: String| StoreError::Corrupt {
                 stream: stream.clone(),
@@ -205,6 +242,9 @@ where
             if version != state.version() + 1 {
                 return Err(corrupt(format!("expected version {}", state.version() + 1)).into());
             }
+            let stamp = last.then(|| {
+                EventStamp::new(recorded.position, &recorded.event_type, &recorded.payload)
+            });
             let event = Event::decode(
                 stream.kind(),
                 &recorded.event_type,
@@ -213,21 +253,22 @@ where
             )
             .map_err(|err| corrupt(err.to_string()))?;
             state.apply(&event);
-            meta.touch(recorded.recorded_at);
+            meta.touch(recorded.recorded_at, stamp);
         }
         self.cache
             .put(stream, &state, meta, self.config.state_cache_capacity);
         Ok((state, meta))
     }
 
-    async fn append(
+    /// Appends the changes; answers each written stream with its last event.
+    async fn append<'c>(
         &self,
         loaded: &Loaded,
-        changes: &[Change],
+        changes: &'c [Change],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<(&'c StreamId, EventStamp)>, StoreError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut appends: Vec<StreamAppend> = Vec::with_capacity(changes.len());
         for change in changes {
@@ -250,11 +291,46 @@ where
                 }),
             }
         }
-        self.store
-            .append(AppendBatch::new(appends)?)
-            .await
-            .map(|_| ())
+        // Which events end each stream, to name them once the store answers their positions.
+        let digests: Vec<(&StreamId, u64)> = appends
+            .iter()
+            .filter_map(|append| {
+                let stream = changes
+                    .iter()
+                    .map(Change::stream)
+                    .find(|s| **s == append.stream)?;
+                let last = append.events.last()?;
+                Some((stream, EventStamp::digest(&last.event_type, &last.payload)))
+            })
+            .collect();
+        let appended = self.store.append(AppendBatch::new(appends)?).await?;
+        Ok(digests
+            .into_iter()
+            .zip(appended)
+            .map(|((stream, digest), appended)| {
+                let stamp = EventStamp {
+                    position: appended.position,
+                    digest,
+                };
+                (stream, stamp)
+            })
+            .collect())
     }
+}
+
+/// Whether the store still holds the cached state's last event: same version, same global
+/// position, same time, same content.
+fn still_stored(state: &AnyState, meta: &StreamMeta, first: Option<&RecordedEvent>) -> bool {
+    first.is_some_and(|event| {
+        event.version == state.version()
+            && Some(event.recorded_at) == meta.changed_at
+            && meta.last_event
+                == Some(EventStamp::new(
+                    event.position,
+                    &event.event_type,
+                    &event.payload,
+                ))
+    })
 }
 
 /// The envelope time of a new event of `stream`: now, but never before the stream's last event

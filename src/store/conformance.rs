@@ -19,7 +19,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::ids::{AggregateKind, StreamId};
-use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend};
+use crate::store::{
+    AppendBatch, Appended, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend,
+};
+
+fn versions_of(appended: &[Appended]) -> Vec<u64> {
+    appended.iter().map(|a| a.version).collect()
+}
 
 fn batch(appends: Vec<StreamAppend>) -> AppendBatch {
     AppendBatch::new(appends).expect("one append per stream")
@@ -88,9 +94,14 @@ pub async fn append_to_new_stream<S: EventStore>(store: S) {
         )]))
         .await
         .expect("append to a new stream");
-    assert_eq!(versions, [2], "new version after two events");
+    assert_eq!(versions_of(&versions), [2], "new version after two events");
     let read = store.read(&s, 0).await.unwrap();
     assert_eq!(read.len(), 2);
+    assert_eq!(
+        versions[0].position, read[1].position,
+        "the append answers the position its last event is read back at"
+    );
+    assert!(read[0].position < read[1].position, "positions increase");
     for (i, recorded) in read.iter().enumerate() {
         let n = i as u64 + 1;
         let written = event(n);
@@ -170,7 +181,7 @@ pub async fn exact_version_mismatch_conflicts<S: EventStore>(store: S) {
         )]))
         .await
         .unwrap();
-    assert_eq!(versions, [3]);
+    assert_eq!(versions_of(&versions), [3]);
 }
 
 /// `Any` appends to new and existing streams.
@@ -184,6 +195,7 @@ pub async fn any_appends_whatever_the_version<S: EventStore>(store: S) {
                 vec![event(1)]
             )]))
             .await
+            .map(|appended| versions_of(&appended))
             .unwrap(),
         [1]
     );
@@ -195,6 +207,7 @@ pub async fn any_appends_whatever_the_version<S: EventStore>(store: S) {
                 vec![event(2), event(3)]
             )]))
             .await
+            .map(|appended| versions_of(&appended))
             .unwrap(),
         [3]
     );
@@ -300,7 +313,11 @@ pub async fn a_conflicting_batch_writes_nothing<S: EventStore>(store: S) {
         ]))
         .await
         .unwrap();
-    assert_eq!(versions, [2, 2], "a valid batch writes every stream");
+    assert_eq!(
+        versions_of(&versions),
+        [2, 2],
+        "a valid batch writes every stream"
+    );
 }
 
 /// The same stream twice in one batch is refused before it reaches any store (it would make
@@ -343,7 +360,7 @@ pub async fn concurrent_appenders_have_one_winner_per_version<S>(
                     )]))
                     .await
                 {
-                    Ok(versions) => won.push(versions[0]),
+                    Ok(appended) => won.push(appended[0].version),
                     Err(StoreError::Conflict { .. }) => tokio::task::yield_now().await,
                     Err(other) => panic!("unexpected store error: {other}"),
                 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{AppendBatch, EventStore, RecordedEvent, StoreError};
+use super::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError};
 use crate::ids::StreamId;
 
 /// One stored event; its stream is the map key.
@@ -137,7 +137,7 @@ impl InMemoryStore {
         }
     }
 
-    fn append_now(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+    fn append_now(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         let batch = batch.into_appends();
         let mut inner = self.lock();
         // Validate every stream before writing any, so a conflict writes nothing.
@@ -179,7 +179,7 @@ impl InMemoryStore {
                     recorded_at: event.recorded_at,
                 });
             }
-            versions.push(events.len() as u64);
+            versions.push(Appended::new(events.len() as u64, *appended));
         }
         Ok(versions)
     }
@@ -203,7 +203,7 @@ impl EventStore for InMemoryStore {
     fn append(
         &self,
         batch: AppendBatch,
-    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send {
         ready(self.append_now(batch))
     }
 }

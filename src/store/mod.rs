@@ -97,6 +97,24 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// Where one stream of an appended batch stands: its new version and the global position of its
+/// last event (what a cache compares to tell the same history from a restored one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Appended {
+    /// The stream's version after the append.
+    pub version: u64,
+    /// The global position of the stream's last appended event.
+    pub position: u64,
+}
+
+impl Appended {
+    /// A stream now at `version`, its last event at `position`.
+    pub fn new(version: u64, position: u64) -> Self {
+        Self { version, position }
+    }
+}
+
 /// Events for one stream within an atomic batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamAppend {
@@ -233,18 +251,18 @@ pub trait EventStore: Send + Sync {
         }
     }
 
-    /// Appends a batch atomically. Returns each stream's new version, in batch order.
+    /// Appends a batch atomically. Returns where each stream now stands, in batch order.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when a stream's version does not match (nothing written).
     fn append(
         &self,
         batch: AppendBatch,
-    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
 }
 
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn read_many(&self, streams: &[(StreamId, u64)]) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
-    fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
 });

@@ -8,7 +8,7 @@ use passkey_links::domain::{Event, UserEvent};
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::{
-    AppendBatch, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend,
+    AppendBatch, Appended, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend,
 };
 use passkey_links::{NotifyError, Receipt};
 
@@ -56,7 +56,7 @@ impl EventStore for FaultyStore {
         self.inner.read(stream, after).await
     }
 
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.fail_from_append.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected append failure".into()));

@@ -215,6 +215,99 @@ mod with_postgres {
         frozen.store(false, Ordering::SeqCst);
     }
 
+    /// A process with a warm cache behaves exactly like a fresh one after the database is
+    /// restored to an earlier point and a different history of the same length is written: the
+    /// cached state's last event is no longer stored, so the cache entry is dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_warm_cache_does_not_outlive_a_restored_database() {
+        let Some(store) = pg::store().await else {
+            return;
+        };
+        let f = Fixture::new(store.clone()).await;
+        let sys = Caller::System;
+        let table = store.table().to_owned();
+        let snapshot = format!("{}_snapshot", table.replace('"', "").replace('.', "_"));
+        let client = store.pool().get().await.unwrap();
+        let sequence: String = client
+            .query_one(
+                &format!("SELECT pg_get_serial_sequence('{table}', 'position')"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        client
+            .batch_execute(&format!("CREATE TABLE {snapshot} AS SELECT * FROM {table}"))
+            .await
+            .unwrap();
+        let counter: i64 = client
+            .query_one(&format!("SELECT last_value FROM {sequence}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+
+        // The warm process locks and unlocks ada: its cache holds her, active.
+        for change in [UserChange::Lock, UserChange::Unlock] {
+            f.service
+                .update_user(&sys, None, &f.ada, change)
+                .await
+                .unwrap();
+        }
+        // Restore the snapshot (events and the position counter), as a point-in-time restore does.
+        client
+            .batch_execute(&format!(
+                "DELETE FROM {table};
+                 INSERT INTO {table} OVERRIDING SYSTEM VALUE SELECT * FROM {snapshot};
+                 SELECT setval('{sequence}', {counter});"
+            ))
+            .await
+            .unwrap();
+        // Another process writes a different history of the same length: ada ends locked.
+        let other = PasskeyLinks::new(
+            store.clone(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            scenarios::config(),
+        )
+        .with_clock(f.clock.clone());
+        let email = UserChange::ChangeEmail {
+            email: "ada@elsewhere.example".into(),
+        };
+        for change in [email, UserChange::Lock] {
+            other.update_user(&sys, None, &f.ada, change).await.unwrap();
+        }
+        let before = store.all_events().await.unwrap().len();
+
+        let fresh = other
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .expect_err("a locked user gets no link");
+        let warm = f
+            .service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .expect_err("the warm process must see the restored history, not its cache");
+        assert_eq!(
+            (warm.kind(), warm.message_key()),
+            (fresh.kind(), fresh.message_key())
+        );
+        assert_eq!(
+            store.all_events().await.unwrap().len(),
+            before,
+            "nothing appended"
+        );
+        // And a conflict caused by the stale cache never repeats: after the restore the warm
+        // process's writes go through.
+        f.service
+            .update_user(&sys, None, &f.ada, UserChange::Unlock)
+            .await
+            .unwrap();
+        f.service
+            .add_my_passwordless_link(&f.me(&f.ada))
+            .await
+            .unwrap();
+    }
+
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {

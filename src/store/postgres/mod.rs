@@ -27,7 +27,9 @@ use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{AppendBatch, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend};
+use super::{
+    AppendBatch, Appended, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend,
+};
 use crate::ids::{AggregateKind, StreamId};
 
 /// The versioned migrations, in order: version, name, SQL (the files of `migrations/`).
@@ -371,7 +373,7 @@ impl PostgresStore {
         &self,
         client: &deadpool_postgres::Client,
         batch: &[StreamAppend],
-    ) -> Result<Option<Vec<u64>>, StoreError> {
+    ) -> Result<Option<Vec<Appended>>, StoreError> {
         let mut check_types = Vec::with_capacity(batch.len());
         let mut check_ids = Vec::with_capacity(batch.len());
         let mut check_expected: Vec<i64> = Vec::with_capacity(batch.len());
@@ -419,7 +421,7 @@ impl PostgresStore {
              JOIN c ON c.t = n.t AND c.i = n.i
              WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
              ORDER BY n.seq
-             RETURNING stream_type, stream_id, version",
+             RETURNING stream_type, stream_id, version, position",
             table = self.table
         );
         let statement = client.prepare_cached(&sql).await.map_err(classify)?;
@@ -453,19 +455,21 @@ impl PostgresStore {
         if rows.len() != expected_rows {
             return Ok(None);
         }
-        let mut versions = vec![0u64; batch.len()];
+        let mut appended = vec![Appended::new(0, 0); batch.len()];
         for row in &rows {
             let kind: &str = row.try_get(0).map_err(classify)?;
             let id: &str = row.try_get(1).map_err(classify)?;
-            let version: i64 = row.try_get(2).map_err(classify)?;
+            let version = u64::try_from(row.try_get::<_, i64>(2).map_err(classify)?).unwrap_or(0);
+            let position = u64::try_from(row.try_get::<_, i64>(3).map_err(classify)?).unwrap_or(0);
             if let Some(i) = batch
                 .iter()
                 .position(|a| a.stream.kind().as_str() == kind && a.stream.id() == id)
+                && appended[i].version < version
             {
-                versions[i] = versions[i].max(u64::try_from(version).unwrap_or(0));
+                appended[i] = Appended::new(version, position);
             }
         }
-        Ok(Some(versions))
+        Ok(Some(appended))
     }
 }
 
@@ -515,7 +519,7 @@ impl EventStore for PostgresStore {
         within(self.deadline, false, self.read_many_now(streams)).await
     }
 
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         within(self.deadline, true, self.append_now(batch)).await
     }
 }
@@ -588,7 +592,7 @@ impl PostgresStore {
         Ok(reads)
     }
 
-    async fn append_now(&self, batch: AppendBatch) -> Result<Vec<u64>, StoreError> {
+    async fn append_now(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
