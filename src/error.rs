@@ -360,6 +360,7 @@ pub(crate) mod catalogue {
         DELIVERY_FAILED = Unavailable, "PKL-NOTIFY-01", "Errors.Notification.Failed";
         INTERNAL = Internal, "PKL-SVC-01", "Errors.Internal";
         TOO_MANY_CONFLICTS = Aborted, "PKL-SVC-02", "Errors.Concurrency";
+        DEADLINE_EXCEEDED = Unavailable, "PKL-SVC-03", "Errors.DeadlineExceeded";
         STORE_CONFLICT = Aborted, "PKL-STORE-01", "Errors.Concurrency";
         STORE_UNAVAILABLE = Unavailable, "PKL-STORE-02", "Errors.Eventstore.Unavailable";
         STORE_CORRUPT = Internal, "PKL-STORE-03", "Errors.Eventstore.Corrupted";

@@ -2,7 +2,7 @@
 //! link rules read.
 
 use super::access::{Guard, admin_context};
-use super::{Op, PasskeyLinks, traced};
+use super::{Op, PasskeyLinks};
 use crate::domain::{AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, OrgChange, UserChange};
 use crate::error::Error;
 use crate::ids::{IdError, OrgId, StreamId, UserId};
@@ -35,7 +35,7 @@ where
         caller: &Caller,
         request: AddOrgRequest,
     ) -> Result<AddOrgResponse, Error> {
-        traced(Op::new("passkey_links.add_org").caller(caller), async {
+        self.traced(Op::new("passkey_links.add_org").caller(caller), async {
             if !matches!(caller, Caller::System) {
                 return Err(Error::permission_denied(Permission::OrgCreate.as_str()));
             }
@@ -63,7 +63,7 @@ where
         org_id: &str,
         change: OrgChange,
     ) -> Result<DetailsResponse, Error> {
-        traced(Op::new("passkey_links.update_org").caller(caller), async {
+        self.traced(Op::new("passkey_links.update_org").caller(caller), async {
             let org_id = OrgId::new(org_id)?;
             let guard = Guard::on_org(caller, Permission::OrgWrite, org_id.clone());
             let decision = ChangeOrg {
@@ -86,7 +86,7 @@ where
         org_context: Option<&str>,
         request: AddHumanUserRequest,
     ) -> Result<AddUserResponse, Error> {
-        traced(
+        self.traced(
             Op::new("passkey_links.add_human_user").caller(caller),
             async {
                 let org_id = creation_org(caller, org_context)?;
@@ -121,7 +121,7 @@ where
         org_context: Option<&str>,
         request: AddMachineUserRequest,
     ) -> Result<AddUserResponse, Error> {
-        traced(
+        self.traced(
             Op::new("passkey_links.add_machine_user").caller(caller),
             async {
                 let org_id = creation_org(caller, org_context)?;
@@ -159,7 +159,7 @@ where
         let op = Op::new("passkey_links.update_user")
             .caller(caller)
             .user(user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(user_id)?;
             let org_context = admin_context(caller, org_context)?;
             let guard = match caller {

@@ -2,7 +2,7 @@
 
 use super::access::{Guard, admin_context, principal};
 use super::engine::{Executed, internal};
-use super::{Op, PasskeyLinks, traced};
+use super::{Op, PasskeyLinks};
 use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, RecordDelivery};
 use crate::error::Error;
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
@@ -56,7 +56,7 @@ where
         let op = Op::new("passkey_links.add_passwordless_registration")
             .caller(caller)
             .user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
             let guard = Guard::on_user(
@@ -81,7 +81,7 @@ where
         caller: &Caller,
     ) -> Result<AddMyPasswordlessLinkResponse, Error> {
         let op = Op::new("passkey_links.add_my_passwordless_link").caller(caller);
-        traced(op, async {
+        self.traced(op, async {
             let me = principal(caller)?;
             self.issue_returned_link(
                 caller,
@@ -109,7 +109,7 @@ where
         let op = Op::new("passkey_links.send_passwordless_registration")
             .caller(caller)
             .user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
             let guard = Guard::on_user(caller, Permission::UserWrite, &user_id, &org_context);
@@ -131,7 +131,7 @@ where
         caller: &Caller,
     ) -> Result<SendPasswordlessLinkResponse, Error> {
         let op = Op::new("passkey_links.send_my_passwordless_link").caller(caller);
-        traced(op, async {
+        self.traced(op, async {
             let me = principal(caller)?;
             let details = self
                 .issue_and_send(
@@ -162,7 +162,7 @@ where
         let op = Op::new("passkey_links.create_passkey_registration_link")
             .caller(caller)
             .user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let guard = Guard::on_user(caller, Permission::UserPasskeyWrite, &user_id, &None);
             match (request.send_link, request.return_code) {

@@ -18,11 +18,14 @@ mod redeem;
 pub use passkeys::{StoredPasskey, user_handle};
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use self::cache::StateCache;
-use crate::error::Error;
+use crate::error::{Error, catalogue};
 use crate::link::LinkConfig;
 use crate::policy::Policy;
 use crate::ports::authorizer::{Authorizer, Caller};
@@ -31,6 +34,10 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
 use crate::ports::relying_party::{NoRelyingParty, RelyingParty, UserVerification};
 use crate::store::EventStore;
+
+/// The default bound on one public operation: longer than one store call's own deadline (5 s
+/// for PostgreSQL), so that a store failure is reported with its own cause when it can be.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
 
 /// Service configuration.
 #[derive(Debug, Clone)]
@@ -46,10 +53,14 @@ pub struct Config {
     pub state_cache_capacity: usize,
     /// Whether passkey registrations require user verification (default preferred).
     pub user_verification: UserVerification,
+    /// How long one public operation may take in all — every store call, the notifier and the
+    /// relying party included — before it answers Unavailable (`PKL-SVC-03`). `None`: no bound
+    /// beyond the ports' own.
+    pub deadline: Option<Duration>,
 }
 
 impl Config {
-    /// Default policy, 8 attempts, 10,000 cached states.
+    /// Default policy, 8 attempts, 10,000 cached states, a deadline of [`DEFAULT_DEADLINE`].
     pub fn new(links: LinkConfig) -> Self {
         Self {
             links,
@@ -57,7 +68,14 @@ impl Config {
             max_attempts: 8,
             state_cache_capacity: 10_000,
             user_verification: UserVerification::default(),
+            deadline: Some(DEFAULT_DEADLINE),
         }
+    }
+
+    /// Replaces the per-operation deadline (`None`: unbounded).
+    pub fn with_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Replaces the policy.
@@ -216,6 +234,15 @@ where
         &self.store
     }
 
+    /// Runs one public operation: its span, its outcome log and its deadline.
+    async fn traced<T>(
+        &self,
+        op: Op,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        traced(op, self.config.deadline, work).await
+    }
+
     fn now(&self) -> DateTime<Utc> {
         truncate_to_micros(self.clock.now())
     }
@@ -272,9 +299,47 @@ impl Op {
     }
 }
 
+/// Runs `work` within `deadline`. The timer starts with the operation but is armed only if the
+/// work does not finish on its first poll, so operations that never wait (in memory) pay nothing.
+async fn within_deadline<T>(
+    deadline: Option<Duration>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(deadline) = deadline else {
+        return work.await;
+    };
+    let started = Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut timer: Option<futures_timer::Delay> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| {
+            futures_timer::Delay::new(deadline.saturating_sub(started.elapsed()))
+        });
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::catalogued(
+                catalogue::DEADLINE_EXCEEDED,
+                format!(
+                    "no answer within the deadline of {deadline:?}; a change may have been \
+                     recorded (retry with the same idempotency key)"
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Runs one public operation inside its span and logs its outcome (feature `tracing`): the one
 /// tracing mechanism of the service.
-async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+async fn traced<T>(
+    op: Op,
+    deadline: Option<Duration>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let work = within_deadline(deadline, work);
     #[cfg(feature = "tracing")]
     if op.enabled {
         use tracing::Instrument;

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::access::{Guard, admin_context};
 use super::engine::internal;
 use super::redeem::present;
-use super::{Op, PasskeyLinks, traced};
+use super::{Op, PasskeyLinks};
 use crate::domain::{
     CheckCode, CredentialId, DomainError, FinishPasskeyRegistration, LookUpCredential,
     MAX_NAME_LEN, Passkey, PasskeyState, ReadUser, RecordPasskeyUse, RemovePasskey,
@@ -74,7 +74,7 @@ where
             Some(code) => op.code(&code.id),
             None => op,
         };
-        traced(op, async {
+        self.traced(op, async {
             let code = request.code.ok_or(DomainError::InvalidArgument(
                 "a passkey is registered with the code of a registration link",
             ))?;
@@ -142,7 +142,7 @@ where
         request: VerifyPasskeyRegistrationRequest,
     ) -> Result<DetailsResponse, Error> {
         let op = Op::new("passkey_links.verify_passkey_registration").user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
             crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
@@ -230,7 +230,7 @@ where
         let op = Op::new("passkey_links.list_passkeys")
             .caller(caller)
             .user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
             let guard = Guard::on_user(caller, Permission::UserRead, &user_id, &org_context);
@@ -281,7 +281,7 @@ where
         let op = Op::new("passkey_links.remove_passkey")
             .caller(caller)
             .user(&request.user_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
             let org_context = admin_context(caller, org_context)?;
@@ -308,7 +308,7 @@ where
         &self,
         credential_id: &CredentialId,
     ) -> Result<StoredPasskey, Error> {
-        traced(Op::new("passkey_links.passkey_for_login"), async {
+        self.traced(Op::new("passkey_links.passkey_for_login"), async {
             let decision = LookUpCredential {
                 credential_id: credential_id.clone(),
             };
@@ -347,7 +347,7 @@ where
         sign_count: u32,
         backup_state: bool,
     ) -> Result<DetailsResponse, Error> {
-        traced(Op::new("passkey_links.record_passkey_use"), async {
+        self.traced(Op::new("passkey_links.record_passkey_use"), async {
             let decision = RecordPasskeyUse {
                 credential_id: credential_id.clone(),
                 sign_count,

@@ -3,7 +3,7 @@
 
 use super::access::{Guard, admin_context};
 use super::engine::internal;
-use super::{Op, PasskeyLinks, traced};
+use super::{Op, PasskeyLinks};
 use crate::domain::{CheckCode, PresentCode, RevokeCode};
 use crate::error::Error;
 use crate::ids::{CodeId, StreamId, UserId};
@@ -48,7 +48,7 @@ where
         let op = Op::new("passkey_links.check_code")
             .user(&request.user_id)
             .code(&request.code_id);
-        traced(op, async {
+        self.traced(op, async {
             let presented = present(request.user_id, request.code_id, request.code)?;
             let code_id = presented.code_id.clone();
             let executed = self.execute(&CheckCode(presented), &Guard::Open).await?;
@@ -83,7 +83,7 @@ where
             .caller(caller)
             .user(&request.user_id)
             .code(&request.code_id);
-        traced(op, async {
+        self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let code_id = CodeId::new(request.code_id)?;
             let org_context = admin_context(caller, org_context)?;

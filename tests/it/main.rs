@@ -11,6 +11,7 @@ mod golden_events;
 mod golden_wire;
 mod harness_example;
 mod http_server;
+mod own_server;
 mod pg;
 mod properties;
 mod scenarios;

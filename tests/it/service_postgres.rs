@@ -308,6 +308,64 @@ mod with_postgres {
             .unwrap();
     }
 
+    /// A frozen server (every PostgreSQL process stopped with SIGSTOP) makes a service call
+    /// answer Unavailable within the service's deadline plus a small margin — for a process with
+    /// pooled connections and for one that has yet to connect — and the service recovers once
+    /// the server goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sigstopped_server_is_unavailable_within_the_service_deadline() {
+        use std::time::{Duration, Instant};
+        let Some(mut server) = crate::own_server::OwnServer::start(&[], |_| {}) else {
+            return;
+        };
+        let deadline = Duration::from_millis(1500);
+        let config = scenarios::config().with_deadline(Some(deadline));
+        // The store's own per-call deadline (5 s) is longer: the service's bound answers first.
+        let warm_store = PostgresStore::connect(&server.config(), 4).unwrap();
+        warm_store.migrate().await.unwrap();
+        let f = Fixture::with_config(warm_store, config.clone()).await;
+        let me = f.me(&f.ada);
+        f.service.add_my_passwordless_link(&me).await.unwrap();
+
+        server.freeze();
+        let cold = PasskeyLinks::new(
+            PostgresStore::connect(&server.config(), 4).unwrap(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            config,
+        );
+        for who in ["warm", "cold"] {
+            let started = Instant::now();
+            let err = match who {
+                "warm" => f.service.send_my_passwordless_link(&me).await.map(|_| ()),
+                _ => cold.send_my_passwordless_link(&me).await.map(|_| ()),
+            }
+            .expect_err("a frozen server cannot answer");
+            let took = started.elapsed();
+            assert!(
+                took < deadline + Duration::from_millis(500),
+                "{who}: answered after {took:?}"
+            );
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{who}: {err}");
+            assert!(err.kind().is_retryable());
+            assert_eq!(err.id(), "PKL-SVC-03", "{who}: {err}");
+        }
+        server.thaw();
+        f.clock.advance(chrono::Duration::hours(1));
+        let mut recovered = false;
+        for _ in 0..20 {
+            if f.service.send_my_passwordless_link(&me).await.is_ok() {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(
+            recovered,
+            "the service answers again once the server goes on"
+        );
+    }
+
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {
