@@ -13,6 +13,7 @@ mod harness_example;
 mod http_server;
 mod own_server;
 mod pg;
+mod postgres_tls;
 mod properties;
 mod scenarios;
 mod secret_hygiene;

@@ -74,12 +74,37 @@ pub(super) fn store_error(err: &tokio_postgres::Error, write_sent: bool) -> Stor
             Class::Other => StoreError::Internal(message),
         };
     }
+    if is_tls_failure(err) {
+        return StoreError::Misconfigured(format!(
+            "TLS could not be set up (TLS required without a TLS connector, a server without \
+             TLS, or a certificate the configured roots do not trust): {}",
+            describe(err)
+        ));
+    }
     if write_sent && (err.is_closed() || std::error::Error::source(err).is_some()) {
         return StoreError::OutcomeUnknown(format!(
             "the connection failed after the write was sent: {err}"
         ));
     }
     StoreError::Unavailable(format!("the connection failed: {err}"))
+}
+
+/// The driver's TLS error kind (not exposed as an accessor; its fixed message names it).
+fn is_tls_failure(err: &tokio_postgres::Error) -> bool {
+    err.to_string()
+        .starts_with("error performing TLS handshake")
+}
+
+/// The error with its chain of causes.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A pool error as a store failure: connecting keeps its SQLSTATE (a wrong password is not

@@ -17,6 +17,10 @@
 //! explicit transaction round trip. A concurrent writer that slipped in between is caught by the
 //! unique constraint, recognised by its name (never by message text), and reported as the typed
 //! conflict with the stream's actual version.
+//!
+//! The driver and pool crates this API exposes are re-exported ([`tokio_postgres`],
+//! [`deadpool_postgres`], and [`rustls`] with feature `postgres-rustls`), so an application
+//! builds its configuration or its own pool ([`PostgresStore::new`]) with the same versions.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +30,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+
+pub use deadpool_postgres;
+#[cfg(feature = "postgres-rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
+pub use rustls;
+pub use tokio_postgres;
 
 use super::{
     AppendBatch, Appended, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend,
@@ -52,6 +62,115 @@ pub struct PostgresStore {
     schema: Option<String>,
     table: String,
     deadline: Duration,
+}
+
+/// Parses a libpq key/value string (`host=/tmp user=postgres sslmode=require`) or a URL
+/// (`postgres://user@host/db?sslmode=require`).
+///
+/// # Errors
+/// [`StoreError::Internal`] for a malformed configuration (the message never repeats a
+/// password).
+pub fn parse_config(config: &str) -> Result<tokio_postgres::Config, StoreError> {
+    tokio_postgres::Config::from_str(config)
+        .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))
+}
+
+/// How the store's connections are secured.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Tls {
+    /// Plain connections: `sslmode=require` fails as misconfigured.
+    #[default]
+    None,
+    /// TLS through rustls with this client configuration (feature `postgres-rustls`).
+    #[cfg(feature = "postgres-rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
+    Rustls(std::sync::Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("Tls::None"),
+            #[cfg(feature = "postgres-rustls")]
+            Self::Rustls(_) => f.write_str("Tls::Rustls(..)"),
+        }
+    }
+}
+
+#[cfg(feature = "postgres-rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
+impl Tls {
+    /// TLS through rustls (ring), trusting only the certificate authorities of `pem` (the
+    /// server's CA bundle, e.g. a cloud provider's), verifying the server's name.
+    ///
+    /// # Errors
+    /// [`StoreError::Misconfigured`] when `pem` holds no usable certificate.
+    pub fn rustls_trusting_pem(pem: &[u8]) -> Result<Self, StoreError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let bad = |why: String| StoreError::Misconfigured(format!("TLS roots: {why}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|err| bad(err.to_string()))?;
+            roots.add(cert).map_err(|err| bad(err.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate in the PEM data".into()));
+        }
+        // An explicit provider: an application that also compiles another rustls provider
+        // must not make the default ambiguous.
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| bad(err.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self::Rustls(std::sync::Arc::new(config)))
+    }
+}
+
+/// Pool settings for [`PostgresStore::connect_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Most connections open at once (default 16).
+    pub max_connections: usize,
+    /// Bound of every call: connecting, waiting for a pooled connection, each statement and
+    /// each call as a whole (default [`DEFAULT_DEADLINE`]).
+    pub deadline: Duration,
+    /// How connections are secured (default none).
+    pub tls: Tls,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            deadline: DEFAULT_DEADLINE,
+            tls: Tls::None,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Sets the pool size.
+    pub fn max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets how connections are secured.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
+    }
 }
 
 /// How long one store call may take, connecting and waiting for a pooled connection included,
@@ -134,8 +253,8 @@ impl PostgresStore {
     }
 
     /// Connects a pool of up to `max_connections` to `config`, a libpq key/value string
-    /// (`host=/tmp user=postgres`) or a URL (`postgres://user@host/db`). Connections are opened
-    /// lazily.
+    /// (`host=/tmp user=postgres`) or a URL (`postgres://user@host/db`), without TLS (see
+    /// [`PostgresStore::connect_with`]). Connections are opened lazily.
     ///
     /// # Errors
     /// [`StoreError::Internal`] for a malformed configuration.
@@ -154,31 +273,56 @@ impl PostgresStore {
         max_connections: usize,
         deadline: Duration,
     ) -> Result<Self, StoreError> {
-        let mut pg = tokio_postgres::Config::from_str(config)
-            .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))?;
+        Self::connect_with(
+            parse_config(config)?,
+            ConnectOptions::default()
+                .max_connections(max_connections)
+                .deadline(deadline),
+        )
+    }
+
+    /// Connects a pool to a driver configuration (built in code, or parsed from a URL or a
+    /// key/value string with [`parse_config`]). Its `sslmode` is honoured: `disable` never
+    /// encrypts, `prefer` encrypts when the server offers TLS and `options.tls` can, `require`
+    /// fails as [`StoreError::Misconfigured`] unless a TLS connection is set up — with
+    /// [`Tls::Rustls`] the server's certificate is verified against the configured roots and its
+    /// name. Connections are opened lazily.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] for an unusable pool configuration.
+    pub fn connect_with(
+        mut config: tokio_postgres::Config,
+        options: ConnectOptions,
+    ) -> Result<Self, StoreError> {
+        let deadline = options.deadline;
         // The store's statements have a fixed shape; re-planning them per execution (custom
         // plans for array parameters) costs several times their execution.
         let ours = format!(
             "-c plan_cache_mode=force_generic_plan -c statement_timeout={}",
             deadline.as_millis()
         );
-        let options = match pg.get_options() {
+        let server_options = match config.get_options() {
             Some(existing) => format!("{existing} {ours}"),
             None => ours,
         };
-        pg.options(&options);
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(deadline);
+        config.options(&server_options);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(deadline);
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match options.tls {
+            Tls::None => Manager::from_config(config, NoTls, recycling),
+            #[cfg(feature = "postgres-rustls")]
+            Tls::Rustls(client) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new((*client).clone()),
+                recycling,
+            ),
+        };
         let pool = Pool::builder(manager)
-            .max_size(max_connections.max(1))
+            .max_size(options.max_connections.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(deadline))
             .create_timeout(Some(deadline))
