@@ -314,8 +314,7 @@ pub(crate) mod catalogue {
     macro_rules! entries {
         ($($name:ident = $kind:ident, $id:literal, $key:literal;)*) => {
             $(pub(crate) const $name: Entry = Entry { kind: $kind, id: $id, key: $key };)*
-            /// Every row, for the uniqueness test.
-            #[cfg(test)]
+            /// Every row.
             pub(crate) const ALL: &[Entry] = &[$($name),*];
         };
     }
@@ -361,12 +360,19 @@ pub(crate) mod catalogue {
         INTERNAL = Internal, "PKL-SVC-01", "Errors.Internal";
         TOO_MANY_CONFLICTS = Aborted, "PKL-SVC-02", "Errors.Concurrency";
         DEADLINE_EXCEEDED = Unavailable, "PKL-SVC-03", "Errors.DeadlineExceeded";
+        IDEMPOTENCY_KEY_REUSED = InvalidArgument, "PKL-SVC-04", "Errors.Idempotency.KeyReused";
+        IDEMPOTENT_RESULT_GONE = FailedPrecondition, "PKL-SVC-05", "Errors.Idempotency.ResultUnavailable";
         STORE_CONFLICT = Aborted, "PKL-STORE-01", "Errors.Concurrency";
         STORE_UNAVAILABLE = Unavailable, "PKL-STORE-02", "Errors.Eventstore.Unavailable";
         STORE_CORRUPT = Internal, "PKL-STORE-03", "Errors.Eventstore.Corrupted";
         STORE_INTERNAL = Internal, "PKL-STORE-04", "Errors.Internal";
         STORE_MISCONFIGURED = FailedPrecondition, "PKL-STORE-05", "Errors.Eventstore.Misconfigured";
         STORE_OUTCOME_UNKNOWN = Unavailable, "PKL-STORE-06", "Errors.Eventstore.OutcomeUnknown";
+    }
+
+    /// The row with a stable id.
+    pub(crate) fn by_id(id: &str) -> Option<Entry> {
+        ALL.iter().find(|entry| entry.id == id).copied()
     }
 
     /// The row of a domain error.
@@ -415,6 +421,7 @@ pub(crate) mod catalogue {
             StoreError::Internal(_) => STORE_INTERNAL,
             StoreError::Misconfigured(_) => STORE_MISCONFIGURED,
             StoreError::OutcomeUnknown(_) => STORE_OUTCOME_UNKNOWN,
+            StoreError::DuplicateKey => IDEMPOTENCY_KEY_REUSED,
         }
     }
 }

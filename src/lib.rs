@@ -43,7 +43,10 @@ pub use ports::relying_party::{
 pub use secret::{
     MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig, SecretConfigError, SecretDigest,
 };
-pub use service::{Config, PasskeyLinks, StoredPasskey, user_handle};
+pub use service::{
+    Config, DEFAULT_DEADLINE, IdempotencyKey, MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey,
+    user_handle,
+};
 
 /// The names most embedders need, in one import.
 pub mod prelude {
@@ -54,8 +57,8 @@ pub mod prelude {
     pub use crate::wire::*;
     pub use crate::{
         Authorizer, BaseUrl, Caller, Clock, Config, Envelope, Error, ErrorBody, ErrorKind,
-        LinkConfig, ManualClock, Message, Notifier, OsRandom, PasskeyLinks, Permission, Principal,
-        RandomSource, Receipt, RecordingNotifier, RelyingParty, Secret, SecretConfig, StaticGrants,
-        StoredPasskey, SystemClock, UserVerification,
+        IdempotencyKey, LinkConfig, ManualClock, Message, Notifier, OsRandom, PasskeyLinks,
+        Permission, Principal, RandomSource, Receipt, RecordingNotifier, RelyingParty, Secret,
+        SecretConfig, StaticGrants, StoredPasskey, SystemClock, UserVerification,
     };
 }

@@ -35,9 +35,9 @@ pub use credential::{
 };
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
-    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PresentCode, ReadUser,
-    RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration,
-    UserChange,
+    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PresentCode, ReadCode,
+    ReadUser, RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode,
+    StartPasskeyRegistration, UserChange,
 };
 pub use error::{CheckFailure, DomainError};
 pub use org::{OrgEvent, OrgState, OrgStatus};

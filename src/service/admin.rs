@@ -3,7 +3,9 @@
 
 use super::access::{Guard, admin_context};
 use super::{Op, PasskeyLinks};
-use crate::domain::{AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, OrgChange, UserChange};
+use crate::domain::{
+    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, Decide, OrgChange, UserChange,
+};
 use crate::error::Error;
 use crate::ids::{IdError, OrgId, StreamId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
@@ -39,12 +41,23 @@ where
             if !matches!(caller, Caller::System) {
                 return Err(Error::permission_denied(Permission::OrgCreate.as_str()));
             }
-            let org_id = OrgId::new(request.org_id.unwrap_or_else(|| self.random.new_id()))?;
+            let org_id = OrgId::new(
+                request
+                    .org_id
+                    .unwrap_or_else(|| self.call_random().new_id()),
+            )?;
             let decision = AddOrg {
                 org_id: org_id.clone(),
                 name: request.name,
             };
-            let executed = self.execute(&decision, &Guard::Open).await?;
+            let outcome = serde_json::json!({ "id": org_id.as_str() });
+            let executed = self
+                .execute_recording(&decision, &Guard::Open, outcome)
+                .await?;
+            let org_id = match executed.recalled_text("id") {
+                Some(first) => OrgId::new(first)?,
+                None => org_id,
+            };
             Ok(AddOrgResponse {
                 details: executed.details(&StreamId::org(&org_id))?,
                 org_id: org_id.as_str().to_owned(),
@@ -101,11 +114,7 @@ where
                     email_verified: request.is_email_verified,
                     preferred_language: request.preferred_language,
                 };
-                let executed = self.execute(&decision, &guard).await?;
-                Ok(AddUserResponse {
-                    details: executed.details(&StreamId::user(&user_id))?,
-                    user_id: user_id.as_str().to_owned(),
-                })
+                self.add_user(&decision, &guard, user_id).await
             },
         )
         .await
@@ -133,14 +142,29 @@ where
                     user_name: request.user_name,
                     name: request.name,
                 };
-                let executed = self.execute(&decision, &guard).await?;
-                Ok(AddUserResponse {
-                    details: executed.details(&StreamId::user(&user_id))?,
-                    user_id: user_id.as_str().to_owned(),
-                })
+                self.add_user(&decision, &guard, user_id).await
             },
         )
         .await
+    }
+
+    /// Runs a user creation; a retry answers with the user the first run created.
+    async fn add_user<D: Decide>(
+        &self,
+        decision: &D,
+        guard: &Guard,
+        user_id: UserId,
+    ) -> Result<AddUserResponse, Error> {
+        let outcome = serde_json::json!({ "id": user_id.as_str() });
+        let executed = self.execute_recording(decision, guard, outcome).await?;
+        let user_id = match executed.recalled_text("id") {
+            Some(first) => UserId::new(first)?,
+            None => user_id,
+        };
+        Ok(AddUserResponse {
+            details: executed.details(&StreamId::user(&user_id))?,
+            user_id: user_id.as_str().to_owned(),
+        })
     }
 
     /// Changes a user: email change/verification, deactivate, reactivate, lock, unlock, remove
@@ -184,7 +208,7 @@ where
 
     fn new_user_id(&self, requested: Option<String>) -> Result<UserId, Error> {
         Ok(UserId::new(
-            requested.unwrap_or_else(|| self.random.new_id()),
+            requested.unwrap_or_else(|| self.call_random().new_id()),
         )?)
     }
 }

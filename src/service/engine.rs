@@ -4,8 +4,11 @@
 
 use chrono::{DateTime, Utc};
 
+use serde_json::{Value, json};
+
 use super::PasskeyLinks;
 use super::access::Guard;
+use super::idempotency;
 use crate::domain::{
     AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
     View, decide_loaded,
@@ -18,7 +21,8 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{
-    AppendBatch, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend,
+    AppendBatch, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, RecordedEvent,
+    StoreError, StreamAppend,
 };
 use crate::wire::{Details, DetailsResponse};
 
@@ -26,18 +30,36 @@ pub(crate) fn internal(message: impl Into<String>) -> Error {
     Error::catalogued(catalogue::INTERNAL, message.into())
 }
 
+/// A retry under an idempotency key whose first run drew ids or a secret this process cannot
+/// reproduce.
+pub(crate) fn result_gone() -> Error {
+    Error::catalogued(
+        catalogue::IDEMPOTENT_RESULT_GONE,
+        "the first run under this idempotency key succeeded in another process; its answer \
+         (a new id or a link) cannot be shown again: run the command again with a new key",
+    )
+}
+
 /// The states after a decision was appended.
 pub(crate) struct Executed {
     pub(crate) loaded: Loaded,
+    /// Under an idempotency key the store had recorded already: what the first run recorded
+    /// (the states are as of its events).
+    pub(crate) recalled: Option<Value>,
 }
 
 impl Executed {
     /// `details` of `stream`, from its last applied event.
     pub(crate) fn details(&self, stream: &StreamId) -> Result<Details, Error> {
-        let entry = self
-            .loaded
-            .get(stream)
-            .ok_or_else(|| internal(format!("no details for stream {stream}")))?;
+        let entry = self.loaded.get(stream).ok_or_else(|| {
+            if self.recalled.is_some() {
+                // The first run wrote other streams: its answer depended on values this
+                // process cannot reproduce.
+                result_gone()
+            } else {
+                internal(format!("no details for stream {stream}"))
+            }
+        })?;
         let resource_owner = match stream.kind() {
             AggregateKind::Org => Some(stream.id().to_owned()),
             _ => entry
@@ -59,6 +81,11 @@ impl Executed {
     pub(crate) fn view(&self) -> View<'_> {
         View::new(&self.loaded)
     }
+
+    /// A text the first run recorded in its outcome (on a retry under an idempotency key).
+    pub(crate) fn recalled_text(&self, field: &str) -> Option<&str> {
+        self.recalled.as_ref()?.get(field)?.as_str()
+    }
 }
 
 impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
@@ -76,6 +103,19 @@ where
         decision: &D,
         guard: &Guard,
     ) -> Result<Executed, Error> {
+        self.execute_recording(decision, guard, Value::Null).await
+    }
+
+    /// As [`Self::execute`]; under an idempotency key not used yet, the append records the key
+    /// with `outcome` (what the command needs to answer a retry, never a secret), and a key the
+    /// store holds already answers from the first run instead of deciding again.
+    pub(crate) async fn execute_recording<D: Decide>(
+        &self,
+        decision: &D,
+        guard: &Guard,
+        outcome: Value,
+    ) -> Result<Executed, Error> {
+        let keyed = idempotency::pending();
         let attempts = self.config.max_attempts.max(1);
         for _ in 0..attempts {
             let now = self.now();
@@ -86,14 +126,38 @@ where
                 policy: &self.config.policy,
                 links: &self.config.links,
             };
-            let outcome = decide_loaded(decision, &loaded, &ctx)
+            let decided = decide_loaded(decision, &loaded, &ctx)
                 .map_err(|_| internal("a decision asked for a stream after loading"))?;
-            let (changes, refusal) = match outcome {
+            let (changes, refusal) = match decided {
                 Outcome::Accept(changes) => (changes, None),
-                Outcome::Reject(error) => return Err(error.into()),
+                Outcome::Reject(error) => {
+                    // A retry finds its own first run's effects (a used code, a locked user):
+                    // answer as the first run did.
+                    if let Some((key, op)) = &keyed
+                        && let Some(replayed) = self.replay(key, op).await?
+                    {
+                        return replayed;
+                    }
+                    return Err(error.into());
+                }
                 Outcome::RecordAndRefuse(changes, error) => (changes, Some(error)),
             };
-            let appended = match self.append(&loaded, &changes, now).await {
+            let record = keyed
+                .as_ref()
+                .filter(|_| !changes.is_empty())
+                .map(|(key, op)| IdempotencyRecord {
+                    key: key.clone(),
+                    outcome: json!({
+                        "op": op,
+                        "outcome": outcome,
+                        "refusal": refusal.as_ref().map(|refusal| {
+                            let error = Error::from(refusal.clone());
+                            json!({"id": error.id(), "message": error.message()})
+                        }),
+                    }),
+                });
+            let recorded = record.is_some();
+            let appended = match self.append(&loaded, &changes, now, record).await {
                 Ok(appended) => appended,
                 Err(StoreError::Conflict { stream, .. }) => {
                     // The cached state may be what is wrong (a restored database): read that
@@ -102,8 +166,19 @@ where
                     YieldNow(false).await;
                     continue;
                 }
+                Err(StoreError::DuplicateKey) => {
+                    let replayed = match &keyed {
+                        Some((key, op)) => self.replay(key, op).await?,
+                        None => None,
+                    };
+                    return replayed
+                        .unwrap_or_else(|| Err(internal("a repeated key without its record")));
+                }
                 Err(other) => return Err(other.into()),
             };
+            if recorded {
+                idempotency::mark_used();
+            }
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
             }
@@ -123,12 +198,70 @@ where
             if let Some(refusal) = refusal {
                 return Err(refusal.into());
             }
-            return Ok(Executed { loaded });
+            return Ok(Executed {
+                loaded,
+                recalled: None,
+            });
         }
         Err(Error::catalogued(
             catalogue::TOO_MANY_CONFLICTS,
             "too many concurrent changes, retry",
         ))
+    }
+
+    /// Under an idempotency key not used yet: the first run's answer, if the store recorded
+    /// one (for commands that find out they are a retry before deciding anything).
+    pub(crate) async fn recall_first_run(&self) -> Result<Option<Result<Executed, Error>>, Error> {
+        match idempotency::pending() {
+            Some((key, op)) => self.replay(&key, op).await,
+            None => Ok(None),
+        }
+    }
+
+    /// What the first run under `key` did, if the store recorded it: its refusal, or the states
+    /// of the streams it wrote as of its events, with its outcome. `None` if the key is unknown.
+    async fn replay(&self, key: &str, op: &str) -> Result<Option<Result<Executed, Error>>, Error> {
+        let Some(recalled) = self.store.recall(key).await? else {
+            return Ok(None);
+        };
+        idempotency::mark_used();
+        let record = recalled.outcome;
+        if record.get("op").and_then(Value::as_str) != Some(op) {
+            return Ok(Some(Err(Error::catalogued(
+                catalogue::IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key was used for another command",
+            ))));
+        }
+        if let Some(refusal) = record.get("refusal").filter(|r| !r.is_null()) {
+            let entry = refusal
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(catalogue::by_id)
+                .ok_or_else(|| internal("an idempotency record with an unknown refusal"))?;
+            let message = refusal
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(Some(Err(Error::catalogued(entry, message))));
+        }
+        let wanted: Vec<(StreamId, u64)> = recalled
+            .streams
+            .iter()
+            .map(|(stream, _)| (stream.clone(), 0))
+            .collect();
+        let reads = self.store.read_many(&wanted).await?;
+        let mut loaded = Loaded::default();
+        for ((stream, version), mut events) in recalled.streams.into_iter().zip(reads) {
+            events.retain(|event| event.version <= version);
+            let empty = AnyState::empty(stream.kind());
+            let (state, meta) = self.fold(&stream, empty, StreamMeta::default(), events)?;
+            loaded.insert(stream, state, meta);
+        }
+        Ok(Some(Ok(Executed {
+            loaded,
+            recalled: Some(record.get("outcome").cloned().unwrap_or(Value::Null)),
+        })))
     }
 
     /// Runs a decision whose answer is the `details` of `stream`.
@@ -260,12 +393,14 @@ where
         Ok((state, meta))
     }
 
-    /// Appends the changes; answers each written stream with its last event.
+    /// Appends the changes (with the idempotency record, if any); answers each written stream
+    /// with its last event.
     async fn append<'c>(
         &self,
         loaded: &Loaded,
         changes: &'c [Change],
         now: DateTime<Utc>,
+        record: Option<IdempotencyRecord>,
     ) -> Result<Vec<(&'c StreamId, EventStamp)>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
@@ -303,7 +438,11 @@ where
                 Some((stream, EventStamp::digest(&last.event_type, &last.payload)))
             })
             .collect();
-        let appended = self.store.append(AppendBatch::new(appends)?).await?;
+        let mut batch = AppendBatch::new(appends)?;
+        if let Some(record) = record {
+            batch = batch.with_idempotency(record);
+        }
+        let appended = self.store.append(batch).await?;
         Ok(digests
             .into_iter()
             .zip(appended)

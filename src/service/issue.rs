@@ -1,10 +1,11 @@
 //! Issuance: the five entry points that create a registration code, returned or emailed.
 
 use super::access::{Guard, admin_context, principal};
-use super::engine::{Executed, internal};
+use super::engine::{Executed, internal, result_gone};
 use super::{Op, PasskeyLinks};
-use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, RecordDelivery};
-use crate::error::Error;
+use crate::domain::code::{CodeState, CodeStatus};
+use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, ReadCode, RecordDelivery};
+use crate::error::{Error, catalogue};
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::link::{Link, LinkValues, UrlTemplate};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
@@ -236,12 +237,12 @@ where
         org_context: Option<OrgId>,
         delivery: Delivery,
     ) -> Result<Issued, Error> {
-        let code_id = CodeId::new(self.random.new_id())?;
+        let code_id = CodeId::new(self.call_random().new_id())?;
         let secret = self
             .config
             .policy
             .secret()
-            .generate(&mut SourceRng(&self.random));
+            .generate(&mut SourceRng(&self.call_random()));
         let template = match &delivery {
             Delivery::Email { url_template } => url_template.clone(),
             _ => None,
@@ -254,7 +255,23 @@ where
             delivery,
             rate_limited: self.rate_limited(caller),
         };
-        let executed = self.execute(&decision, &guard).await?;
+        let outcome = serde_json::json!({ "codeId": code_id.as_str() });
+        let executed = self.execute_recording(&decision, &guard, outcome).await?;
+        if let Some(recalled) = &executed.recalled {
+            // A retry: the link is the first run's only if this process drew the same code
+            // (the key's seed) — the secret is stored nowhere else.
+            let same_code =
+                recalled.get("codeId").and_then(|id| id.as_str()) == Some(code_id.as_str());
+            let same_secret = executed
+                .view()
+                .code(&code_id)
+                .ok()
+                .and_then(|code| code.issued())
+                .is_some_and(|issued| issued.secret_digest == secret.digest());
+            if !(same_code && same_secret) {
+                return Err(result_gone());
+            }
+        }
         let org_id = executed
             .view()
             .user(&user_id)
@@ -296,6 +313,25 @@ where
         let issued = self
             .issue(caller, guard, user_id.clone(), org_context, delivery)
             .await?;
+        if issued.executed.recalled.is_some() {
+            // A retry of a send that recorded its code: if the first run got as far as
+            // recording the delivery, answer with it instead of sending again.
+            let read = ReadCode {
+                code_id: issued.code_id.clone(),
+            };
+            let current = self.execute(&read, &Guard::Open).await?;
+            let status = current.view().code(&issued.code_id).map(CodeState::status);
+            match status {
+                Ok(CodeStatus::Requested) => {}
+                Ok(CodeStatus::DeliveryFailed) => {
+                    return Err(Error::catalogued(
+                        catalogue::DELIVERY_FAILED,
+                        "the link could not be delivered; it will never work, request a new one",
+                    ));
+                }
+                _ => return current.details(&StreamId::code(&issued.code_id)),
+            }
+        }
         let view = issued.executed.view();
         let (code, user) = (view.code(&issued.code_id), view.user(&user_id));
         let (Ok(code), Ok(user)) = (code, user) else {

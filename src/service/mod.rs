@@ -11,10 +11,12 @@ mod access;
 mod admin;
 mod cache;
 mod engine;
+mod idempotency;
 mod issue;
 mod passkeys;
 mod redeem;
 
+pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use passkeys::{StoredPasskey, user_handle};
 
 use std::future::Future;
@@ -139,6 +141,7 @@ pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingPar
     relying_party: P,
     config: Config,
     cache: StateCache,
+    seeds: idempotency::Seeds,
 }
 
 impl<S, N, A, C, R, P> std::fmt::Debug for PasskeyLinks<S, N, A, C, R, P> {
@@ -166,6 +169,7 @@ where
             relying_party: NoRelyingParty,
             config,
             cache: StateCache::default(),
+            seeds: idempotency::Seeds::default(),
         }
     }
 }
@@ -190,6 +194,7 @@ where
             relying_party: self.relying_party,
             config: self.config,
             cache: self.cache,
+            seeds: self.seeds,
         }
     }
 
@@ -204,6 +209,7 @@ where
             relying_party: self.relying_party,
             config: self.config,
             cache: self.cache,
+            seeds: self.seeds,
         }
     }
 
@@ -221,6 +227,7 @@ where
             relying_party,
             config: self.config,
             cache: self.cache,
+            seeds: self.seeds,
         }
     }
 
@@ -240,7 +247,14 @@ where
         op: Op,
         work: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
+        idempotency::start(op.name, &self.seeds, &self.random);
         traced(op, self.config.deadline, work).await
+    }
+
+    /// The source of ids and secrets for the current command: under an idempotency key, the
+    /// key's seed, so that a retry draws the same.
+    fn call_random(&self) -> idempotency::CallRandom<'_, R> {
+        idempotency::CallRandom(&self.random)
     }
 
     fn now(&self) -> DateTime<Utc> {

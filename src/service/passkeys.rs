@@ -93,17 +93,34 @@ where
                 .relying_party
                 .start_registration(&self.registration_request(&user_id, user))
                 .await?;
-            let passkey_id = PasskeyId::new(self.random.new_id())?;
+            let passkey_id = PasskeyId::new(self.call_random().new_id())?;
             let decision = StartPasskeyRegistration {
                 presented,
                 passkey_id: passkey_id.clone(),
                 ceremony: started.ceremony,
             };
-            let executed = self.execute(&decision, &Guard::Open).await?;
+            // The creation options are not secret: a retry answers with the first run's.
+            let outcome = serde_json::json!({
+                "passkeyId": passkey_id.as_str(),
+                "creationOptions": started.creation_options,
+            });
+            let executed = self
+                .execute_recording(&decision, &Guard::Open, outcome)
+                .await?;
+            let (passkey_id, options) = match &executed.recalled {
+                Some(first) => (
+                    executed
+                        .recalled_text("passkeyId")
+                        .ok_or_else(|| internal("a recalled registration without its passkey"))?
+                        .to_owned(),
+                    first.get("creationOptions").cloned().unwrap_or_default(),
+                ),
+                None => (passkey_id.as_str().to_owned(), started.creation_options),
+            };
             Ok(RegisterPasskeyResponse {
                 details: executed.details(&StreamId::user(&user_id))?,
-                passkey_id: passkey_id.as_str().to_owned(),
-                public_key_credential_creation_options: started.creation_options,
+                passkey_id,
+                public_key_credential_creation_options: options,
             })
         })
         .await
@@ -161,8 +178,15 @@ where
                 .user(&user_id)
                 .ok()
                 .and_then(|user| user.ceremony(&passkey_id))
-                .map(|ceremony| ceremony.state.clone())
-                .ok_or(DomainError::PasskeyNotFound)?;
+                .map(|ceremony| ceremony.state.clone());
+            let Some(ceremony) = ceremony else {
+                // A finished ceremony: a retry of the run that finished it answers as that run.
+                if let Some(first) = self.recall_first_run().await? {
+                    let details = first?.details(&StreamId::user(&user_id))?;
+                    return Ok(DetailsResponse { details });
+                }
+                return Err(DomainError::PasskeyNotFound.into());
+            };
             let verification = self
                 .relying_party
                 .finish_registration(&ceremony, &request.public_key_credential)

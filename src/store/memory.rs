@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError};
+use super::{AppendBatch, Appended, EventStore, Recalled, RecordedEvent, StoreError};
 use crate::ids::StreamId;
 
 /// One stored event; its stream is the map key.
@@ -60,6 +60,8 @@ struct Inner {
     streams: HashMap<StreamId, Vec<Stored>>,
     /// Events appended so far: the next global position is `appended + 1`.
     appended: u64,
+    /// Idempotency records by key.
+    keys: HashMap<String, Recalled>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -138,8 +140,14 @@ impl InMemoryStore {
     }
 
     fn append_now(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let batch = batch.into_appends();
+        let (batch, record) = batch.into_parts();
         let mut inner = self.lock();
+        if record
+            .as_ref()
+            .is_some_and(|record| inner.keys.contains_key(&record.key))
+        {
+            return Err(StoreError::DuplicateKey);
+        }
         // Validate every stream before writing any, so a conflict writes nothing.
         for append in &batch {
             let actual = inner.streams.get(&append.stream).map_or(0, Vec::len) as u64;
@@ -163,8 +171,11 @@ impl InMemoryStore {
             texts.push(payloads);
         }
         let mut versions = Vec::with_capacity(batch.len());
+        let mut written = Vec::with_capacity(batch.len());
         for (append, payloads) in batch.into_iter().zip(texts) {
-            let Inner { streams, appended } = &mut *inner;
+            let Inner {
+                streams, appended, ..
+            } = &mut *inner;
             let events = match streams.get_mut(&append.stream) {
                 Some(events) => events,
                 None => streams.entry(append.stream.clone()).or_default(),
@@ -180,6 +191,12 @@ impl InMemoryStore {
                 });
             }
             versions.push(Appended::new(events.len() as u64, *appended));
+            written.push((append.stream, events.len() as u64));
+        }
+        if let Some(record) = record {
+            inner
+                .keys
+                .insert(record.key, Recalled::new(record.outcome, written));
         }
         Ok(versions)
     }
@@ -205,5 +222,12 @@ impl EventStore for InMemoryStore {
         batch: AppendBatch,
     ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send {
         ready(self.append_now(batch))
+    }
+
+    fn recall(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send {
+        ready(Ok(self.lock().keys.get(key).cloned()))
     }
 }

@@ -126,10 +126,39 @@ pub struct StreamAppend {
     pub events: Vec<NewEvent>,
 }
 
-/// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice
-/// would make its expectations ambiguous). Validated once here, so adapters need not re-check.
+/// An idempotency key recorded atomically with a batch: a second batch with the same key writes
+/// nothing and fails with [`StoreError::DuplicateKey`], and [`EventStore::recall`] answers what the
+/// first one wrote.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppendBatch(Vec<StreamAppend>);
+pub struct IdempotencyRecord {
+    /// The caller's key (never a secret).
+    pub key: String,
+    /// What the writer needs to answer a retry the same way (never a secret).
+    pub outcome: Value,
+}
+
+/// What a batch recorded under an idempotency key wrote.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Recalled {
+    /// The outcome recorded with the batch.
+    pub outcome: Value,
+    /// Each stream the batch wrote, with its version right after it, in batch order.
+    pub streams: Vec<(StreamId, u64)>,
+}
+
+impl Recalled {
+    /// A recalled batch.
+    pub fn new(outcome: Value, streams: Vec<(StreamId, u64)>) -> Self {
+        Self { outcome, streams }
+    }
+}
+
+/// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice
+/// would make its expectations ambiguous), optionally under an idempotency key. Validated once
+/// here, so adapters need not re-check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendBatch(Vec<StreamAppend>, Option<IdempotencyRecord>);
 
 impl AppendBatch {
     /// Validates a batch.
@@ -148,7 +177,18 @@ impl AppendBatch {
                 )));
             }
         }
-        Ok(Self(appends))
+        Ok(Self(appends, None))
+    }
+
+    /// Records `record` with the batch, atomically.
+    pub fn with_idempotency(mut self, record: IdempotencyRecord) -> Self {
+        self.1 = Some(record);
+        self
+    }
+
+    /// The idempotency record, if any.
+    pub fn idempotency(&self) -> Option<&IdempotencyRecord> {
+        self.1.as_ref()
     }
 
     /// The appends, in batch order.
@@ -156,9 +196,9 @@ impl AppendBatch {
         &self.0
     }
 
-    /// The appends, consumed.
-    pub fn into_appends(self) -> Vec<StreamAppend> {
-        self.0
+    /// The appends and the idempotency record, consumed.
+    pub fn into_parts(self) -> (Vec<StreamAppend>, Option<IdempotencyRecord>) {
+        (self.0, self.1)
     }
 
     /// Whether the batch holds no append.
@@ -192,6 +232,9 @@ pub enum StoreError {
     /// have been committed.
     #[error("event store write outcome unknown (it may have been committed): {0}")]
     OutcomeUnknown(String),
+    /// The batch's idempotency key is already recorded (by an earlier batch): nothing was written.
+    #[error("idempotency key already recorded; nothing written")]
+    DuplicateKey,
     /// A stored event cannot be decoded.
     #[error("corrupted event {stream} version {version}: {reason}")]
     Corrupt {
@@ -251,18 +294,27 @@ pub trait EventStore: Send + Sync {
         }
     }
 
-    /// Appends a batch atomically. Returns where each stream now stands, in batch order.
+    /// Appends a batch atomically, with its idempotency record if it has one. Returns where each
+    /// stream now stands, in batch order.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when a stream's version does not match (nothing written).
+    /// [`StoreError::Conflict`] when a stream's version does not match, or
+    /// [`StoreError::DuplicateKey`] when the key is already recorded (nothing written either way).
     fn append(
         &self,
         batch: AppendBatch,
     ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
+
+    /// What the batch recorded under `key` wrote, or `None` if no batch was.
+    fn recall(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
 }
 
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn read_many(&self, streams: &[(StreamId, u64)]) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
+    fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
 });

@@ -8,7 +8,8 @@ use passkey_links::domain::{Event, UserEvent};
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::{
-    AppendBatch, Appended, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend,
+    AppendBatch, Appended, ExpectedVersion, NewEvent, Recalled, RecordedEvent, StoreError,
+    StreamAppend,
 };
 use passkey_links::{NotifyError, Receipt};
 
@@ -24,6 +25,7 @@ struct FaultyStore {
     before_next_append: Arc<Mutex<Option<Hook>>>,
     appends: Arc<AtomicUsize>,
     fail_from_append: Arc<AtomicUsize>,
+    lose_next_answer: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FaultyStore {
@@ -36,6 +38,12 @@ impl FaultyStore {
 
     fn before_next_append(&self, hook: impl FnOnce(&InMemoryStore) + Send + 'static) {
         *self.before_next_append.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// The next append is written, but its caller hears that the connection died after the
+    /// write was sent (what a server crash or a cut network right after COMMIT looks like).
+    fn lose_next_answer(&self) {
+        self.lose_next_answer.store(true, Ordering::SeqCst);
     }
 
     /// Every append from the `n`-th (counting from now, 1-based) fails as unavailable.
@@ -65,7 +73,17 @@ impl EventStore for FaultyStore {
         if let Some(hook) = hook {
             hook(&self.inner);
         }
-        self.inner.append(batch).await
+        let appended = self.inner.append(batch).await;
+        if appended.is_ok() && self.lose_next_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::OutcomeUnknown(
+                "injected: the connection died after the write was sent".into(),
+            ));
+        }
+        appended
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
+        self.inner.recall(key).await
     }
 }
 
@@ -258,4 +276,67 @@ async fn a_failing_notifier_leaves_the_code_unusable() {
         last.payload,
         serde_json::json!({"reason": "delivery_failed"})
     );
+}
+
+/// The connection dies right after an append was sent and committed: the caller hears that the
+/// outcome is unknown; a retry under the same key answers as if the answer had arrived — the
+/// same working link, success for the verification — and nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_unknown_is_resolved_by_retrying_with_the_same_key() {
+    let store = FaultyStore::new();
+    let f = Fixture::new(store.clone()).await;
+    let me = f.me(&f.ada);
+    let issue = IdempotencyKey::new("issue-after-commit").unwrap();
+
+    store.lose_next_answer();
+    let err = issue
+        .scope(f.service.add_my_passwordless_link(&me))
+        .await
+        .expect_err("the answer was lost");
+    assert_eq!(err.id(), "PKL-STORE-06");
+    assert!(err.kind().is_retryable());
+    let written = store.inner.len();
+    let retried = issue
+        .scope(f.service.add_my_passwordless_link(&me))
+        .await
+        .expect("the retry answers with the first run's link");
+    assert_eq!(store.inner.len(), written, "the retry wrote nothing");
+    let (user, _, code_id, code) = link_params(&retried.link);
+    let issued: Vec<_> = store
+        .inner
+        .all_events()
+        .into_iter()
+        .filter(|e| e.event_type == "user.human.passwordless.initialization.code.added")
+        .collect();
+    assert_eq!(issued.len(), 1, "one code issued");
+    assert_eq!(issued[0].stream.id(), code_id);
+
+    let started = f
+        .service
+        .register_passkey(scenarios::register_request(&user, &code_id, &code))
+        .await
+        .expect("the link works");
+    let response = crate::authenticator::Authenticator::new()
+        .create(&started.public_key_credential_creation_options);
+    let verify = || scenarios::verify_request(&user, &started.passkey_id, &response);
+    let key = IdempotencyKey::new("verify-after-commit").unwrap();
+    store.lose_next_answer();
+    let err = key
+        .scope(f.service.verify_passkey_registration(verify()))
+        .await
+        .expect_err("the answer was lost");
+    assert_eq!(err.id(), "PKL-STORE-06");
+    key.scope(f.service.verify_passkey_registration(verify()))
+        .await
+        .expect("success, not 'no such ceremony'");
+    let passkeys = f
+        .service
+        .list_passkeys(
+            &me,
+            None,
+            serde_json::from_value(serde_json::json!({"userId": f.ada})).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(passkeys.result.len(), 1, "one passkey");
 }

@@ -15,6 +15,7 @@ mod own_server;
 mod pg;
 mod postgres_tls;
 mod properties;
+mod proxy;
 mod scenarios;
 mod secret_hygiene;
 mod service_postgres;

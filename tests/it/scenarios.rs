@@ -1729,6 +1729,146 @@ pub async fn clock_skew_cannot_stretch_a_lifetime<S: EventStore + Clone + Inspec
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
 
+// ---- idempotency keys ----------------------------------------------------------------------
+
+fn key(name: &str) -> IdempotencyKey {
+    IdempotencyKey::new(name).unwrap()
+}
+
+/// A retry with the key of a run that succeeded (its answer lost on the way) answers as that
+/// run did and appends nothing: the same link, the same refusal for a wrong code (one failed
+/// attempt, not two), the same ceremony, success for a verified passkey, the same details for a
+/// lifecycle change, one email for a send. The key on another command is refused; a process
+/// that never saw the key cannot show a link again and says so instead of issuing a second one.
+pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store.clone()).await;
+    let me = f.me(&f.ada);
+    let count = || async { f.store.all_events().await.len() };
+
+    // Issuance: the same link.
+    let first = key("issue-1")
+        .scope(f.service.add_my_passwordless_link(&me))
+        .await
+        .unwrap();
+    let before = count().await;
+    let again = key("issue-1")
+        .scope(f.service.add_my_passwordless_link(&me))
+        .await
+        .unwrap();
+    assert_eq!(again.link, first.link, "the same link");
+    assert_eq!(again.details, first.details);
+    assert_eq!(count().await, before, "nothing appended by the retry");
+    let (user, _, code_id, code) = link_params(&first.link);
+
+    // A wrong code: the same refusal, one recorded failure.
+    let wrong = || check_request(&user, &code_id, "not-the-code-0000000000");
+    let refused = key("check-1").scope(f.service.check_code(wrong())).await;
+    let before = count().await;
+    let refused_again = key("check-1").scope(f.service.check_code(wrong())).await;
+    assert_eq!(
+        refused.unwrap_err().message_key(),
+        refused_again.unwrap_err().message_key()
+    );
+    assert_eq!(count().await, before, "one failed attempt, not two");
+
+    // RegisterPasskey: the same ceremony.
+    let started = key("register-1")
+        .scope(
+            f.service
+                .register_passkey(register_request(&user, &code_id, &code)),
+        )
+        .await
+        .unwrap();
+    let before = count().await;
+    let started_again = key("register-1")
+        .scope(
+            f.service
+                .register_passkey(register_request(&user, &code_id, &code)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started_again.passkey_id, started.passkey_id);
+    assert_eq!(
+        started_again.public_key_credential_creation_options,
+        started.public_key_credential_creation_options
+    );
+    assert_eq!(count().await, before);
+
+    // VerifyPasskeyRegistration: success again, not "no such ceremony".
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    let verify = || verify_request(&user, &started.passkey_id, &response);
+    let verified = key("verify-1")
+        .scope(f.service.verify_passkey_registration(verify()))
+        .await
+        .unwrap();
+    let before = count().await;
+    let verified_again = key("verify-1")
+        .scope(f.service.verify_passkey_registration(verify()))
+        .await
+        .unwrap();
+    assert_eq!(verified_again.details, verified.details);
+    assert_eq!(count().await, before);
+    // Without the key the same request is what it is: the ceremony is closed.
+    assert_error(
+        f.service.verify_passkey_registration(verify()).await,
+        ErrorKind::NotFound,
+        "Errors.User.Passkey.NotFound",
+    );
+
+    // A lifecycle change: the same details, not "already locked".
+    let lock = || {
+        f.service
+            .update_user(&Caller::System, None, &f.bob, UserChange::Lock)
+    };
+    let locked = key("lock-1").scope(lock()).await.unwrap();
+    let locked_again = key("lock-1").scope(lock()).await.unwrap();
+    assert_eq!(locked_again.details, locked.details);
+
+    // Send: one email.
+    f.clock.advance(Duration::hours(1));
+    let mails = f.notifier.delivered().len();
+    let sent = key("send-1")
+        .scope(f.service.send_my_passwordless_link(&me))
+        .await
+        .unwrap();
+    let sent_again = key("send-1")
+        .scope(f.service.send_my_passwordless_link(&me))
+        .await
+        .unwrap();
+    assert_eq!(sent_again.details, sent.details);
+    assert_eq!(f.notifier.delivered().len(), mails + 1, "one email");
+
+    // The key of another command.
+    let err = key("issue-1")
+        .scope(f.service.send_my_passwordless_link(&me))
+        .await
+        .unwrap_err();
+    assert_eq!(err.id(), "PKL-SVC-04");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
+    // Another process cannot show the first run's link again, and issues no second one.
+    let other = PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config(),
+    )
+    .with_clock(f.clock.clone());
+    let before = count().await;
+    let err = key("issue-1")
+        .scope(other.add_my_passwordless_link(&me))
+        .await
+        .unwrap_err();
+    assert_eq!(err.id(), "PKL-SVC-05", "{err:?}");
+    assert_eq!(count().await, before, "nothing appended");
+    // Commands without randomness answer across processes.
+    let locked_elsewhere = key("lock-1")
+        .scope(other.update_user(&Caller::System, None, &f.bob, UserChange::Lock))
+        .await
+        .unwrap();
+    assert_eq!(locked_elsewhere.details, locked.details);
+}
+
 /// Generates one `#[tokio::test]` per scenario for a backend. `$store` is an async fn returning
 /// `Option<store>` (`None`: the backend is not available; the test says so and returns).
 #[macro_export]
@@ -1762,7 +1902,8 @@ macro_rules! service_scenarios {
             third_parties_get_a_derived_id_never_the_code_id,
             a_colliding_code_id_is_already_exists,
             rate_limit_scope_is_per_caller_kind,
-            clock_skew_cannot_stretch_a_lifetime
+            clock_skew_cannot_stretch_a_lifetime,
+            idempotent_retries_answer_as_the_first_run
         );
     };
     (@each $store:ident, $($name:ident),*) => {$(

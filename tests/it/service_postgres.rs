@@ -29,6 +29,14 @@ mod with_postgres {
 
     crate::service_scenarios!(postgres);
 
+    /// Every migration's version, ascending.
+    fn all_versions() -> Vec<i64> {
+        passkey_links::store::postgres::MIGRATIONS
+            .iter()
+            .map(|(version, _, _)| *version)
+            .collect()
+    }
+
     async fn postgres() -> Option<PostgresStore> {
         pg::store().await
     }
@@ -110,60 +118,16 @@ mod with_postgres {
     /// margin, never a hang; a write cut off that way reports its outcome unknown.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_frozen_server_is_unavailable_within_the_deadline() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, Ordering};
         use std::time::{Duration, Instant};
-        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
         let Some(url) = pg::database_url() else {
             return;
         };
-        let Some(dir) = url
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix("host="))
-            .filter(|dir| dir.starts_with('/'))
-        else {
+        let Some(dir) = crate::proxy::socket_dir(&url) else {
             return; // the proxy needs the unix-socket form the throwaway server uses
         };
-        let socket = format!("{dir}/.s.PGSQL.5432");
-        let frozen = Arc::new(AtomicBool::new(false));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        async fn relay(
-            mut from: impl AsyncRead + Unpin,
-            mut to: impl AsyncWrite + Unpin,
-            frozen: Arc<AtomicBool>,
-        ) {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = from.read(&mut buf).await {
-                if n == 0 {
-                    return;
-                }
-                while frozen.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                if to.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let proxy_frozen = frozen.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::UnixStream::connect(&socket).await else {
-                    continue;
-                };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(relay(client_read, server_write, proxy_frozen.clone()));
-                tokio::spawn(relay(server_read, client_write, proxy_frozen.clone()));
-            }
-        });
-        let rest: Vec<&str> = url
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("host="))
-            .collect();
-        let config = format!("host=127.0.0.1 port={port} {}", rest.join(" "));
+        let proxy = crate::proxy::Proxy::start(&dir).await;
+        let config = proxy.config(&url);
         let deadline = Duration::from_secs(1);
         let store = PostgresStore::connect_with_deadline(&config, 2, deadline)
             .unwrap()
@@ -180,7 +144,7 @@ mod with_postgres {
             .await
             .expect("answers while relaying");
 
-        frozen.store(true, Ordering::SeqCst);
+        proxy.freeze(true);
         let started = Instant::now();
         let err = store.read(&stream, 0).await.expect_err("a frozen server");
         let took = started.elapsed();
@@ -212,7 +176,7 @@ mod with_postgres {
             ),
             "{err:?}"
         );
-        frozen.store(false, Ordering::SeqCst);
+        proxy.freeze(false);
     }
 
     /// A process with a warm cache behaves exactly like a fresh one after the database is
@@ -366,6 +330,78 @@ mod with_postgres {
         );
     }
 
+    /// The connection dies right after the server committed an append and before its answer
+    /// arrived: the command answers "outcome unknown" (retryable), and a retry with the same
+    /// idempotency key answers with the first run's link — which works — writing nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_lost_after_commit_is_resolved_by_the_idempotency_key() {
+        let Some(url) = pg::database_url() else {
+            return;
+        };
+        let Some(dir) = crate::proxy::socket_dir(&url) else {
+            return;
+        };
+        let proxy = crate::proxy::Proxy::start(&dir).await;
+        let Some(direct) = pg::store().await else {
+            return;
+        };
+        let schema = direct
+            .table()
+            .split('.')
+            .next()
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        let f = Fixture::new(direct.clone()).await;
+        let me = f.me(&f.ada);
+        // A process whose pool reaches the server through the proxy, and has yet to prepare
+        // its statements.
+        let through_proxy = PostgresStore::connect(&proxy.config(&url), 4)
+            .unwrap()
+            .in_schema(&schema)
+            .unwrap();
+        let service = PasskeyLinks::new(
+            through_proxy,
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            scenarios::config(),
+        )
+        .with_clock(f.clock.clone());
+        let key = IdempotencyKey::new("3b0c4d6e-issue").unwrap();
+
+        // The append is the one statement that names the idempotency table.
+        proxy.cut_after("passkey_links_idempotency (key");
+        let err = key
+            .scope(service.add_my_passwordless_link(&me))
+            .await
+            .expect_err("the answer was cut off");
+        assert_eq!(err.id(), "PKL-STORE-06", "{err:?}");
+        assert!(err.kind().is_retryable());
+        let written = direct.all_events().await.unwrap();
+        let issued = |events: &[RecordedEvent]| {
+            events
+                .iter()
+                .filter(|e| e.event_type == "user.human.passwordless.initialization.code.added")
+                .count()
+        };
+        assert_eq!(issued(&written), 1, "the first run committed");
+
+        let retried = key
+            .scope(service.add_my_passwordless_link(&me))
+            .await
+            .expect("the retry answers");
+        assert_eq!(
+            direct.all_events().await.unwrap().len(),
+            written.len(),
+            "the retry wrote nothing"
+        );
+        let (user, _, code_id, code) = crate::scenarios::link_params(&retried.link);
+        f.service
+            .check_code(crate::scenarios::check_request(&user, &code_id, &code))
+            .await
+            .expect("the first run's link works");
+    }
+
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {
@@ -398,13 +434,13 @@ mod with_postgres {
         a.unwrap();
         b.unwrap();
         store.migrate().await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), [1]);
+        assert_eq!(store.schema_versions().await.unwrap(), all_versions());
         let fresh = pg::fresh_schema_store().await.unwrap();
         let (a, b, c) = tokio::join!(fresh.migrate(), fresh.migrate(), fresh.migrate());
         a.unwrap();
         b.unwrap();
         c.unwrap();
-        assert_eq!(fresh.schema_versions().await.unwrap(), [1]);
+        assert_eq!(fresh.schema_versions().await.unwrap(), all_versions());
         let url = pg::database_url().unwrap();
         let err = PostgresStore::connect(&url, 1)
             .unwrap()

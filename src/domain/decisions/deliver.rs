@@ -19,6 +19,28 @@ pub enum DeliveryOutcome {
     Failed(DeliveryFailure),
 }
 
+/// Read a code's state (nothing appended): where its delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCode {
+    /// The code.
+    pub code_id: CodeId,
+}
+
+impl Decide for ReadCode {
+    type State<'a> = &'a CodeState;
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        view.code(&self.code_id)
+    }
+
+    fn decide(&self, code: Self::State<'_>, _: &Ctx<'_>) -> Outcome {
+        match code.status() {
+            CodeStatus::Missing => Outcome::Reject(DomainError::CodeNotFound),
+            _ => Outcome::Accept(Vec::new()),
+        }
+    }
+}
+
 /// Record the delivery outcome of a requested code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordDelivery {

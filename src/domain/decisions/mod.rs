@@ -12,7 +12,7 @@ mod revoke;
 pub use super::org::{AddOrg, ChangeOrg, OrgChange};
 pub use super::user::{AddHuman, AddMachine, ChangeUser, UserChange};
 pub use check::{CheckCode, PresentCode};
-pub use deliver::{DeliveryOutcome, RecordDelivery};
+pub use deliver::{DeliveryOutcome, ReadCode, RecordDelivery};
 pub use issue::{Delivery, IssueCode};
 pub use passkeys::{LookUpCredential, ReadUser, RecordPasskeyUse, RemovePasskey};
 pub use register::{FinishPasskeyRegistration, StartPasskeyRegistration};

@@ -38,20 +38,31 @@ pub use rustls;
 pub use tokio_postgres;
 
 use super::{
-    AppendBatch, Appended, EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamAppend,
+    AppendBatch, Appended, EventStore, ExpectedVersion, IdempotencyRecord, Recalled, RecordedEvent,
+    StoreError, StreamAppend,
 };
 use crate::ids::{AggregateKind, StreamId};
 
 /// The versioned migrations, in order: version, name, SQL (the files of `migrations/`).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../../../migrations/0001_events.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../../../migrations/0001_events.sql"),
+    ),
+    (
+        2,
+        "idempotency",
+        include_str!("../../../migrations/0002_idempotency.sql"),
+    ),
+];
 
 /// The unique constraint that makes versions unique per stream.
 pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
 const TABLE: &str = "passkey_links_events";
+const KEYS_TABLE: &str = "passkey_links_idempotency";
+/// The primary key of the idempotency table: a violation is a repeated key.
+const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
 /// Appends with only `Any` expectations that keep colliding are retried this often.
 const ANY_RETRIES: usize = 8;
 
@@ -61,6 +72,7 @@ pub struct PostgresStore {
     pool: Pool,
     schema: Option<String>,
     table: String,
+    keys_table: String,
     deadline: Duration,
 }
 
@@ -220,6 +232,12 @@ fn lost_to_a_concurrent_writer(err: &tokio_postgres::Error) -> bool {
     })
 }
 
+fn is_repeated_key(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some(KEY_CONSTRAINT)
+    })
+}
+
 fn is_version_collision(err: &tokio_postgres::Error) -> bool {
     err.as_db_error().is_some_and(|db| {
         db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some(VERSION_CONSTRAINT)
@@ -242,6 +260,7 @@ impl PostgresStore {
             pool,
             schema: None,
             table: TABLE.to_owned(),
+            keys_table: KEYS_TABLE.to_owned(),
             deadline: DEFAULT_DEADLINE,
         }
     }
@@ -344,6 +363,7 @@ impl PostgresStore {
             )));
         }
         self.table = format!("\"{schema}\".{TABLE}");
+        self.keys_table = format!("\"{schema}\".{KEYS_TABLE}");
         self.schema = Some(schema.to_owned());
         Ok(self)
     }
@@ -517,6 +537,7 @@ impl PostgresStore {
         &self,
         client: &deadpool_postgres::Client,
         batch: &[StreamAppend],
+        idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Option<Vec<Appended>>, StoreError> {
         let mut check_types = Vec::with_capacity(batch.len());
         let mut check_ids = Vec::with_capacity(batch.len());
@@ -550,23 +571,38 @@ impl PostgresStore {
                 recorded.push(event.recorded_at);
             }
         }
-        // One statement: current versions, every expectation, then the whole batch or nothing.
+        let (key, outcome) = match idempotency {
+            Some(record) => (Some(record.key.as_str()), Some(&record.outcome)),
+            None => (None, None),
+        };
+        // One statement: current versions, every expectation, then the whole batch or nothing,
+        // and the idempotency key (if any) with what the batch wrote.
         let sql = format!(
             "WITH c AS (
                 SELECT s.t, s.i, s.expected,
                        COALESCE((SELECT max(e.version) FROM {table} e
                                  WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) AS actual
                 FROM unnest($1::text[], $2::text[], $3::int8[]) AS s(t, i, expected)
+             ),
+             w AS (
+                INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+                SELECT n.t, n.i, c.actual + n.ordinal, n.event_type, n.schema_version, n.payload, n.recorded_at
+                FROM unnest($4::text[], $5::text[], $6::int8[], $7::text[], $8::int2[], $9::jsonb[], $10::timestamptz[])
+                     WITH ORDINALITY AS n(t, i, ordinal, event_type, schema_version, payload, recorded_at, seq)
+                JOIN c ON c.t = n.t AND c.i = n.i
+                WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
+                ORDER BY n.seq
+                RETURNING stream_type, stream_id, version, position
+             ),
+             k AS (
+                INSERT INTO {keys} (key, outcome, streams)
+                SELECT $11::text, $12::jsonb,
+                       (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
+                WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
              )
-             INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
-             SELECT n.t, n.i, c.actual + n.ordinal, n.event_type, n.schema_version, n.payload, n.recorded_at
-             FROM unnest($4::text[], $5::text[], $6::int8[], $7::text[], $8::int2[], $9::jsonb[], $10::timestamptz[])
-                  WITH ORDINALITY AS n(t, i, ordinal, event_type, schema_version, payload, recorded_at, seq)
-             JOIN c ON c.t = n.t AND c.i = n.i
-             WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
-             ORDER BY n.seq
-             RETURNING stream_type, stream_id, version, position",
-            table = self.table
+             SELECT stream_type, stream_id, version, position FROM w",
+            table = self.table,
+            keys = self.keys_table,
         );
         let statement = client.prepare_cached(&sql).await.map_err(classify)?;
         let result = client
@@ -583,11 +619,14 @@ impl PostgresStore {
                     &schemas,
                     &payloads,
                     &recorded,
+                    &key,
+                    &outcome,
                 ],
             )
             .await;
         let rows = match result {
             Ok(rows) => rows,
+            Err(err) if is_repeated_key(&err) => return Err(StoreError::DuplicateKey),
             Err(err) if is_version_collision(&err) || lost_to_a_concurrent_writer(&err) => {
                 return Ok(None);
             }
@@ -666,6 +705,10 @@ impl EventStore for PostgresStore {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         within(self.deadline, true, self.append_now(batch)).await
     }
+
+    async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
+        within(self.deadline, false, self.recall_now(key)).await
+    }
 }
 
 impl PostgresStore {
@@ -689,6 +732,43 @@ impl PostgresStore {
         rows.iter()
             .map(|row| decode_row(stream.clone(), row, 0))
             .collect()
+    }
+
+    async fn recall_now(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT outcome, streams FROM {} WHERE key = $1",
+            self.keys_table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&key])
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let outcome: Value = row.try_get(0).map_err(classify)?;
+        let written: Value = row.try_get(1).map_err(classify)?;
+        let corrupt = |why: &str| StoreError::Internal(format!("idempotency record: {why}"));
+        let mut streams: Vec<(StreamId, u64)> = Vec::new();
+        for entry in written.as_array().ok_or_else(|| corrupt("streams"))? {
+            let (Some(kind), Some(id), Some(version)) = (
+                entry.get(0).and_then(Value::as_str),
+                entry.get(1).and_then(Value::as_str),
+                entry.get(2).and_then(Value::as_u64),
+            ) else {
+                return Err(corrupt("stream entry"));
+            };
+            let kind = AggregateKind::parse(kind).ok_or_else(|| corrupt("stream type"))?;
+            let stream = StreamId::new(kind, id).map_err(|_| corrupt("stream id"))?;
+            // Events come in position order: keep each stream's last version.
+            match streams.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, last)) => *last = version,
+                None => streams.push((stream, version)),
+            }
+        }
+        Ok(Some(Recalled::new(outcome, streams)))
     }
 
     /// One statement for every stream: a decision's loads cost one round trip.
@@ -740,10 +820,11 @@ impl PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let idempotency = batch.idempotency();
         let batch = batch.appends();
         let client = self.client().await?;
         for _ in 0..ANY_RETRIES {
-            if let Some(versions) = self.append_once(&client, batch).await? {
+            if let Some(versions) = self.append_once(&client, batch, idempotency).await? {
                 return Ok(versions);
             }
             // Nothing was written. Report the first stream whose expectation fails; if only

@@ -1,0 +1,274 @@
+//! Idempotency keys: a command run inside [`IdempotencyKey::scope`] records the key atomically
+//! with the events it appends, and a retry with the same key answers as the first run did
+//! instead of acting twice (SPEC §5).
+//!
+//! The key travels with the future, not through every method's signature: the scope puts the
+//! call's context in a thread-local slot for the duration of each poll (as task-local values do,
+//! but for any executor), and the engine reads it there.
+//!
+//! What a retry gets back:
+//! - the first run's answer, from the states as of the events it recorded (the same `details`),
+//!   or its recorded refusal (a wrong code stays one failed attempt);
+//! - ids and secrets the first run drew come from a seed this process keeps for the key, so a
+//!   retry in the same process renders the same link; a process that never saw the key cannot
+//!   reproduce a secret (it is stored nowhere) and answers `PKL-SVC-05` instead of issuing a
+//!   second link;
+//! - the same key on another command is `PKL-SVC-04`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::ids::IdError;
+use crate::ports::random::RandomSource;
+
+/// Longest accepted key, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A caller's idempotency key: 1 to [`MAX_KEY_LEN`] printable ASCII characters (a UUID is a
+/// good choice). Not a secret; it is stored with the events it covers.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates a key.
+    ///
+    /// # Errors
+    /// [`IdError`] when empty, too long, or not printable ASCII.
+    pub fn new(key: impl Into<String>) -> Result<Self, IdError> {
+        let key = key.into();
+        if key.is_empty() {
+            return Err(IdError::Empty {
+                kind: "idempotency key",
+            });
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(IdError::TooLong {
+                kind: "idempotency key",
+                max: MAX_KEY_LEN,
+            });
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdError::BadCharacter {
+                kind: "idempotency key",
+            });
+        }
+        Ok(Self(key))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Runs one command of the service under this key:
+    /// `key.scope(service.check_code(request)).await`. Run one command per scope; a second
+    /// command in the same scope reuses the key and is refused (`PKL-SVC-04`) once the first
+    /// recorded it.
+    pub fn scope<F: Future>(&self, command: F) -> Scoped<F> {
+        Scoped {
+            context: Some(CallContext {
+                key: self.clone(),
+                op: "",
+                used: false,
+                rng: None,
+            }),
+            command: Box::pin(command),
+        }
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({:?})", self.0)
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A command running under an idempotency key ([`IdempotencyKey::scope`]).
+#[must_use = "a scoped command does nothing unless awaited"]
+pub struct Scoped<F> {
+    context: Option<CallContext>,
+    command: Pin<Box<F>>,
+}
+
+impl<F> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scoped").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let outer = CURRENT.with(|slot| slot.replace(this.context.take()));
+        // Put the context back where it lives between polls, even if the command panics.
+        struct Restore<'a> {
+            home: &'a mut Option<CallContext>,
+            outer: Option<Option<CallContext>>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let outer = self.outer.take().flatten();
+                *self.home = CURRENT.with(|slot| slot.replace(outer));
+            }
+        }
+        let _restore = Restore {
+            home: &mut this.context,
+            outer: Some(outer),
+        };
+        this.command.as_mut().poll(cx)
+    }
+}
+
+/// The state of one keyed command, while it is polled.
+struct CallContext {
+    key: IdempotencyKey,
+    /// The command's name, set when it starts.
+    op: &'static str,
+    /// Whether the key is recorded (or recalled) already.
+    used: bool,
+    /// Randomness for ids and secrets, from the key's seed.
+    rng: Option<StdRng>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<CallContext>> = const { RefCell::new(None) };
+}
+
+/// Marks the start of command `op`: the key (if any) is not yet used, and draws start from the
+/// key's seed.
+pub(crate) fn start(op: &'static str, seeds: &Seeds, random: &dyn RandomSource) {
+    CURRENT.with(|slot| {
+        if let Some(context) = slot.borrow_mut().as_mut() {
+            context.op = op;
+            context.used = false;
+            context.rng = Some(StdRng::from_seed(seeds.seed(&context.key, random)));
+        }
+    });
+}
+
+/// The key and command name, while the key is in scope and not used yet.
+pub(crate) fn pending() -> Option<(String, &'static str)> {
+    CURRENT.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .filter(|context| !context.used)
+            .map(|context| (context.key.0.clone(), context.op))
+    })
+}
+
+/// The key is recorded (or was found recorded): later appends of the command run without it.
+pub(crate) fn mark_used() {
+    CURRENT.with(|slot| {
+        if let Some(context) = slot.borrow_mut().as_mut() {
+            context.used = true;
+        }
+    });
+}
+
+/// Random bytes for the current command: from the key's seed under a key, else from `random`.
+pub(crate) struct CallRandom<'a, R: ?Sized>(pub(crate) &'a R);
+
+impl<R: RandomSource + ?Sized> RandomSource for CallRandom<'_, R> {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        let seeded = CURRENT.with(|slot| {
+            slot.borrow_mut()
+                .as_mut()
+                .and_then(|context| context.rng.as_mut())
+                .map(|rng| rng.fill_bytes(dest))
+                .is_some()
+        });
+        if !seeded {
+            self.0.fill_bytes(dest);
+        }
+    }
+}
+
+/// Per-key seeds of this process, so that a retry draws the same ids and secret. Bounded in
+/// number and age: a retry comes within minutes, and a seed is as sensitive as the secrets it
+/// yields, so it is never kept long or written anywhere.
+#[derive(Default)]
+pub(crate) struct Seeds {
+    seeds: Mutex<HashMap<IdempotencyKey, ([u8; 32], Instant)>>,
+}
+
+/// How long a key's seed is kept.
+const SEED_LIFETIME: Duration = Duration::from_secs(3600);
+/// How many seeds are kept at most.
+const SEED_CAPACITY: usize = 10_000;
+
+impl Seeds {
+    fn seed(&self, key: &IdempotencyKey, random: &dyn RandomSource) -> [u8; 32] {
+        let mut seeds = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if let Some((seed, born)) = seeds.get(key)
+            && now.duration_since(*born) < SEED_LIFETIME
+        {
+            return *seed;
+        }
+        if seeds.len() >= SEED_CAPACITY {
+            seeds.retain(|_, (_, born)| now.duration_since(*born) < SEED_LIFETIME);
+            if seeds.len() >= SEED_CAPACITY {
+                seeds.clear();
+            }
+        }
+        let mut seed = [0u8; 32];
+        random.fill_bytes(&mut seed);
+        seeds.insert(key.clone(), (seed, now));
+        seed
+    }
+}
+
+impl fmt::Debug for Seeds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Seeds(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(IdempotencyKey::new("3f2b9c1e-7a4d-4e1b-9d7e-0c6a5b4f3e21").is_ok());
+        assert!(IdempotencyKey::new("").is_err());
+        assert!(IdempotencyKey::new("with space").is_err());
+        assert!(IdempotencyKey::new("x".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(IdempotencyKey::new("ключ").is_err());
+    }
+
+    #[test]
+    fn the_context_is_visible_only_inside_the_scope() {
+        let key = IdempotencyKey::new("k").unwrap();
+        let seen = futures_ready(key.scope(async { pending().map(|(k, _)| k) }));
+        assert_eq!(seen.as_deref(), Some("k"));
+        assert_eq!(pending(), None, "nothing leaks out of the scope");
+    }
+
+    fn futures_ready<T>(future: impl Future<Output = T>) -> T {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => value,
+            Poll::Pending => panic!("the test future waits"),
+        }
+    }
+}
