@@ -135,6 +135,29 @@ impl OwnServer {
         let _ = Command::new("kill").args([signal, &pid]).status();
     }
 
+    /// Restarts the server the way a crash does: no shutdown checkpoint, every connection cut,
+    /// crash recovery on start.
+    pub fn crash_restart(&self) {
+        assert!(
+            self.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    "data",
+                    "-l",
+                    "log",
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    "60",
+                    "restart"
+                ]
+            ),
+            "pg_ctl restart"
+        );
+    }
+
     /// Stops every server process (SIGSTOP): connections stay open, nothing answers.
     pub fn freeze(&mut self) {
         self.signal("-STOP");

@@ -1,0 +1,481 @@
+//! Several service processes on one PostgreSQL server, and a server that restarts and loses its
+//! connections under load. This binary re-runs itself as the worker processes (the `worker`
+//! test does the work only when `PASSKEY_LINKS_WORKER` is set), so no extra program is built.
+//! Loopback only; every wait is bounded.
+
+#![cfg(feature = "postgres")]
+
+#[path = "it/authenticator.rs"]
+mod authenticator;
+#[path = "it/own_server.rs"]
+mod own_server;
+#[path = "it/pg.rs"]
+mod pg;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use passkey_links::prelude::*;
+use passkey_links::store::postgres::PostgresStore;
+use passkey_links::webauthn::WebauthnRelyingParty;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use authenticator::{Authenticator, ORIGIN, RP_ID};
+
+type Service = PasskeyLinks<
+    PostgresStore,
+    RecordingNotifier,
+    StaticGrants,
+    SystemClock,
+    OsRandom,
+    WebauthnRelyingParty,
+>;
+
+fn service(store: PostgresStore) -> Service {
+    let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
+    let policy = Policy::default().with_rate_limit(None);
+    PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        Config::new(links).with_policy(policy),
+    )
+    .with_relying_party(WebauthnRelyingParty::new(RP_ID, "Example ID", &[ORIGIN]).unwrap())
+}
+
+/// A link: its user, code id and secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Link {
+    user: String,
+    code_id: String,
+    code: String,
+}
+
+/// What the parent hands its workers.
+#[derive(Debug, Serialize, Deserialize)]
+struct Plan {
+    config: String,
+    schema: String,
+    /// Every worker tries to register a passkey with each of these.
+    consume: Vec<Link>,
+    /// Every worker guesses wrong this many times on each of these.
+    guess: Vec<Link>,
+    wrong_guesses: u32,
+    /// Workers start when this file exists.
+    go: PathBuf,
+}
+
+/// What one worker reports.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Report {
+    /// Codes this worker registered a passkey with.
+    consumed: Vec<String>,
+    /// Errors by public error id.
+    errors: Vec<String>,
+}
+
+fn links(url: &str, code_id: &str) -> Link {
+    let url = url::Url::parse(url).unwrap();
+    let get = |key: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    assert_eq!(get("codeID"), code_id);
+    Link {
+        user: get("userID"),
+        code_id: get("codeID"),
+        code: get("code"),
+    }
+}
+
+fn request<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+/// Creates an org with `users` verified humans and issues each a returned link.
+async fn seed(service: &Service, users: usize) -> Vec<Link> {
+    let sys = Caller::System;
+    let org = service
+        .add_org(&sys, request(json!({"name": "ACME"})))
+        .await
+        .unwrap()
+        .org_id;
+    let mut issued = Vec::new();
+    for n in 0..users {
+        let user = service
+            .add_human_user(
+                &sys,
+                Some(&org),
+                request(json!({
+                    "userName": format!("user{n}"),
+                    "displayName": format!("User {n}"),
+                    "email": format!("user{n}@example.com"),
+                    "isEmailVerified": true,
+                })),
+            )
+            .await
+            .unwrap()
+            .user_id;
+        issued.push(issue(service, &user).await.unwrap());
+    }
+    issued
+}
+
+async fn issue(service: &Service, user: &str) -> Result<Link, Error> {
+    let response = service
+        .add_passwordless_registration(&Caller::System, None, request(json!({"userId": user})))
+        .await?;
+    let code_id = url::Url::parse(&response.link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "codeID")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    Ok(links(&response.link, &code_id))
+}
+
+/// Registers a passkey with a link's code, as a login UI does.
+async fn enroll(service: &Service, link: &Link) -> Result<(), Error> {
+    let started = service
+        .register_passkey(request(json!({
+            "userId": link.user,
+            "code": {"id": link.code_id, "code": link.code},
+        })))
+        .await?;
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    service
+        .verify_passkey_registration(request(json!({
+            "userId": link.user,
+            "passkeyId": started.passkey_id,
+            "publicKeyCredential": response,
+            "passkeyName": "key",
+        })))
+        .await?;
+    Ok(())
+}
+
+/// The worker process: races the plan's consumes and wrong guesses, prints its report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker() {
+    let Ok(plan_path) = std::env::var("PASSKEY_LINKS_WORKER") else {
+        return; // run as a test, not as a worker: nothing to do
+    };
+    let plan: Plan = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let store = PostgresStore::connect(&plan.config, 4)
+        .unwrap()
+        .in_schema(&plan.schema)
+        .unwrap();
+    let service = service(store);
+    let started = Instant::now();
+    while !plan.go.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no start signal"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut report = Report::default();
+    for link in &plan.consume {
+        match enroll(&service, link).await {
+            Ok(()) => report.consumed.push(link.code_id.clone()),
+            Err(err) => report.errors.push(err.id().to_owned()),
+        }
+    }
+    for link in &plan.guess {
+        for n in 0..plan.wrong_guesses {
+            let wrong = request(json!({
+                "userId": link.user,
+                "codeId": link.code_id,
+                "code": format!("wrong-guess-{n}-0000000000000"),
+            }));
+            if let Err(err) = service.check_code(wrong).await {
+                report.errors.push(err.id().to_owned());
+            }
+        }
+    }
+    println!("REPORT {}", serde_json::to_string(&report).unwrap());
+}
+
+fn unique_schema(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    )
+}
+
+/// Invariants every history must keep, as SQL over the events table: each query counts
+/// violations.
+const CONSISTENCY: &[(&str, &str)] = &[
+    (
+        "streams with a version gap",
+        "SELECT count(*) FROM (SELECT 1 FROM {t} GROUP BY stream_type, stream_id
+           HAVING min(version) <> 1 OR max(version) <> count(*)) v",
+    ),
+    (
+        "codes consumed twice",
+        "SELECT count(*) FROM (SELECT 1 FROM {t}
+           WHERE event_type = 'user.human.passwordless.initialization.code.check.succeeded'
+           GROUP BY stream_id HAVING count(*) > 1) v",
+    ),
+    (
+        "passkeys without a consumed code",
+        "SELECT count(*) FROM {t} p
+         WHERE p.event_type = 'user.human.passwordless.token.verified'
+           AND NOT EXISTS (SELECT 1 FROM {t} c
+             WHERE c.stream_type = 'passwordless_init_code' AND c.stream_id = p.payload->>'codeId'
+               AND c.event_type = 'user.human.passwordless.initialization.code.check.succeeded')",
+    ),
+    (
+        "sent codes never requested before",
+        "SELECT count(*) FROM {t} s
+         WHERE s.event_type = 'user.human.passwordless.initialization.code.sent'
+           AND NOT EXISTS (SELECT 1 FROM {t} r
+             WHERE r.stream_type = s.stream_type AND r.stream_id = s.stream_id
+               AND r.event_type = 'user.human.passwordless.initialization.code.requested'
+               AND r.version < s.version)",
+    ),
+];
+
+async fn assert_consistent(store: &PostgresStore) {
+    let client = store.pool().get().await.unwrap();
+    for (what, sql) in CONSISTENCY {
+        let sql = sql.replace("{t}", store.table());
+        let violations: i64 = client.query_one(&sql, &[]).await.unwrap().get(0);
+        assert_eq!(violations, 0, "{what}");
+    }
+}
+
+async fn count_events(store: &PostgresStore, event_type: &str, stream_id: &str) -> i64 {
+    let client = store.pool().get().await.unwrap();
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE event_type = $1 AND stream_id = $2",
+        store.table()
+    );
+    client
+        .query_one(&sql, &[&event_type, &stream_id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Three processes race to register passkeys with the same codes and to guess other codes
+/// wrong: each code registers exactly one passkey, each guessed code records exactly the cap
+/// of failed checks, and the history stays consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_race_consumes_and_wrong_guesses() {
+    if std::env::var("PASSKEY_LINKS_WORKER").is_ok() {
+        return;
+    }
+    let Some(config) = pg::database_url() else {
+        return;
+    };
+    let schema = unique_schema("procs");
+    let store = PostgresStore::connect(&config, 4)
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let setup = service(store.clone());
+    let mut issued = seed(&setup, 8).await;
+    let guess = issued.split_off(5);
+    let dir = std::env::temp_dir().join(&schema);
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = Plan {
+        config: config.clone(),
+        schema: schema.clone(),
+        consume: issued.clone(),
+        guess: guess.clone(),
+        wrong_guesses: 3,
+        go: dir.join("go"),
+    };
+    let plan_path = dir.join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_vec(&plan).unwrap()).unwrap();
+
+    let workers: Vec<_> = (0..3).map(|_| spawn_worker(&plan_path)).collect();
+    std::fs::write(&plan.go, b"go").unwrap();
+    let reports: Vec<Report> = workers.into_iter().map(collect_report).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    for link in &issued {
+        let winners = reports
+            .iter()
+            .filter(|r| r.consumed.contains(&link.code_id))
+            .count();
+        assert_eq!(winners, 1, "one process registers with {}", link.code_id);
+        let consumed = count_events(
+            &store,
+            "user.human.passwordless.initialization.code.check.succeeded",
+            &link.code_id,
+        )
+        .await;
+        assert_eq!(consumed, 1, "consumed once");
+    }
+    let cap = i64::from(Policy::default().max_failed_checks());
+    for link in &guess {
+        let failed = count_events(
+            &store,
+            "user.human.passwordless.initialization.code.check.failed",
+            &link.code_id,
+        )
+        .await;
+        assert_eq!(
+            failed, cap,
+            "exactly the cap of failed checks, of 9 wrong guesses"
+        );
+    }
+    for report in &reports {
+        assert!(
+            report
+                .errors
+                .iter()
+                .all(|id| !id.starts_with("PKL-SVC-01") && !id.starts_with("PKL-STORE-04")),
+            "no internal errors: {:?}",
+            report.errors
+        );
+    }
+    assert_consistent(&store).await;
+}
+
+fn spawn_worker(plan: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["worker", "--exact", "--nocapture", "--test-threads=1"])
+        .env("PASSKEY_LINKS_WORKER", plan)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn collect_report(child: std::process::Child) -> Report {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "worker failed");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find_map(|line| line.split_once("REPORT ").map(|(_, report)| report))
+        .expect("a worker report");
+    serde_json::from_str(line).unwrap()
+}
+
+/// Under load, the server's backends are terminated twice and the server crashes and restarts
+/// once: calls fail with retryable classes (never Internal), the service answers again
+/// afterwards, and the history stays consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_and_terminated_backends_leave_a_consistent_history() {
+    if std::env::var("PASSKEY_LINKS_WORKER").is_ok() {
+        return;
+    }
+    let Some(server) = own_server::OwnServer::start(&[], |_| {}) else {
+        return;
+    };
+    let config = server.config();
+    let store = PostgresStore::connect_with_deadline(&config, 8, Duration::from_secs(2)).unwrap();
+    store.migrate().await.unwrap();
+    let service = std::sync::Arc::new(service(store.clone()));
+    let issued = seed(&service, 6).await;
+    let users: Vec<String> = issued.iter().map(|l| l.user.clone()).collect();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for task in 0..4 {
+        let service = service.clone();
+        let stop = stop.clone();
+        let users = users.clone();
+        load.push(tokio::spawn(async move {
+            let mut errors: Vec<(String, ErrorKind)> = Vec::new();
+            let mut ok = 0u32;
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let user = &users[(task + n) % users.len()];
+                let me = Caller::System;
+                let result = match n % 3 {
+                    0 => match issue(&service, user).await {
+                        Ok(link) => enroll(&service, &link).await,
+                        Err(err) => Err(err),
+                    },
+                    1 => service
+                        .send_passwordless_registration(&me, None, request(json!({"userId": user})))
+                        .await
+                        .map(|_| ()),
+                    _ => match issue(&service, user).await {
+                        Ok(link) => service
+                            .check_code(request(json!({
+                                "userId": link.user,
+                                "codeId": link.code_id,
+                                "code": "wrong-0000000000000000",
+                            })))
+                            .await
+                            .map(|_| ()),
+                        Err(err) => Err(err),
+                    },
+                };
+                match result {
+                    Ok(()) => ok += 1,
+                    Err(err) => errors.push((err.id().to_owned(), err.kind())),
+                }
+            }
+            (ok, errors)
+        }));
+    }
+    let admin = PostgresStore::connect(&config, 1).unwrap();
+    let terminate = || async {
+        let client = admin.pool().get().await.unwrap();
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[],
+            )
+            .await
+            .unwrap();
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    terminate().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    terminate().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.crash_restart();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let mut ok = 0;
+    let mut failures: Vec<(String, ErrorKind)> = Vec::new();
+    for task in load {
+        let (n, errors) = task.await.unwrap();
+        ok += n;
+        failures.extend(errors);
+    }
+    let mut by_id: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (id, _) in &failures {
+        *by_id.entry(id.as_str()).or_default() += 1;
+    }
+    eprintln!("under faults: {ok} calls succeeded; failures by error id: {by_id:?}");
+    assert!(ok > 0, "some calls succeeded");
+    assert!(
+        failures.iter().any(|(_, kind)| kind.is_retryable()),
+        "the faults were felt: {failures:?}"
+    );
+    let internal: Vec<_> = failures
+        .iter()
+        .filter(|(_, kind)| *kind == ErrorKind::Internal)
+        .collect();
+    assert!(internal.is_empty(), "no Internal errors: {internal:?}");
+
+    // The service answers again, and the history is consistent.
+    let mut recovered = false;
+    for _ in 0..40 {
+        if issue(&service, &users[0]).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the service answers after the restart");
+    assert_consistent(&store).await;
+}
