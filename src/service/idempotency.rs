@@ -73,6 +73,24 @@ impl IdempotencyKey {
     /// `key.scope(service.check_code(request)).await`. Run one command per scope; a second
     /// command in the same scope reuses the key and is refused (`PKL-SVC-04`) once the first
     /// recorded it.
+    ///
+    /// ```
+    /// use passkey_links::prelude::*;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let links = LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap());
+    /// # let service = PasskeyLinks::new(
+    /// #     InMemoryStore::new(), RecordingNotifier::new(), StaticGrants::new(), Config::new(links),
+    /// # );
+    /// let add = || AddOrgRequest { name: "ACME".into(), ..Default::default() };
+    /// let key = IdempotencyKey::new("6f1c0d7e-0b4e-4d8a-9a43-2f0e5f1b7c11").unwrap();
+    /// let first = key.scope(service.add_org(&Caller::System, add())).await.unwrap();
+    /// // The answer was lost on the way; the client retries with the same key.
+    /// let retry = key.scope(service.add_org(&Caller::System, add())).await.unwrap();
+    /// assert_eq!(retry.org_id, first.org_id); // one org, not two
+    /// assert_eq!(retry.details, first.details);
+    /// # });
+    /// ```
     pub fn scope<F: Future>(&self, command: F) -> Scoped<F> {
         Scoped {
             context: Some(CallContext {

@@ -12,6 +12,9 @@
 //! | `payload` | `jsonb` |
 //! | `recorded_at` | `timestamptz` |
 //!
+//! A second table, `passkey_links_idempotency` (key, outcome, the streams and versions written),
+//! records idempotency keys in the same statement as the events they cover.
+//!
 //! An append is **one statement**: it reads each stream's current version, checks every
 //! expectation, and inserts the whole batch only if all hold — atomic across streams without an
 //! explicit transaction round trip. A concurrent writer that slipped in between is caught by the
