@@ -201,7 +201,35 @@ pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
         .route("/v1/orgs", post(add_org::<S>))
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
         .route(DEFAULT_LINK_PATH, get(login_page::<S>))
+        .layer(axum::middleware::from_fn(idempotency_key))
         .with_state(app)
+}
+
+/// `Idempotency-Key: <uuid>` on any request: the command the handler runs is recorded under the
+/// key, and a retry with it answers as the first run did instead of acting twice. One layer
+/// serves every route: the key travels with the handler's future.
+async fn idempotency_key(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return next.run(request).await;
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "HTTP-IDEMPOTENCY-01",
+                "Errors.Invalid.Argument",
+                "the Idempotency-Key header is not text",
+            )
+        })
+        .and_then(|text| IdempotencyKey::new(text).map_err(Error::from));
+    match key {
+        Ok(key) => key.scope(next.run(request)).await,
+        Err(err) => ApiError(err).into_response(),
+    }
 }
 
 /// The path the default link opens, below the base URL.

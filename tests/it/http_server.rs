@@ -109,6 +109,34 @@ fn assert_details(details: &Value, sequence: &str, owner: &str) {
     assert!(details["changeDate"].as_str().unwrap().ends_with('Z'));
 }
 
+/// An `Idempotency-Key` header makes a retried request answer as the first one did: the same
+/// link, one code issued; a bad key is a 400 before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_key_gets_the_same_link() {
+    let s = start().await;
+    let path = format!("/management/v1/users/{}/passwordless/_link", demo::ADA);
+    let send = |key: &'static str| {
+        s.client
+            .post(format!("{}{path}", s.base))
+            .bearer_auth(demo::ADMIN_TOKEN)
+            .header("idempotency-key", key)
+            .json(&json!({}))
+            .send()
+    };
+    let first: Value = send("0f8e7d6c-retry").await.unwrap().json().await.unwrap();
+    let events = s.app.service.store().len();
+    let retry: Value = send("0f8e7d6c-retry").await.unwrap().json().await.unwrap();
+    assert_eq!(retry, first, "the same answer, the same link");
+    assert_eq!(s.app.service.store().len(), events, "nothing appended");
+    let other: Value = send("another-key").await.unwrap().json().await.unwrap();
+    assert_ne!(
+        other["link"], first["link"],
+        "another key is another request"
+    );
+    let response = send("not a key").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_over_http() {
     let s = start().await;
