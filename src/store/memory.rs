@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{AppendBatch, Appended, EventStore, Recalled, RecordedEvent, StoreError};
+use super::{AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, StoreError};
 use crate::ids::StreamId;
 
 /// One stored event; its stream is the map key.
@@ -62,6 +62,8 @@ struct Inner {
     appended: u64,
     /// Idempotency records by key.
     keys: HashMap<String, Recalled>,
+    /// Every event's stream and version, in append order: the feed (position `i + 1`).
+    feed: Vec<(StreamId, u64)>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -174,7 +176,10 @@ impl InMemoryStore {
         let mut written = Vec::with_capacity(batch.len());
         for (append, payloads) in batch.into_iter().zip(texts) {
             let Inner {
-                streams, appended, ..
+                streams,
+                appended,
+                feed,
+                ..
             } = &mut *inner;
             let events = match streams.get_mut(&append.stream) {
                 Some(events) => events,
@@ -182,6 +187,7 @@ impl InMemoryStore {
             };
             for (event, payload) in append.events.into_iter().zip(payloads) {
                 *appended += 1;
+                feed.push((append.stream.clone(), events.len() as u64 + 1));
                 events.push(Stored {
                     position: *appended,
                     event_type: event.event_type.into_boxed_str(),
@@ -222,6 +228,34 @@ impl EventStore for InMemoryStore {
         batch: AppendBatch,
     ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send {
         ready(self.append_now(batch))
+    }
+
+    fn read_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send {
+        // Appends hold the lock while they write: the feed is the append order, gap-free.
+        let inner = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let page = inner
+            .feed
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(i, (stream, version))| {
+                let stored = inner
+                    .streams
+                    .get(stream)
+                    .and_then(|events| events.get(usize::try_from(*version - 1).ok()?))
+                    .ok_or_else(|| StoreError::Internal("feed names a missing event".into()))?;
+                let event = stored.recorded(stream, *version)?;
+                Ok(FeedEvent::new(after + i as u64 + 1, event))
+            })
+            .collect();
+        ready(page)
     }
 
     fn recall(

@@ -1,5 +1,5 @@
 //! The event store port — read one stream, append to several streams atomically, each with an
-//! expected version — and its adapters: [`InMemoryStore`] in the default build, PostgreSQL
+//! expected version, read the global feed — and its adapters: [`InMemoryStore`] in the default build, PostgreSQL
 //! behind the `postgres` feature, and the conformance suite every store must pass (feature
 //! `testing`).
 
@@ -112,6 +112,27 @@ impl Appended {
     /// A stream now at `version`, its last event at `position`.
     pub fn new(version: u64, position: u64) -> Self {
         Self { version, position }
+    }
+}
+
+/// An event in the global feed: every stream's events in one order, each at its feed position.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FeedEvent {
+    /// Its place in the feed: increasing in the order events became visible, so a reader that
+    /// has seen position P never afterwards finds a new event at or below P.
+    pub feed_position: u64,
+    /// The event.
+    pub event: RecordedEvent,
+}
+
+impl FeedEvent {
+    /// An event at `feed_position`.
+    pub fn new(feed_position: u64, event: RecordedEvent) -> Self {
+        Self {
+            feed_position,
+            event,
+        }
     }
 }
 
@@ -305,6 +326,18 @@ pub trait EventStore: Send + Sync {
         batch: AppendBatch,
     ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
 
+    /// Up to `limit` events of the global feed after `after` (0: from the start), in feed
+    /// order. Gap-free for readers: an event that becomes visible later never gets a position
+    /// below one already read, so a reader that keeps its last position misses nothing.
+    ///
+    /// # Errors
+    /// As [`EventStore::read`].
+    fn read_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
+
     /// What the batch recorded under `key` wrote, or `None` if no batch was.
     fn recall(
         &self,
@@ -316,5 +349,6 @@ forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn read_many(&self, streams: &[(StreamId, u64)]) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
+    fn read_feed(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
     fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
 });

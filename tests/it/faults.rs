@@ -8,8 +8,8 @@ use passkey_links::domain::{Event, UserEvent};
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::{
-    AppendBatch, Appended, ExpectedVersion, NewEvent, Recalled, RecordedEvent, StoreError,
-    StreamAppend,
+    AppendBatch, Appended, ExpectedVersion, FeedEvent, NewEvent, Recalled, RecordedEvent,
+    StoreError, StreamAppend,
 };
 use passkey_links::{NotifyError, Receipt};
 
@@ -84,6 +84,10 @@ impl EventStore for FaultyStore {
 
     async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
         self.inner.recall(key).await
+    }
+
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
+        self.inner.read_feed(after, limit).await
     }
 }
 

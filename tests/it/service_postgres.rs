@@ -402,6 +402,65 @@ mod with_postgres {
             .expect("the first run's link works");
     }
 
+    /// A transaction that took its identity position early and commits late: a reader tailing
+    /// the feed meanwhile never skips it (a `position > last` reader would), and sees it after
+    /// the events that became visible before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_commit_with_a_low_position_is_not_skipped_by_the_feed() {
+        let Some(store) = pg::store().await else {
+            return;
+        };
+        let event = || passkey_links::store::NewEvent {
+            event_type: "user.human.added".into(),
+            schema_version: 1,
+            payload: serde_json::json!({}),
+            recorded_at: chrono::Utc::now(),
+        };
+        let append = |id: &str| {
+            passkey_links::store::AppendBatch::new(vec![passkey_links::store::StreamAppend {
+                stream: StreamId::new(AggregateKind::User, id).unwrap(),
+                expected: passkey_links::store::ExpectedVersion::Any,
+                events: vec![event()],
+            }])
+            .unwrap()
+        };
+        store.append(append("before")).await.unwrap();
+        let mut slow = store.pool().get().await.unwrap();
+        let slow = slow.transaction().await.unwrap();
+        let slow_position: i64 = slow
+            .query_one(
+                &format!(
+                    "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+                     VALUES ('user', 'slow', 1, 'user.human.added', 1, '{{}}', now()) RETURNING position",
+                    store.table()
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        for n in 0..3 {
+            store.append(append(&format!("fast-{n}"))).await.unwrap();
+        }
+        let seen = store.read_feed(0, 100).await.unwrap();
+        let ids = |events: &[passkey_links::store::FeedEvent]| {
+            events
+                .iter()
+                .map(|e| e.event.stream.id().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&seen), ["before", "fast-0", "fast-1", "fast-2"]);
+        assert!(
+            seen[1].event.position > u64::try_from(slow_position).unwrap(),
+            "the slow event holds the lower identity position"
+        );
+        slow.commit().await.unwrap();
+        let last = seen.last().unwrap().feed_position;
+        let after = store.read_feed(last, 100).await.unwrap();
+        assert_eq!(ids(&after), ["slow"], "the late commit comes after what was read");
+        assert!(after[0].feed_position > last);
+    }
+
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {

@@ -41,8 +41,8 @@ pub use rustls;
 pub use tokio_postgres;
 
 use super::{
-    AppendBatch, Appended, EventStore, ExpectedVersion, IdempotencyRecord, Recalled, RecordedEvent,
-    StoreError, StreamAppend,
+    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, Recalled,
+    RecordedEvent, StoreError, StreamAppend,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -58,12 +58,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../../../migrations/0002_idempotency.sql"),
     ),
+    (3, "feed", include_str!("../../../migrations/0003_feed.sql")),
 ];
 
 /// The unique constraint that makes versions unique per stream.
 pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
 const TABLE: &str = "passkey_links_events";
 const KEYS_TABLE: &str = "passkey_links_idempotency";
+const FEED_HEAD_TABLE: &str = "passkey_links_feed_head";
+/// Events given feed positions by one reader at a time, at most.
+const SEQUENCE_BATCH: i64 = 10_000;
 /// The primary key of the idempotency table: a violation is a repeated key.
 const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
 /// Appends with only `Any` expectations that keep colliding are retried this often.
@@ -76,6 +80,7 @@ pub struct PostgresStore {
     schema: Option<String>,
     table: String,
     keys_table: String,
+    feed_head_table: String,
     deadline: Duration,
 }
 
@@ -264,6 +269,7 @@ impl PostgresStore {
             schema: None,
             table: TABLE.to_owned(),
             keys_table: KEYS_TABLE.to_owned(),
+            feed_head_table: FEED_HEAD_TABLE.to_owned(),
             deadline: DEFAULT_DEADLINE,
         }
     }
@@ -367,6 +373,7 @@ impl PostgresStore {
         }
         self.table = format!("\"{schema}\".{TABLE}");
         self.keys_table = format!("\"{schema}\".{KEYS_TABLE}");
+        self.feed_head_table = format!("\"{schema}\".{FEED_HEAD_TABLE}");
         self.schema = Some(schema.to_owned());
         Ok(self)
     }
@@ -489,22 +496,7 @@ impl PostgresStore {
         );
         let rows = client.query(&sql, &[]).await.map_err(classify)?;
         rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get(0).map_err(classify)?;
-                let id: String = row.try_get(1).map_err(classify)?;
-                let version: i64 = row.try_get(2).map_err(classify)?;
-                let version = u64::try_from(version).unwrap_or(0);
-                let stream = AggregateKind::parse(&kind)
-                    .ok_or_else(|| format!("unknown stream type {kind:?}"))
-                    .and_then(|kind| StreamId::new(kind, id.clone()).map_err(|e| e.to_string()));
-                let stream = stream.map_err(|reason| StoreError::CorruptRow {
-                    stream_type: kind.clone(),
-                    stream_id: id.clone(),
-                    version,
-                    reason,
-                })?;
-                decode_row(stream, row, 2)
-            })
+            .map(|row| decode_row(stream_of(row, 0)?, row, 2))
             .collect()
     }
 
@@ -659,6 +651,23 @@ impl PostgresStore {
     }
 }
 
+/// The stream named by the row's stream type and id at `first`, `first + 1` (its version at
+/// `first + 2`, for the error).
+fn stream_of(row: &tokio_postgres::Row, first: usize) -> Result<StreamId, StoreError> {
+    let kind: String = row.try_get(first).map_err(classify)?;
+    let id: String = row.try_get(first + 1).map_err(classify)?;
+    let version: i64 = row.try_get(first + 2).map_err(classify)?;
+    let stream = AggregateKind::parse(&kind)
+        .ok_or_else(|| format!("unknown stream type {kind:?}"))
+        .and_then(|parsed| StreamId::new(parsed, id.clone()).map_err(|e| e.to_string()));
+    stream.map_err(|reason| StoreError::CorruptRow {
+        stream_type: kind,
+        stream_id: id,
+        version: u64::try_from(version).unwrap_or(0),
+        reason,
+    })
+}
+
 fn decode_row(
     stream: StreamId,
     row: &tokio_postgres::Row,
@@ -712,6 +721,10 @@ impl EventStore for PostgresStore {
     async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
         within(self.deadline, false, self.recall_now(key)).await
     }
+
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
+        within(self.deadline, false, self.read_feed_now(after, limit)).await
+    }
 }
 
 impl PostgresStore {
@@ -734,6 +747,75 @@ impl PostgresStore {
             .map_err(classify)?;
         rows.iter()
             .map(|row| decode_row(stream.clone(), row, 0))
+            .collect()
+    }
+
+    /// Gives feed positions to the visible events that have none, in position order, above every
+    /// position given so far. One reader at a time does it (the head row's lock; the others
+    /// skip and read what is sequenced). Rows another reader sequenced after this statement's
+    /// snapshot are re-checked and skipped; the head moves past the highest number used, so
+    /// positions never repeat (a skipped row leaves a gap, which readers do not mind).
+    async fn sequence_feed(&self, client: &deadpool_postgres::Client) -> Result<(), StoreError> {
+        let sql = format!(
+            "WITH head AS (
+                SELECT last FROM {head} WHERE id = 1 FOR UPDATE SKIP LOCKED
+             ),
+             waiting AS (
+                SELECT position, row_number() OVER (ORDER BY position) AS n
+                FROM {table}
+                WHERE feed_position IS NULL AND EXISTS (SELECT 1 FROM head)
+                ORDER BY position
+                LIMIT $1
+             ),
+             given AS (
+                UPDATE {table} e SET feed_position = (SELECT last FROM head) + w.n
+                FROM waiting w
+                WHERE e.position = w.position AND e.feed_position IS NULL
+                RETURNING w.n
+             )
+             UPDATE {head} SET last = last + (SELECT max(n) FROM given)
+             WHERE id = 1 AND EXISTS (SELECT 1 FROM given)",
+            head = self.feed_head_table,
+            table = self.table,
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        for _ in 0..ANY_RETRIES {
+            match client.execute(&statement, &[&SEQUENCE_BATCH]).await {
+                Ok(_) => return Ok(()),
+                // Another reader sequenced the same rows first: theirs stand.
+                Err(err) if lost_to_a_concurrent_writer(&err) => continue,
+                Err(err) => return Err(classify(err)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_feed_now(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
+        let client = self.client().await?;
+        self.sequence_feed(&client).await?;
+        let sql = format!(
+            "SELECT feed_position, stream_type, stream_id, version, position, event_type,
+                    schema_version, payload, recorded_at
+             FROM {} WHERE feed_position > $1 ORDER BY feed_position LIMIT $2",
+            self.table
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&after, &limit])
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let feed_position: i64 = row.try_get(0).map_err(classify)?;
+                let stream = stream_of(row, 1)?;
+                let event = decode_row(stream, row, 3)?;
+                Ok(FeedEvent::new(
+                    u64::try_from(feed_position).unwrap_or(0),
+                    event,
+                ))
+            })
             .collect()
     }
 
