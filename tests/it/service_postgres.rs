@@ -457,7 +457,11 @@ mod with_postgres {
         slow.commit().await.unwrap();
         let last = seen.last().unwrap().feed_position;
         let after = store.read_feed(last, 100).await.unwrap();
-        assert_eq!(ids(&after), ["slow"], "the late commit comes after what was read");
+        assert_eq!(
+            ids(&after),
+            ["slow"],
+            "the late commit comes after what was read"
+        );
         assert!(after[0].feed_position > last);
     }
 

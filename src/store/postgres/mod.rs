@@ -404,10 +404,15 @@ impl PostgresStore {
         let mut attempts = 0;
         loop {
             match self.migrate_once().await {
-                Err(StoreError::Internal(message))
-                    if attempts < 5 && (message.contains("23505") || message.contains("42P07")) =>
+                Err(StoreError::Internal(message) | StoreError::Unavailable(message))
+                    if attempts < 8
+                        && (message.contains("23505")
+                            || message.contains("42P07")
+                            || message.contains("40001")
+                            || message.contains("40P01")) =>
                 {
-                    // Another migrator created the same object first: look again.
+                    // Another migrator created the same object first, or (every transaction
+                    // serializable) got in the way: look again.
                     attempts += 1;
                 }
                 other => return other,
