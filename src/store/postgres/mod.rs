@@ -408,6 +408,7 @@ impl PostgresStore {
                     if attempts < 8
                         && (message.contains("23505")
                             || message.contains("42P07")
+                            || message.contains("42710")
                             || message.contains("40001")
                             || message.contains("40P01")) =>
                 {
