@@ -13,6 +13,7 @@ pub mod ids;
 mod link;
 pub mod policy;
 mod ports;
+pub mod read;
 mod secret;
 mod service;
 pub mod store;
@@ -44,8 +45,8 @@ pub use secret::{
     MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig, SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_DEADLINE, IdempotencyKey, MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey,
-    user_handle,
+    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN,
+    PasskeyLinks, Scoped, StoredPasskey, user_handle,
 };
 
 /// The names most embedders need, in one import.

@@ -506,3 +506,93 @@ mod tests {
         assert_eq!(back.0, Duration::milliseconds(1500));
     }
 }
+
+/// A user's live links (`GET /v2/users/{userId}/passkeys/registration_links`; path parameter
+/// only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListLiveLinksRequest {
+    /// The user (path parameter).
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+}
+
+/// One live registration link: enough for an admin UI and for revoking it. Never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveLink {
+    /// The code id (what revoking names).
+    pub code_id: String,
+    /// When it was issued.
+    #[serde(with = "timestamp")]
+    pub issued_at: DateTime<Utc>,
+    /// When it expires.
+    #[serde(with = "timestamp")]
+    pub expires_at: DateTime<Utc>,
+    /// `RETURNED` (handed to the caller), `REQUESTED` (waiting for delivery) or `SENT`.
+    pub delivery: String,
+    /// Failed checks so far.
+    pub failed_checks: u32,
+}
+
+/// Response of the live-links query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListLiveLinksResponse {
+    /// List details (as of the user stream's version).
+    pub details: ListDetails,
+    /// The live links, newest first.
+    pub result: Vec<LiveLink>,
+}
+
+/// A page of an audit trail: the user's (`userId`) or the org's (`orgId`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAuditTrailRequest {
+    /// The user whose trail (exactly one of `userId` and `orgId`).
+    #[serde(alias = "user_id", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The org whose trail.
+    #[serde(alias = "org_id", default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// Where the previous page ended (its `nextPageToken`); none: the newest entries.
+    #[serde(alias = "page_token", default, skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    /// Entries per page (1–1000; default 100).
+    #[serde(alias = "page_size", default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+}
+
+/// One audit-trail entry: an event without secrets, secret digests, key material or ceremony
+/// state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// Its global feed position.
+    #[serde(with = "decimal")]
+    pub position: u64,
+    /// `org`, `user`, `code` or `credential`.
+    pub aggregate_type: String,
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// Its version in the aggregate's stream.
+    #[serde(with = "decimal")]
+    pub sequence: u64,
+    /// The stored event type.
+    pub event_type: String,
+    /// When it happened.
+    #[serde(with = "timestamp")]
+    pub creation_date: DateTime<Utc>,
+    /// The payload's fields an admin may see.
+    pub payload: Value,
+}
+
+/// Response of an audit-trail query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAuditTrailResponse {
+    /// The entries, newest first.
+    pub result: Vec<AuditEvent>,
+    /// Pass as `pageToken` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}

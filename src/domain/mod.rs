@@ -36,8 +36,8 @@ pub use credential::{
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
     FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PresentCode, ReadCode,
-    ReadUser, RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode,
-    StartPasskeyRegistration, UserChange,
+    ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode,
+    StartPasskeyRegistration, UserChange, is_live,
 };
 pub use error::{CheckFailure, DomainError};
 pub use org::{OrgEvent, OrgState, OrgStatus};

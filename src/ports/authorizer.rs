@@ -25,19 +25,22 @@ pub enum Permission {
     OrgWrite,
     /// `org.create`: create orgs (held by no user; only the system caller creates orgs).
     OrgCreate,
-    /// `user.read`: read a user's links and passkeys.
+    /// `user.read`: read a user's links, passkeys and audit trail.
     UserRead,
+    /// `org.read`: read an org's audit trail.
+    OrgRead,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Self::UserCredentialWrite,
         Self::UserWrite,
         Self::UserPasskeyWrite,
         Self::OrgWrite,
         Self::OrgCreate,
         Self::UserRead,
+        Self::OrgRead,
     ];
 
     /// ZITADEL's permission name.
@@ -49,6 +52,7 @@ impl Permission {
             Self::OrgWrite => "org.write",
             Self::OrgCreate => "org.create",
             Self::UserRead => "user.read",
+            Self::OrgRead => "org.read",
         }
     }
 

@@ -29,11 +29,13 @@ pub(crate) enum Guard {
         user_id: UserId,
         org_context: Option<OrgId>,
     },
-    /// `principal` needs `permission` in `org_id`.
+    /// `principal` needs `permission` in `org_id`; when `hidden`, a caller without any grant
+    /// there gets the answer a nonexistent org gets (reads that name an org).
     OnOrg {
         principal: Principal,
         permission: Permission,
         org_id: OrgId,
+        hidden: bool,
     },
 }
 
@@ -64,7 +66,27 @@ impl Guard {
                 principal: principal.clone(),
                 permission,
                 org_id,
+                hidden: false,
             },
+        }
+    }
+
+    /// A read that names an org: open for the system; a caller without any grant in the org
+    /// cannot tell it from a nonexistent one.
+    pub(crate) fn reading_org(caller: &Caller, permission: Permission, org_id: OrgId) -> Self {
+        match Self::on_org(caller, permission, org_id) {
+            Self::OnOrg {
+                principal,
+                permission,
+                org_id,
+                ..
+            } => Self::OnOrg {
+                principal,
+                permission,
+                org_id,
+                hidden: true,
+            },
+            open => open,
         }
     }
 
@@ -109,7 +131,7 @@ where
     P: RelyingParty,
 {
     pub(crate) async fn authorize(&self, guard: &Guard, loaded: &Loaded) -> Result<(), Error> {
-        let (principal, permission, org, naming_user) = match guard {
+        let (principal, permission, org, hidden) = match guard {
             Guard::Open => return Ok(()),
             Guard::OnUser {
                 principal,
@@ -121,18 +143,31 @@ where
                     .user(user_id)
                     .map_err(|_| super::engine::internal("guard ran before its user loaded"))?;
                 let org = user.locate(org_context.as_ref())?;
-                (principal, *permission, org.clone(), true)
+                (
+                    principal,
+                    *permission,
+                    org.clone(),
+                    Some(DomainError::UserNotFound),
+                )
             }
             Guard::OnOrg {
                 principal,
                 permission,
                 org_id,
-            } => (principal, *permission, org_id.clone(), false),
+                hidden,
+            } => (
+                principal,
+                *permission,
+                org_id.clone(),
+                hidden.then_some(DomainError::OrgNotFound),
+            ),
         };
         let held = self.authorizer.permissions(principal, &org).await?;
-        if naming_user && held.is_empty() {
-            // Exactly what a nonexistent user answers.
-            return Err(DomainError::UserNotFound.into());
+        if let Some(not_found) = hidden
+            && held.is_empty()
+        {
+            // Exactly what a nonexistent user (or org) answers.
+            return Err(not_found.into());
         }
         if held.contains(permission) {
             Ok(())

@@ -14,10 +14,12 @@ mod engine;
 mod idempotency;
 mod issue;
 mod passkeys;
+mod read;
 mod redeem;
 
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use passkeys::{StoredPasskey, user_handle};
+pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
 use std::pin::Pin;

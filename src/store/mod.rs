@@ -7,12 +7,16 @@ mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+mod projections;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 
 pub use memory::InMemoryStore;
+pub use projections::{
+    AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange,
+};
 
 use std::fmt;
 use std::future::Future;

@@ -16,6 +16,7 @@ mod pg;
 mod postgres_tls;
 mod properties;
 mod proxy;
+mod read_side;
 mod scenarios;
 mod secret_hygiene;
 mod service_postgres;
@@ -30,4 +31,5 @@ mod service_memory {
     }
 
     crate::service_scenarios!(memory);
+    crate::read_side_scenarios!(memory);
 }

@@ -90,7 +90,7 @@ pub struct Fixture<S> {
     pub nobody: Caller,
 }
 
-pub const ALL: [Permission; 6] = Permission::ALL;
+pub const ALL: [Permission; 7] = Permission::ALL;
 
 pub fn config() -> Config {
     Config::new(

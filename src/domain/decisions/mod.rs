@@ -6,6 +6,7 @@ mod check;
 mod deliver;
 mod issue;
 mod passkeys;
+mod read;
 mod register;
 mod revoke;
 
@@ -15,5 +16,6 @@ pub use check::{CheckCode, PresentCode};
 pub use deliver::{DeliveryOutcome, ReadCode, RecordDelivery};
 pub use issue::{Delivery, IssueCode};
 pub use passkeys::{LookUpCredential, ReadUser, RecordPasskeyUse, RemovePasskey};
+pub use read::{ReadOrg, ReadUserAndOrg, is_live};
 pub use register::{FinishPasskeyRegistration, StartPasskeyRegistration};
 pub use revoke::RevokeCode;

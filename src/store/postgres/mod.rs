@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0002_idempotency.sql"),
     ),
     (3, "feed", include_str!("../../../migrations/0003_feed.sql")),
+    (
+        4,
+        "read_models",
+        include_str!("../../../migrations/0004_read_models.sql"),
+    ),
 ];
 
 /// The unique constraint that makes versions unique per stream.
@@ -224,6 +229,9 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 mod failure;
+mod projections;
+
+pub use projections::{PostgresHandler, PostgresProjection};
 
 /// Classifies a driver error of a read (or of a write not yet sent).
 fn classify(err: tokio_postgres::Error) -> StoreError {

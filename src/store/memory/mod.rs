@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+mod read;
+
+use super::projections::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
 use super::{AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, StoreError};
-use crate::ids::StreamId;
+use crate::ids::{StreamId, UserId};
 
 /// One stored event; its stream is the map key.
 #[derive(Clone)]
@@ -64,6 +67,8 @@ struct Inner {
     keys: HashMap<String, Recalled>,
     /// Every event's stream and version, in append order: the feed (position `i + 1`).
     feed: Vec<(StreamId, u64)>,
+    /// Projection checkpoints and the read models' tables.
+    read: read::ReadTables,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -263,5 +268,47 @@ impl EventStore for InMemoryStore {
         key: &str,
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send {
         ready(Ok(self.lock().keys.get(key).cloned()))
+    }
+}
+
+impl ProjectionStore for InMemoryStore {
+    fn checkpoint(&self, projection: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        ready(Ok(self.lock().read.checkpoint(projection)))
+    }
+
+    fn save_checkpoint(
+        &self,
+        projection: &str,
+        position: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.lock().read.save_checkpoint(projection, position);
+        ready(Ok(()))
+    }
+
+    fn apply_read_changes(
+        &self,
+        projection: &str,
+        through: u64,
+        changes: Vec<ReadChange>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        // One lock: the changes and the checkpoint land together.
+        self.lock().read.apply(projection, through, changes);
+        ready(Ok(()))
+    }
+
+    fn link_rows(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<LinkRow>, StoreError>> + Send {
+        ready(Ok(self.lock().read.link_rows(user_id)))
+    }
+
+    fn audit_page(
+        &self,
+        scope: &AuditScope,
+        before: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send {
+        ready(Ok(self.lock().read.audit_page(scope, before, limit)))
     }
 }

@@ -1,0 +1,414 @@
+//! Projections on PostgreSQL: checkpoints in `passkey_links_checkpoints`, the shipped read
+//! models' tables, and [`PostgresProjection`] for an embedder's own projection whose tables
+//! live in the same database — its writes and its checkpoint commit in one transaction.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::{PostgresStore, classify, failure, stream_of, within};
+use crate::error::Error;
+use crate::ids::{CodeId, UserId};
+use crate::read::Projection;
+use crate::store::projections::{
+    AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange,
+};
+use crate::store::{FeedEvent, StoreError};
+
+const CHECKPOINTS: &str = "passkey_links_checkpoints";
+const OWNERS: &str = "passkey_links_owners";
+const AUDIT: &str = "passkey_links_audit";
+const LINKS: &str = "passkey_links_links";
+const FAILURES: &str = "passkey_links_link_failures";
+
+/// An embedder's projection whose tables live in the store's database: [`PostgresProjection`]
+/// hands it each batch inside the transaction that also records its checkpoint.
+pub trait PostgresHandler: Send + Sync {
+    /// Its name (the key of its checkpoint).
+    fn name(&self) -> &str;
+
+    /// Applies `events` (feed order) through `tx`. An error rolls back the batch and its
+    /// checkpoint alike; the batch is handed over again on the next run.
+    fn handle(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[FeedEvent],
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send;
+}
+
+/// A [`PostgresHandler`] run as a [`Projection`]: effects and checkpoint in one transaction.
+#[derive(Debug, Clone)]
+pub struct PostgresProjection<H> {
+    store: PostgresStore,
+    handler: H,
+}
+
+impl<H: PostgresHandler> PostgresProjection<H> {
+    /// `handler` over `store`'s database.
+    pub fn new(store: PostgresStore, handler: H) -> Self {
+        Self { store, handler }
+    }
+}
+
+impl<H: PostgresHandler> Projection for PostgresProjection<H> {
+    fn name(&self) -> &str {
+        self.handler.name()
+    }
+
+    async fn checkpoint(&self) -> Result<u64, Error> {
+        Ok(self.store.checkpoint(self.handler.name()).await?)
+    }
+
+    async fn apply(&self, events: &[FeedEvent]) -> Result<(), Error> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let store = &self.store;
+        let work = async {
+            let mut client = store.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            self.handler.handle(&tx, events).await.map_err(classify)?;
+            store
+                .record_checkpoint(&tx, self.handler.name(), last.feed_position)
+                .await?;
+            tx.commit()
+                .await
+                .map_err(|err| failure::store_error(&err, true))
+        };
+        Ok(within(store.deadline, true, work).await?)
+    }
+}
+
+fn position(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl PostgresStore {
+    fn named(&self, table: &str) -> String {
+        match &self.schema {
+            Some(schema) => format!("\"{schema}\".{table}"),
+            None => table.to_owned(),
+        }
+    }
+
+    async fn record_checkpoint(
+        &self,
+        tx: &Transaction<'_>,
+        projection: &str,
+        through: u64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {t} (name, position) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET position = GREATEST({t}.position, EXCLUDED.position)",
+            t = self.named(CHECKPOINTS)
+        );
+        tx.execute(&sql, &[&projection, &position(through)])
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn checkpoint_now(&self, projection: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT position FROM {} WHERE name = $1",
+            self.named(CHECKPOINTS)
+        );
+        let row = client
+            .query_opt(&sql, &[&projection])
+            .await
+            .map_err(classify)?;
+        let at: i64 = match row {
+            Some(row) => row.try_get(0).map_err(classify)?,
+            None => 0,
+        };
+        Ok(u64::try_from(at).unwrap_or(0))
+    }
+
+    async fn save_checkpoint_now(&self, projection: &str, through: u64) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(classify)?;
+        self.record_checkpoint(&tx, projection, through).await?;
+        tx.commit()
+            .await
+            .map_err(|err| failure::store_error(&err, true))
+    }
+
+    /// One statement per kind of change, in an order that respects what each needs (owners
+    /// before audit entries, a code's row before its updates); each is idempotent by itself.
+    async fn apply_read_changes_now(
+        &self,
+        projection: &str,
+        through: u64,
+        changes: Vec<ReadChange>,
+    ) -> Result<(), StoreError> {
+        let mut owners: (Vec<&str>, Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
+        let mut audit: (
+            Vec<i64>,
+            Vec<&str>,
+            Vec<&str>,
+            Vec<i64>,
+            Vec<&str>,
+            Vec<DateTime<Utc>>,
+            Vec<&Value>,
+        ) = Default::default();
+        let mut issued: (Vec<&str>, Vec<&str>, Vec<Value>, Vec<i64>, Vec<&str>) =
+            Default::default();
+        let mut delivered: (Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+        let mut failures: (Vec<&str>, Vec<i64>) = Default::default();
+        let mut ended: Vec<&str> = Vec::new();
+        for change in &changes {
+            match change {
+                ReadChange::Owner {
+                    stream,
+                    user_id,
+                    org_id,
+                } => {
+                    owners.0.push(stream.kind().as_str());
+                    owners.1.push(stream.id());
+                    owners.2.push(user_id.as_ref().map(UserId::as_str));
+                    owners.3.push(org_id.as_str());
+                }
+                ReadChange::Audit(entry) => {
+                    audit.0.push(position(entry.feed_position));
+                    audit.1.push(entry.stream.kind().as_str());
+                    audit.2.push(entry.stream.id());
+                    audit.3.push(position(entry.version));
+                    audit.4.push(&entry.event_type);
+                    audit.5.push(entry.recorded_at);
+                    audit.6.push(&entry.detail);
+                }
+                ReadChange::LinkIssued { row, feed_position } => {
+                    let facts = serde_json::to_value(&row.issued)
+                        .map_err(|err| StoreError::Internal(err.to_string()))?;
+                    issued.0.push(row.code_id.as_str());
+                    issued.1.push(row.issued.user_id.as_str());
+                    issued.2.push(facts);
+                    issued.3.push(position(*feed_position));
+                    issued.4.push(row.delivery.as_str());
+                }
+                ReadChange::LinkDelivered {
+                    code_id,
+                    state,
+                    feed_position,
+                } => {
+                    delivered.0.push(code_id.as_str());
+                    delivered.1.push(state.as_str());
+                    delivered.2.push(position(*feed_position));
+                }
+                ReadChange::LinkCheckFailed {
+                    code_id,
+                    feed_position,
+                } => {
+                    failures.0.push(code_id.as_str());
+                    failures.1.push(position(*feed_position));
+                }
+                ReadChange::LinkEnded { code_id, .. } => ended.push(code_id.as_str()),
+            }
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(classify)?;
+        if !owners.0.is_empty() {
+            let sql = format!(
+                "INSERT INTO {} (stream_type, stream_id, user_id, org_id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                 ON CONFLICT DO NOTHING",
+                self.named(OWNERS)
+            );
+            tx.execute(&sql, &[&owners.0, &owners.1, &owners.2, &owners.3])
+                .await
+                .map_err(classify)?;
+        }
+        if !audit.0.is_empty() {
+            let sql = format!(
+                "INSERT INTO {audit} (feed_position, user_id, org_id, stream_type, stream_id,
+                                      version, event_type, recorded_at, detail)
+                 SELECT a.p, o.user_id, o.org_id, a.t, a.i, a.v, a.e, a.r, a.d
+                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[],
+                             $6::timestamptz[], $7::jsonb[]) AS a(p, t, i, v, e, r, d)
+                 JOIN {owners} o ON o.stream_type = a.t AND o.stream_id = a.i
+                 ON CONFLICT (feed_position) DO NOTHING",
+                audit = self.named(AUDIT),
+                owners = self.named(OWNERS),
+            );
+            tx.execute(
+                &sql,
+                &[
+                    &audit.0, &audit.1, &audit.2, &audit.3, &audit.4, &audit.5, &audit.6,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        }
+        if !issued.0.is_empty() {
+            let sql = format!(
+                "INSERT INTO {} (code_id, user_id, issued, issued_position, delivery,
+                                 delivery_position)
+                 SELECT c, u, i, p, d, p
+                 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int8[], $5::text[])
+                      AS x(c, u, i, p, d)
+                 ON CONFLICT (code_id) DO NOTHING",
+                self.named(LINKS)
+            );
+            tx.execute(
+                &sql,
+                &[&issued.0, &issued.1, &issued.2, &issued.3, &issued.4],
+            )
+            .await
+            .map_err(classify)?;
+        }
+        if !delivered.0.is_empty() {
+            let sql = format!(
+                "UPDATE {} l SET delivery = u.s, delivery_position = u.p
+                 FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
+                 WHERE l.code_id = u.c AND l.delivery_position < u.p",
+                self.named(LINKS)
+            );
+            tx.execute(&sql, &[&delivered.0, &delivered.1, &delivered.2])
+                .await
+                .map_err(classify)?;
+        }
+        if !failures.0.is_empty() {
+            let sql = format!(
+                "INSERT INTO {} (code_id, feed_position)
+                 SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
+                self.named(FAILURES)
+            );
+            tx.execute(&sql, &[&failures.0, &failures.1])
+                .await
+                .map_err(classify)?;
+        }
+        if !ended.is_empty() {
+            let sql = format!(
+                "UPDATE {} SET ended = true WHERE code_id = ANY($1::text[])",
+                self.named(LINKS)
+            );
+            tx.execute(&sql, &[&ended]).await.map_err(classify)?;
+        }
+        self.record_checkpoint(&tx, projection, through).await?;
+        tx.commit()
+            .await
+            .map_err(|err| failure::store_error(&err, true))
+    }
+
+    async fn link_rows_now(&self, user_id: &UserId) -> Result<Vec<LinkRow>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT l.code_id, l.issued, l.delivery,
+                    (SELECT count(*) FROM {failures} f WHERE f.code_id = l.code_id)
+             FROM {links} l
+             WHERE l.user_id = $1 AND NOT l.ended AND l.delivery <> 'FAILED'
+             ORDER BY l.issued_position DESC",
+            failures = self.named(FAILURES),
+            links = self.named(LINKS),
+        );
+        let rows = client
+            .query(&sql, &[&user_id.as_str()])
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |what: String| StoreError::Internal(format!("link row: {what}"));
+                let code_id: String = row.try_get(0).map_err(classify)?;
+                let issued: Value = row.try_get(1).map_err(classify)?;
+                let delivery: String = row.try_get(2).map_err(classify)?;
+                let failed: i64 = row.try_get(3).map_err(classify)?;
+                Ok(LinkRow::new(
+                    CodeId::new(code_id).map_err(|err| corrupt(err.to_string()))?,
+                    serde_json::from_value(issued).map_err(|err| corrupt(err.to_string()))?,
+                    DeliveryState::parse(&delivery).ok_or_else(|| corrupt(delivery.clone()))?,
+                    u32::try_from(failed).unwrap_or(u32::MAX),
+                ))
+            })
+            .collect()
+    }
+
+    async fn audit_page_now(
+        &self,
+        scope: &AuditScope,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let (column, id) = match scope {
+            AuditScope::User(user) => ("user_id", user.as_str()),
+            AuditScope::Org(org) => ("org_id", org.as_str()),
+        };
+        let sql = format!(
+            "SELECT feed_position, stream_type, stream_id, version, event_type, recorded_at, detail
+             FROM {} WHERE {column} = $1 AND feed_position < $2
+             ORDER BY feed_position DESC LIMIT $3",
+            self.named(AUDIT)
+        );
+        let before = before.map_or(i64::MAX, position);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&sql, &[&id, &before, &limit])
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let feed_position: i64 = row.try_get(0).map_err(classify)?;
+                let stream = stream_of(row, 1)?;
+                let version: i64 = row.try_get(3).map_err(classify)?;
+                Ok(AuditEntry::new(
+                    u64::try_from(feed_position).unwrap_or(0),
+                    stream,
+                    u64::try_from(version).unwrap_or(0),
+                    row.try_get(4).map_err(classify)?,
+                    row.try_get(5).map_err(classify)?,
+                    row.try_get(6).map_err(classify)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl ProjectionStore for PostgresStore {
+    async fn checkpoint(&self, projection: &str) -> Result<u64, StoreError> {
+        within(self.deadline, false, self.checkpoint_now(projection)).await
+    }
+
+    async fn save_checkpoint(&self, projection: &str, position: u64) -> Result<(), StoreError> {
+        within(
+            self.deadline,
+            true,
+            self.save_checkpoint_now(projection, position),
+        )
+        .await
+    }
+
+    async fn apply_read_changes(
+        &self,
+        projection: &str,
+        through: u64,
+        changes: Vec<ReadChange>,
+    ) -> Result<(), StoreError> {
+        within(
+            self.deadline,
+            true,
+            self.apply_read_changes_now(projection, through, changes),
+        )
+        .await
+    }
+
+    async fn link_rows(&self, user_id: &UserId) -> Result<Vec<LinkRow>, StoreError> {
+        within(self.deadline, false, self.link_rows_now(user_id)).await
+    }
+
+    async fn audit_page(
+        &self,
+        scope: &AuditScope,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        within(
+            self.deadline,
+            false,
+            self.audit_page_now(scope, before, limit),
+        )
+        .await
+    }
+}
