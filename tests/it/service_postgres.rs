@@ -467,6 +467,110 @@ mod with_postgres {
     }
 
     /// A configuration fault keeps its SQLSTATE and is never reported as retryable.
+    /// An embedder's projection that counts events per stream type in its own table.
+    struct CountByType {
+        table: String,
+        fail_after_writing: std::sync::atomic::AtomicBool,
+    }
+
+    impl passkey_links::store::postgres::PostgresHandler for CountByType {
+        fn name(&self) -> &str {
+            "test.count_by_type"
+        }
+
+        async fn handle(
+            &self,
+            tx: &tokio_postgres::Transaction<'_>,
+            events: &[passkey_links::store::FeedEvent],
+        ) -> Result<(), tokio_postgres::Error> {
+            for event in events {
+                let sql = format!(
+                    "INSERT INTO {} (feed_position, stream_type) VALUES ($1, $2)",
+                    self.table
+                );
+                let position = event.feed_position as i64;
+                tx.execute(&sql, &[&position, &event.event.stream.kind().as_str()])
+                    .await?;
+            }
+            if self
+                .fail_after_writing
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                // A failure after the batch's rows were written: nothing of it may stay.
+                tx.execute("SELECT 1/0", &[]).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_projections_own_table_and_checkpoint_commit_together() {
+        use passkey_links::read::{Projection, ProjectionRunner};
+        use passkey_links::store::postgres::PostgresProjection;
+        let Some(store) = pg::store().await else {
+            return;
+        };
+        let f = Fixture::new(store.clone()).await;
+        let schema = store.table().split('.').next().unwrap().to_owned();
+        let table = format!("{schema}.counted");
+        let client = store.pool().get().await.unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (feed_position bigint PRIMARY KEY, stream_type text NOT NULL)"
+            ))
+            .await
+            .unwrap();
+        let projection = PostgresProjection::new(
+            store.clone(),
+            CountByType {
+                table: table.clone(),
+                fail_after_writing: std::sync::atomic::AtomicBool::new(false),
+            },
+        );
+        let runner = ProjectionRunner::new(store.clone(), &projection).batch_size(4);
+        let total = f.store.all_events().await.unwrap().len() as i64;
+        assert!(total > 4);
+        let counted = || async {
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        };
+        // First batch commits; the second fails after writing its rows: rolled back with its
+        // checkpoint, and the run reports the failure.
+        let first = store.read_feed(0, 4).await.unwrap();
+        projection.apply(&first).await.unwrap();
+        assert_eq!(counted().await, 4);
+        // The same projection (same name, same table), failing once.
+        let failing = PostgresProjection::new(
+            store.clone(),
+            CountByType {
+                table: table.clone(),
+                fail_after_writing: std::sync::atomic::AtomicBool::new(true),
+            },
+        );
+        let err = ProjectionRunner::new(store.clone(), &failing)
+            .batch_size(4)
+            .catch_up()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("22012") || err.message().contains("division"),
+            "{err:?}"
+        );
+        assert_eq!(counted().await, 4, "the failed batch left rows behind");
+        assert_eq!(
+            projection.checkpoint().await.unwrap(),
+            first.last().unwrap().feed_position,
+            "the failed batch moved the checkpoint"
+        );
+        // The next run applies the rest, each event once.
+        let applied = runner.catch_up().await.unwrap() as i64;
+        assert_eq!(applied, total - 4);
+        assert_eq!(counted().await, total);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {
         let Some(url) = pg::database_url() else {

@@ -19,6 +19,7 @@ use passkey_links::testing::conformance;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_store_conforms() {
     conformance::run_all(|| async { InMemoryStore::new() }).await;
+    conformance::run_projection_store(|| async { InMemoryStore::new() }).await;
 }
 
 #[cfg(all(feature = "testing", feature = "postgres"))]
@@ -28,4 +29,6 @@ async fn postgres_store_conforms() {
         return;
     }
     conformance::run_all(|| async { pg::store().await.expect("database reachable") }).await;
+    conformance::run_projection_store(|| async { pg::store().await.expect("database reachable") })
+        .await;
 }
