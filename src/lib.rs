@@ -42,11 +42,12 @@ pub use ports::relying_party::{
     UserVerification, Verification,
 };
 pub use secret::{
-    MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig, SecretConfigError, SecretDigest,
+    DeliveryKey, DeliveryKeyError, MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig,
+    SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN,
-    PasskeyLinks, Scoped, StoredPasskey, user_handle,
+    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DeliveryRetry, IdempotencyKey, MAX_AUDIT_PAGE,
+    MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey, user_handle,
 };
 
 /// The names most embedders need, in one import.

@@ -247,6 +247,70 @@ impl<'de> Deserialize<'de> for SecretDigest {
     }
 }
 
+/// The key the delivery outbox derives emailed secrets from.
+///
+/// A secret is never stored, so a delivery worker that runs after the request returned cannot
+/// take it from the request: the request and the worker both derive it from this key and the
+/// code id (HMAC-SHA-256 seeding ChaCha20, drawn through the policy's alphabet). The store
+/// holds only the secret's digest; forging a link takes this key. Keep it with the other
+/// server secrets; every process that sends or delivers needs the same key.
+///
+/// `Debug` prints `DeliveryKey(<redacted>)`.
+#[derive(Clone)]
+pub struct DeliveryKey([u8; 32]);
+
+impl DeliveryKey {
+    /// A key from 32 random bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh key from `rng` (a CSPRNG).
+    pub fn generate(rng: &mut impl RngCore) -> Self {
+        let mut bytes = [0; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// A key from its standard base64 form (32 bytes).
+    ///
+    /// # Errors
+    /// [`DeliveryKeyError`] unless `text` is base64 of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, DeliveryKeyError> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| DeliveryKeyError)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| DeliveryKeyError)?;
+        Ok(Self(bytes))
+    }
+
+    /// The secret of the code `code_id` under `config`: the same for every process with this
+    /// key and configuration.
+    pub fn derive(&self, config: &SecretConfig, code_id: &str) -> Secret {
+        use hmac::Mac as _;
+        use hmac::digest::KeyInit;
+        use rand::SeedableRng as _;
+        // HMAC zero-pads a key shorter than its block: keying with the padded block is keying
+        // with the 32 bytes, without a length check that could fail.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new(&block.into());
+        mac.update(b"passkey-links delivery secret v1\0");
+        mac.update(code_id.as_bytes());
+        let seed: [u8; 32] = mac.finalize().into_bytes().into();
+        config.generate(&mut rand_chacha::ChaCha20Rng::from_seed(seed))
+    }
+}
+
+impl fmt::Debug for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeliveryKey(<redacted>)")
+    }
+}
+
+/// A delivery key was not base64 of 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a delivery key is the standard base64 form of 32 bytes")]
+pub struct DeliveryKeyError;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +367,26 @@ mod tests {
         let json = serde_json::to_string(&digest).unwrap();
         let back: SecretDigest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, digest);
+    }
+
+    #[test]
+    fn delivery_keys_derive_one_secret_per_code_and_key() {
+        let config = SecretConfig::default();
+        let key = DeliveryKey::new([7; 32]);
+        let again = DeliveryKey::from_base64(&STANDARD.encode([7; 32])).unwrap();
+        let a = key.derive(&config, "code-a");
+        assert_eq!(a.expose(), again.derive(&config, "code-a").expose());
+        assert_ne!(a.expose(), key.derive(&config, "code-b").expose());
+        let other = DeliveryKey::new([8; 32]);
+        assert_ne!(a.expose(), other.derive(&config, "code-a").expose());
+        assert_eq!(
+            a.expose().len(),
+            config
+                .generate(&mut StdRng::seed_from_u64(1))
+                .expose()
+                .len()
+        );
+        assert_eq!(format!("{key:?}"), "DeliveryKey(<redacted>)");
+        assert!(DeliveryKey::from_base64("c2hvcnQ=").is_err());
     }
 }

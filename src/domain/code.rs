@@ -77,6 +77,13 @@ pub enum DeliveryFailure {
     /// The notifier refused the message.
     #[error("the notifier rejected the message")]
     Rejected,
+    /// The code expired before it could be delivered (the outbox never sends after expiry).
+    #[error("the code expired before it was delivered")]
+    Expired,
+    /// The code died before it was delivered: its user or org stopped, its user's email
+    /// changed, or a newer link superseded it.
+    #[error("the code could no longer be used when its turn to be delivered came")]
+    NoLongerUsable,
 }
 
 /// Events of a code stream. Type names are a storage format: never rename.
@@ -103,6 +110,10 @@ pub enum CodeEvent {
         /// Whether the code supersedes the user's earlier codes once it is sent.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         supersedes_when_usable: bool,
+        /// Whether the delivery outbox sends it (its secret derives from the delivery key),
+        /// rather than the request that issued it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outbox: bool,
     },
     /// The notifier accepted the message: the code is usable.
     #[serde(rename = "user.human.passwordless.initialization.code.sent")]
@@ -173,6 +184,7 @@ pub struct CodeState {
     issued: Option<Issued>,
     url_template: Option<String>,
     supersedes_when_usable: bool,
+    outbox: bool,
     failed_checks: u32,
 }
 
@@ -189,10 +201,12 @@ impl CodeState {
                 issued,
                 url_template,
                 supersedes_when_usable,
+                outbox,
             } if self.issued.is_none() => {
                 self.issued = Some(issued.clone());
                 self.url_template.clone_from(url_template);
                 self.supersedes_when_usable = *supersedes_when_usable;
+                self.outbox = *outbox;
                 self.status = CodeStatus::Requested;
             }
             CodeEvent::Sent { .. } if self.status == CodeStatus::Requested => {
@@ -233,6 +247,11 @@ impl CodeState {
     /// Whether a delivered code supersedes the user's earlier codes once sent.
     pub fn supersedes_when_usable(&self) -> bool {
         self.supersedes_when_usable
+    }
+
+    /// Whether the delivery outbox sends the code.
+    pub fn outbox(&self) -> bool {
+        self.outbox
     }
 
     /// Failed checks so far.

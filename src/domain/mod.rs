@@ -35,9 +35,10 @@ pub use credential::{
 };
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
-    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PresentCode, ReadCode,
-    ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode,
-    StartPasskeyRegistration, UserChange, is_live,
+    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PendingDelivery,
+    PresentCode, ReadCode, ReadDelivery, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery,
+    RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration, UserChange, is_live,
+    pending_delivery,
 };
 pub use error::{CheckFailure, DomainError};
 pub use org::{OrgEvent, OrgState, OrgStatus};

@@ -105,14 +105,16 @@ pub fn issued_events_with(
         1,
         3,
     );
-    let (supersedes_now, first) = match delivery {
-        Delivery::Returned => (one_live, CodeEvent::Added { issued }),
-        Delivery::Email { url_template } => (
+    let outbox = matches!(delivery, Delivery::Outbox { .. });
+    let (supersedes_now, first) = match delivery.emailed() {
+        None => (one_live, CodeEvent::Added { issued }),
+        Some(url_template) => (
             false,
             CodeEvent::Requested {
                 issued,
                 url_template: url_template.map(|t| t.as_str().to_owned()),
                 supersedes_when_usable: one_live,
+                outbox,
             },
         ),
     };

@@ -21,10 +21,10 @@
 //! # });
 //! ```
 
-// mod delivery;
+mod delivery;
 mod models;
 
-// pub use delivery::{DELIVERY_WORKER, DeliveryWorker};
+pub use delivery::{DELIVERY_WORKER, DeliveryWorker};
 pub use models::{READ_MODELS, REDACTED_FIELDS, ReadModels, changes_for};
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! Issuance: the five entry points that create a registration code, returned or emailed.
 
 use super::access::{Guard, admin_context, principal};
+use super::deliver::registration_envelope;
 use super::engine::{Executed, internal, result_gone};
 use super::{Op, PasskeyLinks};
 use crate::domain::code::{CodeState, CodeStatus};
@@ -10,7 +11,7 @@ use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::link::{Link, LinkValues, UrlTemplate};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
-use crate::ports::notifier::{Envelope, Message, Notifier};
+use crate::ports::notifier::Notifier;
 use crate::ports::random::{RandomSource, SourceRng};
 use crate::ports::relying_party::RelyingParty;
 use crate::secret::Secret;
@@ -238,15 +239,13 @@ where
         delivery: Delivery,
     ) -> Result<Issued, Error> {
         let code_id = CodeId::new(self.call_random().new_id())?;
-        let secret = self
-            .config
-            .policy
-            .secret()
-            .generate(&mut SourceRng(&self.call_random()));
-        let template = match &delivery {
-            Delivery::Email { url_template } => url_template.clone(),
-            _ => None,
+        let secret_config = self.config.policy.secret();
+        let secret = match (&self.config.outbox, &delivery) {
+            // The worker that delivers it later derives the same secret: it is stored nowhere.
+            (Some(key), Delivery::Outbox { .. }) => key.derive(secret_config, code_id.as_str()),
+            _ => secret_config.generate(&mut SourceRng(&self.call_random())),
         };
+        let template = delivery.emailed().flatten().cloned();
         let decision = IssueCode {
             user_id: user_id.clone(),
             org_context,
@@ -297,8 +296,9 @@ where
         })
     }
 
-    /// The send flow: append `requested`, hand the link to the notifier, then append `sent` or
-    /// `delivery failed`. A crash in between leaves a code that is never usable.
+    /// The send flow: append `requested`; then, synchronously, hand the link to the notifier
+    /// and append `sent` or `delivery failed` (a crash in between leaves a code that is never
+    /// usable) — or, with the outbox, return and leave delivery to the worker.
     async fn issue_and_send(
         &self,
         caller: &Caller,
@@ -307,12 +307,20 @@ where
         org_context: Option<OrgId>,
         template: Option<UrlTemplate>,
     ) -> Result<Details, Error> {
-        let delivery = Delivery::Email {
-            url_template: template,
+        let delivery = match self.config.outbox {
+            Some(_) => Delivery::Outbox {
+                url_template: template,
+            },
+            None => Delivery::Email {
+                url_template: template,
+            },
         };
         let issued = self
             .issue(caller, guard, user_id.clone(), org_context, delivery)
             .await?;
+        if self.config.outbox.is_some() {
+            return issued.executed.details(&StreamId::code(&issued.code_id));
+        }
         if issued.executed.recalled.is_some() {
             // A retry of a send that recorded its code: if the first run got as far as
             // recording the delivery, answer with it instead of sending again.
@@ -344,19 +352,9 @@ where
             .verified_email()
             .cloned()
             .ok_or(DomainError::EmailNotVerified)?;
-        let reference = issued.code_id.reference();
-        let envelope = Envelope {
-            idempotency_key: format!("registration-link:{reference}"),
-            message: Message::RegistrationLink {
-                recipient,
-                user_id,
-                org_id: facts.org_id.clone(),
-                code: reference,
-                link: issued.link,
-                expires_at: facts.expires_at,
-            },
-        };
-        let (outcome, failure) = match self.notifier.deliver(&envelope).await {
+        let envelope =
+            registration_envelope(&issued.code_id, user_id, facts, recipient, issued.link);
+        let (outcome, failure) = match self.notify(&envelope).await {
             Ok(receipt) => (
                 DeliveryOutcome::Sent {
                     message_id: receipt.message_id,

@@ -10,6 +10,7 @@
 mod access;
 mod admin;
 mod cache;
+mod deliver;
 mod engine;
 mod idempotency;
 mod issue;
@@ -17,6 +18,7 @@ mod passkeys;
 mod read;
 mod redeem;
 
+pub use deliver::DeliveryRetry;
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
@@ -37,6 +39,7 @@ use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
 use crate::ports::relying_party::{NoRelyingParty, RelyingParty, UserVerification};
+use crate::secret::DeliveryKey;
 use crate::store::EventStore;
 
 /// The default bound on one public operation: longer than one store call's own deadline (5 s
@@ -61,6 +64,10 @@ pub struct Config {
     /// relying party included — before it answers Unavailable (`PKL-SVC-03`). `None`: no bound
     /// beyond the ports' own.
     pub deadline: Option<Duration>,
+    /// The delivery outbox: with a key, sends return once the code is recorded as waiting for
+    /// delivery, and a [`crate::read::DeliveryWorker`] (which needs the same key) sends it.
+    /// `None` (default): sends hand the link to the notifier inside the request.
+    pub outbox: Option<DeliveryKey>,
 }
 
 impl Config {
@@ -73,7 +80,15 @@ impl Config {
             state_cache_capacity: 10_000,
             user_verification: UserVerification::default(),
             deadline: Some(DEFAULT_DEADLINE),
+            outbox: None,
         }
+    }
+
+    /// Sends through the delivery outbox, deriving emailed secrets from `key` (every process
+    /// that sends or delivers needs the same key).
+    pub fn with_outbox(mut self, key: DeliveryKey) -> Self {
+        self.outbox = Some(key);
+        self
     }
 
     /// Replaces the per-operation deadline (`None`: unbounded).

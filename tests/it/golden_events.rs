@@ -62,6 +62,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
     let mut requested = issued_json();
     requested["urlTemplate"] = json!("https://app.example.com/{{.Code}}");
     requested["supersedesWhenUsable"] = json!(true);
+    requested["outbox"] = json!(true);
     vec![
         (
             OrgEvent::Added {
@@ -178,6 +179,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 issued: issued(),
                 url_template: Some("https://app.example.com/{{.Code}}".into()),
                 supersedes_when_usable: true,
+                outbox: true,
             }
             .into(),
             "user.human.passwordless.initialization.code.requested",
@@ -188,6 +190,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 issued: issued(),
                 url_template: None,
                 supersedes_when_usable: false,
+                outbox: false,
             }
             .into(),
             "user.human.passwordless.initialization.code.requested",
@@ -208,6 +211,22 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
             .into(),
             "user.human.passwordless.initialization.code.delivery.failed",
             json!({"reason": "unavailable"}),
+        ),
+        (
+            CodeEvent::DeliveryFailed {
+                reason: DeliveryFailure::Expired,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.delivery.failed",
+            json!({"reason": "expired"}),
+        ),
+        (
+            CodeEvent::DeliveryFailed {
+                reason: DeliveryFailure::NoLongerUsable,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.delivery.failed",
+            json!({"reason": "no_longer_usable"}),
         ),
         (
             CodeEvent::CheckFailed {

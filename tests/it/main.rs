@@ -11,6 +11,7 @@ mod golden_events;
 mod golden_wire;
 mod harness_example;
 mod http_server;
+mod outbox;
 mod own_server;
 mod pg;
 mod postgres_tls;
@@ -32,4 +33,5 @@ mod service_memory {
 
     crate::service_scenarios!(memory);
     crate::read_side_scenarios!(memory);
+    crate::outbox_scenarios!(memory);
 }

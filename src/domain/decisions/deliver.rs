@@ -1,9 +1,12 @@
 //! Recording the notifier's outcome for a code that waits for delivery. A sent code becomes
 //! usable and, under one live link per user, supersedes the user's earlier codes at that moment.
 
-use crate::domain::code::{CodeEvent, CodeState, CodeStatus, DeliveryFailure};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::code::{CodeEvent, CodeState, CodeStatus, DeliveryFailure, Presented, refusal};
+use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
-use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
+use crate::domain::{Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, View};
 use crate::ids::CodeId;
 
 /// The outcome of handing a code to the notifier.
@@ -38,6 +41,72 @@ impl Decide for ReadCode {
             CodeStatus::Missing => Outcome::Reject(DomainError::CodeNotFound),
             _ => Outcome::Accept(Vec::new()),
         }
+    }
+}
+
+/// Read a code waiting for delivery with its user and org (nothing appended): what a delivery
+/// worker needs to decide whether to send it, and to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDelivery {
+    /// The code.
+    pub code_id: CodeId,
+}
+
+impl Decide for ReadDelivery {
+    type State<'a> = (&'a CodeState, Option<&'a UserState>, Option<&'a OrgState>);
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        let code = view.code(&self.code_id)?;
+        let user = code.issued().map(|i| view.user(&i.user_id)).transpose()?;
+        let org = code.issued().map(|i| view.org(&i.org_id)).transpose()?;
+        Ok((code, user, org))
+    }
+
+    fn decide(&self, (code, _, _): Self::State<'_>, _: &Ctx<'_>) -> Outcome {
+        match code.status() {
+            CodeStatus::Missing => Outcome::Reject(DomainError::CodeNotFound),
+            _ => Outcome::Accept(Vec::new()),
+        }
+    }
+}
+
+/// What a delivery worker does with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PendingDelivery {
+    /// Send it: it waits for delivery and would work once sent.
+    Send,
+    /// Nothing: its delivery is recorded already (or it was revoked).
+    Done,
+    /// Record that it cannot be delivered any more.
+    Fail(DeliveryFailure),
+}
+
+/// Whether a code waiting for delivery should be sent now: only if it would work once sent —
+/// the rule a check applies (expiry, supersession, the user's and org's state).
+pub fn pending_delivery(
+    code: &CodeState,
+    user: Option<&UserState>,
+    org: Option<&OrgState>,
+    now: DateTime<Utc>,
+    skew_tolerance: Duration,
+) -> PendingDelivery {
+    let (CodeStatus::Requested, Some(issued), Some(user)) = (code.status(), code.issued(), user)
+    else {
+        return PendingDelivery::Done;
+    };
+    let mut sent = code.clone();
+    sent.apply(&CodeEvent::Sent {
+        message_id: String::new(),
+    });
+    let presented = Presented {
+        user_id: &issued.user_id,
+        secret: None,
+    };
+    match refusal(&presented, &sent, user, org, now, skew_tolerance) {
+        None => PendingDelivery::Send,
+        Some(CheckFailure::Expired) => PendingDelivery::Fail(DeliveryFailure::Expired),
+        Some(_) => PendingDelivery::Fail(DeliveryFailure::NoLongerUsable),
     }
 }
 

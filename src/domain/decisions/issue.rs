@@ -21,6 +21,23 @@ pub enum Delivery {
         /// A v2 url template, if any.
         url_template: Option<UrlTemplate>,
     },
+    /// Emailed later by the delivery outbox's worker (usable once sent).
+    Outbox {
+        /// A v2 url template, if any.
+        url_template: Option<UrlTemplate>,
+    },
+}
+
+impl Delivery {
+    /// For an emailed code (now or by the outbox): its url template, if any.
+    pub fn emailed(&self) -> Option<Option<&UrlTemplate>> {
+        match self {
+            Self::Returned => None,
+            Self::Email { url_template } | Self::Outbox { url_template } => {
+                Some(url_template.as_ref())
+            }
+        }
+    }
 }
 
 /// Issue a new code.
@@ -62,14 +79,15 @@ impl IssueCode {
         // A code supersedes the user's earlier ones when it becomes usable: a returned one now,
         // a delivered one once its delivery is recorded (a failed mail never kills a working
         // link).
-        let (supersedes_now, code_event) = match &self.delivery {
-            Delivery::Returned => (one_live, CodeEvent::Added { issued }),
-            Delivery::Email { url_template } => (
+        let (supersedes_now, code_event) = match self.delivery.emailed() {
+            None => (one_live, CodeEvent::Added { issued }),
+            Some(url_template) => (
                 false,
                 CodeEvent::Requested {
                     issued,
-                    url_template: url_template.as_ref().map(|t| t.as_str().to_owned()),
+                    url_template: url_template.map(|t| t.as_str().to_owned()),
                     supersedes_when_usable: one_live,
+                    outbox: matches!(self.delivery, Delivery::Outbox { .. }),
                 },
             ),
         };
@@ -97,7 +115,7 @@ impl IssueCode {
         user.require_code_eligible()?;
         let org = org.ok_or(DomainError::OrgNotFound)?;
         org.require_active()?;
-        if matches!(self.delivery, Delivery::Email { .. }) && user.verified_email().is_none() {
+        if self.delivery.emailed().is_some() && user.verified_email().is_none() {
             return Err(DomainError::EmailNotVerified);
         }
         if let Some(limit) = ctx.policy.rate_limit().filter(|_| self.rate_limited) {
@@ -114,10 +132,7 @@ impl IssueCode {
         if code.version() != 0 {
             return Err(DomainError::CodeAlreadyExists);
         }
-        if let Delivery::Email {
-            url_template: Some(template),
-        } = &self.delivery
-        {
+        if let Some(Some(template)) = self.delivery.emailed() {
             ctx.links
                 .check_template(template, &self.user_id, &org_id, &self.code_id)
                 .map_err(DomainError::InvalidUrlTemplate)?;

@@ -13,7 +13,9 @@ mod revoke;
 pub use super::org::{AddOrg, ChangeOrg, OrgChange};
 pub use super::user::{AddHuman, AddMachine, ChangeUser, UserChange};
 pub use check::{CheckCode, PresentCode};
-pub use deliver::{DeliveryOutcome, ReadCode, RecordDelivery};
+pub use deliver::{
+    DeliveryOutcome, PendingDelivery, ReadCode, ReadDelivery, RecordDelivery, pending_delivery,
+};
 pub use issue::{Delivery, IssueCode};
 pub use passkeys::{LookUpCredential, ReadUser, RecordPasskeyUse, RemovePasskey};
 pub use read::{ReadOrg, ReadUserAndOrg, is_live};

@@ -89,6 +89,7 @@ fn code_state(row: &LinkRow) -> CodeState {
             issued,
             url_template: None,
             supersedes_when_usable: false,
+            outbox: false,
         },
     });
     match row.delivery {
