@@ -145,7 +145,7 @@ pub async fn the_outbox_delivers_after_the_request_returns<
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    crate::scenarios::assert_clean("stored events", &stored, &[code.clone()]);
+    crate::scenarios::assert_clean("stored events", &stored, std::slice::from_ref(&code));
     // Another run (it reads the events the first one appended) mails nothing more.
     run_worker(&worker, fast_retry(3)).await;
     assert_eq!(front.calls.lock().unwrap().len(), 1);

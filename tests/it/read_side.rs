@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use crate::scenarios::{Fixture, Inspect, assert_clean, check_request, link_params};
 
+/// A stream's owners: its user (if any) and its org.
+type Owner = (Option<String>, String);
+
 fn runner<S: EventStore + ProjectionStore + Clone>(
     store: &S,
 ) -> ProjectionRunner<S, ReadModels<S>> {
@@ -238,7 +241,7 @@ pub async fn audit_trails_list_every_event_newest_first_without_secrets<
     // What the trail must be, worked out from the stored events independently: the user's
     // stream and every stream whose first event names the user.
     let all = f.store.all_events().await;
-    let owner = |event: &passkey_links::store::RecordedEvent| -> Option<(Option<String>, String)> {
+    let owner = |event: &passkey_links::store::RecordedEvent| -> Option<Owner> {
         let first = all
             .iter()
             .find(|e| e.stream == event.stream && e.version == 1)?;
@@ -255,7 +258,7 @@ pub async fn audit_trails_list_every_event_newest_first_without_secrets<
             )),
         }
     };
-    let expected = |keep: &dyn Fn(&(Option<String>, String)) -> bool| -> Vec<(String, u64)> {
+    let expected = |keep: &dyn Fn(&Owner) -> bool| -> Vec<(String, u64)> {
         let mut expected: Vec<(String, u64)> = all
             .iter()
             .filter(|e| owner(e).is_some_and(|o| keep(&o)))

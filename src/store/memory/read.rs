@@ -123,7 +123,7 @@ impl ReadTables {
             .filter_map(|code| self.links.get(code))
             .filter(|link| !link.ended && link.row.delivery != DeliveryState::Failed)
             .collect();
-        links.sort_by(|a, b| b.issued_position.cmp(&a.issued_position));
+        links.sort_by_key(|link| std::cmp::Reverse(link.issued_position));
         links.into_iter().map(|link| link.row.clone()).collect()
     }
 

@@ -81,6 +81,118 @@ impl<H: PostgresHandler> Projection for PostgresProjection<H> {
     }
 }
 
+/// A batch of read-model changes as one array per column, for one statement per kind.
+#[derive(Default)]
+struct Columns<'a> {
+    owners: OwnerColumns<'a>,
+    audit: AuditColumns<'a>,
+    issued: IssuedColumns<'a>,
+    delivered: DeliveredColumns<'a>,
+    failures: FailureColumns<'a>,
+    ended: Vec<&'a str>,
+}
+
+#[derive(Default)]
+struct OwnerColumns<'a> {
+    stream_type: Vec<&'a str>,
+    stream_id: Vec<&'a str>,
+    user_id: Vec<Option<&'a str>>,
+    org_id: Vec<&'a str>,
+}
+
+#[derive(Default)]
+struct AuditColumns<'a> {
+    position: Vec<i64>,
+    stream_type: Vec<&'a str>,
+    stream_id: Vec<&'a str>,
+    version: Vec<i64>,
+    event_type: Vec<&'a str>,
+    recorded_at: Vec<DateTime<Utc>>,
+    detail: Vec<&'a Value>,
+}
+
+#[derive(Default)]
+struct IssuedColumns<'a> {
+    code_id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    facts: Vec<Value>,
+    position: Vec<i64>,
+    delivery: Vec<&'a str>,
+}
+
+#[derive(Default)]
+struct DeliveredColumns<'a> {
+    code_id: Vec<&'a str>,
+    state: Vec<&'a str>,
+    position: Vec<i64>,
+}
+
+#[derive(Default)]
+struct FailureColumns<'a> {
+    code_id: Vec<&'a str>,
+    position: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(changes: &'a [ReadChange]) -> Result<Self, StoreError> {
+        let mut columns = Self::default();
+        for change in changes {
+            match change {
+                ReadChange::Owner {
+                    stream,
+                    user_id,
+                    org_id,
+                } => {
+                    let owners = &mut columns.owners;
+                    owners.stream_type.push(stream.kind().as_str());
+                    owners.stream_id.push(stream.id());
+                    owners.user_id.push(user_id.as_ref().map(UserId::as_str));
+                    owners.org_id.push(org_id.as_str());
+                }
+                ReadChange::Audit(entry) => {
+                    let audit = &mut columns.audit;
+                    audit.position.push(position(entry.feed_position));
+                    audit.stream_type.push(entry.stream.kind().as_str());
+                    audit.stream_id.push(entry.stream.id());
+                    audit.version.push(position(entry.version));
+                    audit.event_type.push(&entry.event_type);
+                    audit.recorded_at.push(entry.recorded_at);
+                    audit.detail.push(&entry.detail);
+                }
+                ReadChange::LinkIssued { row, feed_position } => {
+                    let facts = serde_json::to_value(&row.issued)
+                        .map_err(|err| StoreError::Internal(err.to_string()))?;
+                    let issued = &mut columns.issued;
+                    issued.code_id.push(row.code_id.as_str());
+                    issued.user_id.push(row.issued.user_id.as_str());
+                    issued.facts.push(facts);
+                    issued.position.push(position(*feed_position));
+                    issued.delivery.push(row.delivery.as_str());
+                }
+                ReadChange::LinkDelivered {
+                    code_id,
+                    state,
+                    feed_position,
+                } => {
+                    let delivered = &mut columns.delivered;
+                    delivered.code_id.push(code_id.as_str());
+                    delivered.state.push(state.as_str());
+                    delivered.position.push(position(*feed_position));
+                }
+                ReadChange::LinkCheckFailed {
+                    code_id,
+                    feed_position,
+                } => {
+                    columns.failures.code_id.push(code_id.as_str());
+                    columns.failures.position.push(position(*feed_position));
+                }
+                ReadChange::LinkEnded { code_id, .. } => columns.ended.push(code_id.as_str()),
+            }
+        }
+        Ok(columns)
+    }
+}
+
 fn position(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -144,84 +256,37 @@ impl PostgresStore {
         through: u64,
         changes: Vec<ReadChange>,
     ) -> Result<(), StoreError> {
-        let mut owners: (Vec<&str>, Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
-        let mut audit: (
-            Vec<i64>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i64>,
-            Vec<&str>,
-            Vec<DateTime<Utc>>,
-            Vec<&Value>,
-        ) = Default::default();
-        let mut issued: (Vec<&str>, Vec<&str>, Vec<Value>, Vec<i64>, Vec<&str>) =
-            Default::default();
-        let mut delivered: (Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
-        let mut failures: (Vec<&str>, Vec<i64>) = Default::default();
-        let mut ended: Vec<&str> = Vec::new();
-        for change in &changes {
-            match change {
-                ReadChange::Owner {
-                    stream,
-                    user_id,
-                    org_id,
-                } => {
-                    owners.0.push(stream.kind().as_str());
-                    owners.1.push(stream.id());
-                    owners.2.push(user_id.as_ref().map(UserId::as_str));
-                    owners.3.push(org_id.as_str());
-                }
-                ReadChange::Audit(entry) => {
-                    audit.0.push(position(entry.feed_position));
-                    audit.1.push(entry.stream.kind().as_str());
-                    audit.2.push(entry.stream.id());
-                    audit.3.push(position(entry.version));
-                    audit.4.push(&entry.event_type);
-                    audit.5.push(entry.recorded_at);
-                    audit.6.push(&entry.detail);
-                }
-                ReadChange::LinkIssued { row, feed_position } => {
-                    let facts = serde_json::to_value(&row.issued)
-                        .map_err(|err| StoreError::Internal(err.to_string()))?;
-                    issued.0.push(row.code_id.as_str());
-                    issued.1.push(row.issued.user_id.as_str());
-                    issued.2.push(facts);
-                    issued.3.push(position(*feed_position));
-                    issued.4.push(row.delivery.as_str());
-                }
-                ReadChange::LinkDelivered {
-                    code_id,
-                    state,
-                    feed_position,
-                } => {
-                    delivered.0.push(code_id.as_str());
-                    delivered.1.push(state.as_str());
-                    delivered.2.push(position(*feed_position));
-                }
-                ReadChange::LinkCheckFailed {
-                    code_id,
-                    feed_position,
-                } => {
-                    failures.0.push(code_id.as_str());
-                    failures.1.push(position(*feed_position));
-                }
-                ReadChange::LinkEnded { code_id, .. } => ended.push(code_id.as_str()),
-            }
-        }
+        let columns = Columns::of(&changes)?;
+        let (owners, audit, issued, delivered, failures, ended) = (
+            &columns.owners,
+            &columns.audit,
+            &columns.issued,
+            &columns.delivered,
+            &columns.failures,
+            &columns.ended,
+        );
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(classify)?;
-        if !owners.0.is_empty() {
+        if !owners.stream_type.is_empty() {
             let sql = format!(
                 "INSERT INTO {} (stream_type, stream_id, user_id, org_id)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
                  ON CONFLICT DO NOTHING",
                 self.named(OWNERS)
             );
-            tx.execute(&sql, &[&owners.0, &owners.1, &owners.2, &owners.3])
-                .await
-                .map_err(classify)?;
+            tx.execute(
+                &sql,
+                &[
+                    &owners.stream_type,
+                    &owners.stream_id,
+                    &owners.user_id,
+                    &owners.org_id,
+                ],
+            )
+            .await
+            .map_err(classify)?;
         }
-        if !audit.0.is_empty() {
+        if !audit.position.is_empty() {
             let sql = format!(
                 "INSERT INTO {audit} (feed_position, user_id, org_id, stream_type, stream_id,
                                       version, event_type, recorded_at, detail)
@@ -236,13 +301,19 @@ impl PostgresStore {
             tx.execute(
                 &sql,
                 &[
-                    &audit.0, &audit.1, &audit.2, &audit.3, &audit.4, &audit.5, &audit.6,
+                    &audit.position,
+                    &audit.stream_type,
+                    &audit.stream_id,
+                    &audit.version,
+                    &audit.event_type,
+                    &audit.recorded_at,
+                    &audit.detail,
                 ],
             )
             .await
             .map_err(classify)?;
         }
-        if !issued.0.is_empty() {
+        if !issued.code_id.is_empty() {
             let sql = format!(
                 "INSERT INTO {} (code_id, user_id, issued, issued_position, delivery,
                                  delivery_position)
@@ -254,29 +325,38 @@ impl PostgresStore {
             );
             tx.execute(
                 &sql,
-                &[&issued.0, &issued.1, &issued.2, &issued.3, &issued.4],
+                &[
+                    &issued.code_id,
+                    &issued.user_id,
+                    &issued.facts,
+                    &issued.position,
+                    &issued.delivery,
+                ],
             )
             .await
             .map_err(classify)?;
         }
-        if !delivered.0.is_empty() {
+        if !delivered.code_id.is_empty() {
             let sql = format!(
                 "UPDATE {} l SET delivery = u.s, delivery_position = u.p
                  FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
                  WHERE l.code_id = u.c AND l.delivery_position < u.p",
                 self.named(LINKS)
             );
-            tx.execute(&sql, &[&delivered.0, &delivered.1, &delivered.2])
-                .await
-                .map_err(classify)?;
+            tx.execute(
+                &sql,
+                &[&delivered.code_id, &delivered.state, &delivered.position],
+            )
+            .await
+            .map_err(classify)?;
         }
-        if !failures.0.is_empty() {
+        if !failures.code_id.is_empty() {
             let sql = format!(
                 "INSERT INTO {} (code_id, feed_position)
                  SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
                 self.named(FAILURES)
             );
-            tx.execute(&sql, &[&failures.0, &failures.1])
+            tx.execute(&sql, &[&failures.code_id, &failures.position])
                 .await
                 .map_err(classify)?;
         }
@@ -285,7 +365,7 @@ impl PostgresStore {
                 "UPDATE {} SET ended = true WHERE code_id = ANY($1::text[])",
                 self.named(LINKS)
             );
-            tx.execute(&sql, &[&ended]).await.map_err(classify)?;
+            tx.execute(&sql, &[ended]).await.map_err(classify)?;
         }
         self.record_checkpoint(&tx, projection, through).await?;
         tx.commit()
