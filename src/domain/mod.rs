@@ -278,6 +278,8 @@ pub(crate) struct StreamMeta {
     pub(crate) changed_at: Option<DateTime<Utc>>,
     /// Which event is the last: `None` until the store has told where it sits.
     pub(crate) last_event: Option<EventStamp>,
+    /// The version of the newest snapshot known to be stored (0: none).
+    pub(crate) snapshot_version: u64,
 }
 
 /// Names one stored event: its global position and a digest of its type and payload. Positions
@@ -297,14 +299,22 @@ impl EventStamp {
         }
     }
 
-    /// The digest of an event's type and payload.
+    /// The digest of an event's type and payload: the first 8 bytes of a SHA-256, stable
+    /// across processes and releases (snapshots keep it).
     pub(crate) fn digest(event_type: &str, payload: &serde_json::Value) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        event_type.hash(&mut hasher);
-        // serde_json's map keeps keys sorted: equal payloads print equally.
-        payload.to_string().hash(&mut hasher);
-        hasher.finish()
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(event_type.as_bytes());
+        hasher.update([0]);
+        // serde_json's map keeps keys sorted: equal payloads print equally. Printed straight
+        // into the hash, without an intermediate string.
+        if serde_json::to_writer(&mut hasher, payload).is_err() {
+            hasher.update(b"unprintable");
+        }
+        let sum = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&sum[..8]);
+        u64::from_le_bytes(first)
     }
 }
 

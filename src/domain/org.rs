@@ -39,7 +39,7 @@ impl OrgEvent {
 }
 
 /// Lifecycle status of an org.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum OrgStatus {
     /// No events yet.
@@ -54,7 +54,9 @@ pub enum OrgStatus {
 }
 
 /// State folded from an org stream.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Its serialized form is the snapshot format of org and user streams: changing its fields
+/// changes that format (bump `SNAPSHOT_FORMAT` in `service/snapshot.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OrgState {
     version: u64,
     status: OrgStatus,

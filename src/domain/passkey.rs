@@ -139,7 +139,7 @@ pub enum PasskeyState {
 }
 
 /// A passkey of a user, as the user state keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Passkey {
     /// Its id.
@@ -153,7 +153,7 @@ pub struct Passkey {
 }
 
 /// An open registration ceremony.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Ceremony {
     /// The passkey it registers.

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::PasskeyLinks;
 use super::access::Guard;
+use super::cache::StateCache;
 use super::idempotency;
+use super::snapshot;
 use crate::domain::{
     AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
     View, decide_loaded,
@@ -193,6 +195,8 @@ where
                         entry.meta,
                         self.config.state_cache_capacity,
                     );
+                    self.snapshot_if_due(&entry.stream, &entry.state, entry.meta)
+                        .await;
                 }
             }
             if let Some(refusal) = refusal {
@@ -245,17 +249,14 @@ where
                 .to_owned();
             return Ok(Some(Err(Error::catalogued(entry, message))));
         }
-        let wanted: Vec<(StreamId, u64)> = recalled
+        // As of the first run: each stream it wrote, through the version it left it at.
+        let cursors = recalled
             .streams
-            .iter()
-            .map(|(stream, _)| (stream.clone(), 0))
+            .into_iter()
+            .map(|(stream, version)| Cursor::new(stream, None, version))
             .collect();
-        let reads = self.store.read_many(&wanted).await?;
         let mut loaded = Loaded::default();
-        for ((stream, version), mut events) in recalled.streams.into_iter().zip(reads) {
-            events.retain(|event| event.version <= version);
-            let empty = AnyState::empty(stream.kind());
-            let (state, meta) = self.fold(&stream, empty, StreamMeta::default(), events)?;
+        for (stream, state, meta) in self.fold_streams(cursors).await? {
             loaded.insert(stream, state, meta);
         }
         Ok(Some(Ok(Executed {
@@ -297,16 +298,17 @@ where
         }
     }
 
-    /// Loads several streams in one store call: each from its cached state, reading its last
-    /// cached event again and only the events after it. A cached state whose last event the
-    /// store no longer holds at the same position and time (a database restored to an earlier
-    /// point) is dropped, and that stream is read again from its start: a cache never trusts a
-    /// version number alone.
+    /// Loads several streams: each from its cached state, else from its stored snapshot (org
+    /// and user streams), else from its first event — one store call per page of events for
+    /// all of them. A start is trusted only if the store still holds its last event (same
+    /// version, position, time and content; a database restored to an earlier point fails
+    /// this): a cache never trusts a version number alone. Events are folded page by page, so a
+    /// long stream never sits in memory whole.
     async fn load_streams(
         &self,
         streams: Vec<StreamId>,
     ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
-        let cached: Vec<Option<(AnyState, StreamMeta)>> = streams
+        let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams
             .iter()
             .map(|stream| {
                 self.cache
@@ -314,43 +316,97 @@ where
                     .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
             })
             .collect();
-        let wanted: Vec<(StreamId, u64)> = streams
-            .iter()
-            .zip(&cached)
-            .map(|(stream, cached)| {
-                let after = cached.as_ref().map_or(0, |(state, _)| state.version() - 1);
-                (stream.clone(), after)
-            })
+        if self.config.snapshot_every > 0 {
+            let (indices, wanted): (Vec<usize>, Vec<StreamId>) = streams
+                .iter()
+                .enumerate()
+                .filter(|(i, stream)| starts[*i].is_none() && StateCache::cacheable(stream))
+                .map(|(i, stream)| (i, stream.clone()))
+                .unzip();
+            if !wanted.is_empty() {
+                let snapshots = self.store.read_snapshots(&wanted).await?;
+                for (i, stored) in indices.into_iter().zip(snapshots) {
+                    starts[i] = stored.as_ref().and_then(snapshot::decode);
+                }
+            }
+        }
+        let cursors = streams
+            .into_iter()
+            .zip(starts)
+            .map(|(stream, start)| Cursor::new(stream, start, u64::MAX))
             .collect();
-        let reads = self.store.read_many(&wanted).await?;
-        let mut loaded = Vec::with_capacity(streams.len());
-        let mut stale = Vec::new();
-        for ((stream, cached), mut events) in streams.into_iter().zip(cached).zip(reads) {
-            let start = match cached {
-                Some((state, meta)) => {
-                    if !still_stored(&state, &meta, events.first()) {
-                        self.cache.evict(&stream);
-                        stale.push(stream);
+        let loaded = self.fold_streams(cursors).await?;
+        for (stream, state, meta) in &loaded {
+            self.snapshot_if_due(stream, state, *meta).await;
+        }
+        Ok(loaded)
+    }
+
+    /// Folds each cursor's stream from its start through its `until` version, a page of
+    /// events per stream per store call.
+    async fn fold_streams(
+        &self,
+        mut cursors: Vec<Cursor>,
+    ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
+        let mut loaded = Vec::with_capacity(cursors.len());
+        while !cursors.is_empty() {
+            let wanted: Vec<(StreamId, u64)> = cursors
+                .iter()
+                .map(|cursor| (cursor.stream.clone(), cursor.read_after()))
+                .collect();
+            let reads = self.store.read_many(&wanted, LOAD_PAGE).await?;
+            let mut next = Vec::new();
+            for (mut cursor, mut events) in cursors.into_iter().zip(reads) {
+                let more = events.len() == LOAD_PAGE;
+                if cursor.validate {
+                    if !still_stored(&cursor.state, &cursor.meta, events.first()) {
+                        // A restored database, or a stale cache: read it all again.
+                        self.cache.evict(&cursor.stream);
+                        next.push(Cursor::new(cursor.stream, None, cursor.until));
                         continue;
                     }
                     events.remove(0);
-                    (state, meta)
+                    cursor.validate = false;
                 }
-                None => (AnyState::empty(stream.kind()), StreamMeta::default()),
-            };
-            let (state, meta) = self.fold(&stream, start.0, start.1, events)?;
-            loaded.push((stream, state, meta));
-        }
-        if !stale.is_empty() {
-            let wanted: Vec<(StreamId, u64)> = stale.iter().map(|s| (s.clone(), 0)).collect();
-            let reads = self.store.read_many(&wanted).await?;
-            for (stream, events) in stale.into_iter().zip(reads) {
-                let empty = AnyState::empty(stream.kind());
-                let (state, meta) = self.fold(&stream, empty, StreamMeta::default(), events)?;
-                loaded.push((stream, state, meta));
+                let until = cursor.until;
+                let reached = events.last().is_some_and(|last| last.version >= until);
+                events.retain(|event| event.version <= until);
+                let (state, meta) = self.fold(&cursor.stream, cursor.state, cursor.meta, events)?;
+                if more && !reached {
+                    next.push(Cursor {
+                        state,
+                        meta,
+                        ..cursor
+                    });
+                } else {
+                    loaded.push((cursor.stream, state, meta));
+                }
             }
+            cursors = next;
         }
         Ok(loaded)
+    }
+
+    /// Stores a snapshot of an org or user state that has grown by the configured number of
+    /// events since the last one. Only ever an optimization: a failure is logged and ignored.
+    async fn snapshot_if_due(&self, stream: &StreamId, state: &AnyState, mut meta: StreamMeta) {
+        if !snapshot::due(state, &meta, self.config.snapshot_every) {
+            return;
+        }
+        let Some(snapshot) = snapshot::encode(stream, state, &meta) else {
+            return;
+        };
+        match self.store.write_snapshot(snapshot).await {
+            Ok(()) => {
+                meta.snapshot_version = state.version();
+                self.cache
+                    .put(stream, state, meta, self.config.state_cache_capacity);
+            }
+            Err(_err) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(stream = %stream, error = %_err, "snapshot not stored");
+            }
+        }
     }
 
     fn fold(
@@ -454,6 +510,45 @@ where
                 (stream, stamp)
             })
             .collect())
+    }
+}
+
+/// Events read per stream per store call while loading: the most a load holds at once.
+pub(crate) const LOAD_PAGE: usize = 1_000;
+
+/// Where the fold of one stream stands while it loads.
+struct Cursor {
+    stream: StreamId,
+    state: AnyState,
+    meta: StreamMeta,
+    /// Whether the state came from a cache or snapshot whose last event must be re-read and
+    /// compared before anything is folded onto it.
+    validate: bool,
+    /// The last version to fold.
+    until: u64,
+}
+
+impl Cursor {
+    fn new(stream: StreamId, start: Option<(AnyState, StreamMeta)>, until: u64) -> Self {
+        let validate = start.is_some();
+        let (state, meta) =
+            start.unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()));
+        Self {
+            stream,
+            state,
+            meta,
+            validate,
+            until,
+        }
+    }
+
+    /// The version to read after: the start's own last event again when it must be validated.
+    fn read_after(&self) -> u64 {
+        if self.validate {
+            self.state.version() - 1
+        } else {
+            self.state.version()
+        }
     }
 }
 

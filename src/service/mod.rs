@@ -17,6 +17,7 @@ mod issue;
 mod passkeys;
 mod read;
 mod redeem;
+mod snapshot;
 
 pub use deliver::DeliveryRetry;
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
@@ -68,6 +69,10 @@ pub struct Config {
     /// delivery, and a [`crate::read::DeliveryWorker`] (which needs the same key) sends it.
     /// `None` (default): sends hand the link to the notifier inside the request.
     pub outbox: Option<DeliveryKey>,
+    /// An org or user stream that has grown by this many events since its last snapshot gets a
+    /// new one (stores that keep snapshots: both shipped ones), so a cold load reads only the
+    /// events after it. 0: never.
+    pub snapshot_every: u64,
 }
 
 impl Config {
@@ -81,6 +86,7 @@ impl Config {
             user_verification: UserVerification::default(),
             deadline: Some(DEFAULT_DEADLINE),
             outbox: None,
+            snapshot_every: 1_000,
         }
     }
 

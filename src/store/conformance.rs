@@ -73,6 +73,7 @@ where
     any_appends_whatever_the_version(make().await).await;
     reads_are_ordered_and_start_after_a_version(make().await).await;
     read_many_answers_each_stream_after_its_version(make().await).await;
+    snapshots_keep_the_newest_per_stream(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
     concurrent_appenders_have_one_winner_per_version(make().await, 16, 5).await;
@@ -521,7 +522,7 @@ pub async fn reads_are_ordered_and_start_after_a_version<S: EventStore>(store: S
 }
 
 /// `read_many` answers each stream exactly as `read` does, in the order asked, unknown streams
-/// empty.
+/// empty, at most `limit` events per stream.
 pub async fn read_many_answers_each_stream_after_its_version<S: EventStore>(store: S) {
     let a = stream(AggregateKind::User, "many-a");
     let b = stream(AggregateKind::Org, "many-b");
@@ -538,7 +539,7 @@ pub async fn read_many_answers_each_stream_after_its_version<S: EventStore>(stor
         .await
         .unwrap();
     let asked = [(b.clone(), 0), (unknown.clone(), 0), (a.clone(), 1)];
-    let reads = store.read_many(&asked).await.unwrap();
+    let reads = store.read_many(&asked, 100).await.unwrap();
     assert_eq!(reads.len(), 3, "one answer per stream");
     for ((stream, after), read) in asked.iter().zip(&reads) {
         assert_eq!(read, &store.read(stream, *after).await.unwrap(), "{stream}");
@@ -547,7 +548,57 @@ pub async fn read_many_answers_each_stream_after_its_version<S: EventStore>(stor
         reads[2].iter().map(|e| e.version).collect::<Vec<_>>(),
         [2, 3]
     );
-    assert!(store.read_many(&[]).await.unwrap().is_empty());
+    assert!(store.read_many(&[], 100).await.unwrap().is_empty());
+    let paged = store
+        .read_many(&[(a.clone(), 0), (b.clone(), 0)], 2)
+        .await
+        .unwrap();
+    let versions = |events: &[crate::store::RecordedEvent]| -> Vec<u64> {
+        events.iter().map(|e| e.version).collect()
+    };
+    assert_eq!(versions(&paged[0]), [1, 2], "the first page of a");
+    assert_eq!(versions(&paged[1]), [1], "all of b");
+    let rest = store.read_many(&[(a.clone(), 2)], 2).await.unwrap();
+    assert_eq!(versions(&rest[0]), [3], "the next page of a");
+}
+
+/// Snapshots: none until written, the newest kept per stream, an older one never replacing
+/// it. (A store without snapshots — the port's defaults — passes by keeping none.)
+pub async fn snapshots_keep_the_newest_per_stream<S: EventStore>(store: S) {
+    use crate::store::Snapshot;
+    let a = stream(AggregateKind::User, "snap-a");
+    let b = stream(AggregateKind::Org, "snap-b");
+    let none = store.read_snapshots(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(none, [None, None]);
+    store
+        .write_snapshot(Snapshot::new(a.clone(), 5, json!({"at": 5})))
+        .await
+        .unwrap();
+    let kept = store.read_snapshots(&[a.clone()]).await.unwrap();
+    if kept[0].is_none() {
+        return; // a store that keeps no snapshots
+    }
+    store
+        .write_snapshot(Snapshot::new(a.clone(), 3, json!({"at": 3})))
+        .await
+        .unwrap();
+    store
+        .write_snapshot(Snapshot::new(b.clone(), 1, json!({"at": "b"})))
+        .await
+        .unwrap();
+    let read = store.read_snapshots(&[b.clone(), a.clone()]).await.unwrap();
+    assert_eq!(read[0], Some(Snapshot::new(b.clone(), 1, json!({"at": "b"}))));
+    assert_eq!(
+        read[1],
+        Some(Snapshot::new(a.clone(), 5, json!({"at": 5}))),
+        "an older snapshot replaced a newer one"
+    );
+    store
+        .write_snapshot(Snapshot::new(a.clone(), 9, json!({"at": 9})))
+        .await
+        .unwrap();
+    let read = store.read_snapshots(&[a]).await.unwrap();
+    assert_eq!(read[0].as_ref().map(|s| s.version), Some(9));
 }
 
 /// A batch where one stream conflicts writes nothing to any stream.

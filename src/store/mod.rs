@@ -119,6 +119,31 @@ impl Appended {
     }
 }
 
+/// A stream's folded state as of one version, stored so that a load need not read the events
+/// before it. Opaque to stores. Whoever reads it checks that the store still holds the event it
+/// was taken at (a database restored to an earlier point must not revive a later state).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version it was taken at.
+    pub version: u64,
+    /// The state, in the writer's format.
+    pub state: Value,
+}
+
+impl Snapshot {
+    /// A snapshot of `stream` at `version`.
+    pub fn new(stream: StreamId, version: u64, state: Value) -> Self {
+        Self {
+            stream,
+            version,
+            state,
+        }
+    }
+}
+
 /// An event in the global feed: every stream's events in one order, each at its feed position.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -300,23 +325,53 @@ pub trait EventStore: Send + Sync {
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
-    /// The events of several streams, each after its version, in one call: `reads[i]` answers
-    /// `streams[i]`. Stores that can (PostgreSQL) answer in one round trip; the default reads
-    /// one stream after the other.
+    /// The events of several streams, each after its version, at most `limit` per stream, in
+    /// one call: `reads[i]` answers `streams[i]` (a stream with more events answers exactly
+    /// `limit`: read on from its last). Stores that can (PostgreSQL) answer in one round trip;
+    /// the default reads one stream after the other.
     ///
     /// # Errors
     /// As [`EventStore::read`].
     fn read_many(
         &self,
         streams: &[(StreamId, u64)],
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send {
         async move {
             let mut reads = Vec::with_capacity(streams.len());
             for (stream, after_version) in streams {
-                reads.push(self.read(stream, *after_version).await?);
+                let mut events = self.read(stream, *after_version).await?;
+                events.truncate(limit);
+                reads.push(events);
             }
             Ok(reads)
         }
+    }
+
+    /// The newest stored snapshot of each stream (`None`: none stored). The default stores
+    /// none: every load then folds the whole stream, page by page.
+    ///
+    /// # Errors
+    /// As [`EventStore::read`].
+    fn read_snapshots(
+        &self,
+        streams: &[StreamId],
+    ) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send {
+        std::future::ready(Ok(vec![None; streams.len()]))
+    }
+
+    /// Stores `snapshot`, unless one of a later version of its stream is stored already. The
+    /// default stores nothing.
+    ///
+    /// # Errors
+    /// As [`EventStore::append`] (a snapshot is only ever an optimization: callers may ignore
+    /// a failure).
+    fn write_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = snapshot;
+        std::future::ready(Ok(()))
     }
 
     /// Appends a batch atomically, with its idempotency record if it has one. Returns where each
@@ -351,7 +406,9 @@ pub trait EventStore: Send + Sync {
 
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
-    fn read_many(&self, streams: &[(StreamId, u64)]) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
+    fn read_many(&self, streams: &[(StreamId, u64)], limit: usize) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
+    fn read_snapshots(&self, streams: &[StreamId]) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send;
+    fn write_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
     fn read_feed(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
     fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;

@@ -194,7 +194,7 @@ impl UserEvent {
 }
 
 /// Human or machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum UserKind {
     /// A person: may get codes.
@@ -204,7 +204,7 @@ pub enum UserKind {
 }
 
 /// Lifecycle status of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum UserStatus {
     /// No events yet.
@@ -223,7 +223,9 @@ pub enum UserStatus {
 }
 
 /// State folded from a user stream.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Its serialized form is the snapshot format of org and user streams: changing its fields
+/// changes that format (bump `SNAPSHOT_FORMAT` in `service/snapshot.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UserState {
     version: u64,
     org_id: Option<OrgId>,

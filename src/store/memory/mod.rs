@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 mod read;
 
 use super::projections::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
-use super::{AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, StoreError};
+use super::{
+    AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, Snapshot, StoreError,
+};
 use crate::ids::{StreamId, UserId};
 
 /// One stored event; its stream is the map key.
@@ -48,11 +50,13 @@ fn recorded_from(
     stream: &StreamId,
     events: &[Stored],
     after: usize,
+    limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     events
         .get(after..)
         .unwrap_or_default()
         .iter()
+        .take(limit)
         .enumerate()
         .map(|(i, event)| event.recorded(stream, (after + i + 1) as u64))
         .collect()
@@ -69,6 +73,8 @@ struct Inner {
     feed: Vec<(StreamId, u64)>,
     /// Projection checkpoints and the read models' tables.
     read: read::ReadTables,
+    /// The newest snapshot of each stream.
+    snapshots: HashMap<StreamId, Snapshot>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -82,6 +88,21 @@ impl std::fmt::Debug for InMemoryStore {
         f.debug_struct("InMemoryStore")
             .field("events", &self.lock().appended)
             .finish()
+    }
+}
+
+impl Inner {
+    fn read(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = usize::try_from(after_version).unwrap_or(usize::MAX);
+        match self.streams.get(stream) {
+            Some(events) => recorded_from(stream, events, after, limit),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -219,13 +240,47 @@ impl EventStore for InMemoryStore {
         stream: &StreamId,
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        ready(self.lock().read(stream, after_version, usize::MAX))
+    }
+
+    fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send {
         let inner = self.lock();
-        let after = usize::try_from(after_version).unwrap_or(usize::MAX);
-        let events = match inner.streams.get(stream) {
-            Some(events) => recorded_from(stream, events, after),
-            None => Ok(Vec::new()),
-        };
-        ready(events)
+        ready(
+            streams
+                .iter()
+                .map(|(stream, after)| inner.read(stream, *after, limit))
+                .collect(),
+        )
+    }
+
+    fn read_snapshots(
+        &self,
+        streams: &[StreamId],
+    ) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send {
+        let inner = self.lock();
+        ready(Ok(streams
+            .iter()
+            .map(|stream| inner.snapshots.get(stream).cloned())
+            .collect()))
+    }
+
+    fn write_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let mut inner = self.lock();
+        let newer = inner
+            .snapshots
+            .get(&snapshot.stream)
+            .is_none_or(|stored| stored.version < snapshot.version);
+        if newer {
+            inner.snapshots.insert(snapshot.stream.clone(), snapshot);
+        }
+        ready(Ok(()))
     }
 
     fn append(

@@ -42,7 +42,7 @@ pub use tokio_postgres;
 
 use super::{
     AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, Recalled,
-    RecordedEvent, StoreError, StreamAppend,
+    RecordedEvent, Snapshot, StoreError, StreamAppend,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "read_models",
         include_str!("../../../migrations/0004_read_models.sql"),
+    ),
+    (
+        5,
+        "snapshots",
+        include_str!("../../../migrations/0005_snapshots.sql"),
     ),
 ];
 
@@ -724,8 +729,17 @@ impl EventStore for PostgresStore {
     async fn read_many(
         &self,
         streams: &[(StreamId, u64)],
+        limit: usize,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
-        within(self.deadline, false, self.read_many_now(streams)).await
+        within(self.deadline, false, self.read_many_now(streams, limit)).await
+    }
+
+    async fn read_snapshots(&self, streams: &[StreamId]) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        within(self.deadline, false, self.read_snapshots_now(streams)).await
+    }
+
+    async fn write_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        within(self.deadline, true, self.write_snapshot_now(snapshot)).await
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
@@ -874,6 +888,7 @@ impl PostgresStore {
     async fn read_many_now(
         &self,
         streams: &[(StreamId, u64)],
+        limit: usize,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
         if streams.is_empty() {
             return Ok(Vec::new());
@@ -887,6 +902,7 @@ impl PostgresStore {
                  FROM {} x
                  WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version > s.after_version
                  ORDER BY x.version
+                 LIMIT $4
              ) e
              ORDER BY s.n, e.version",
             self.table
@@ -898,8 +914,9 @@ impl PostgresStore {
             .iter()
             .map(|(_, v)| i64::try_from(*v).unwrap_or(i64::MAX))
             .collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(&statement, &[&types, &ids, &after])
+            .query(&statement, &[&types, &ids, &after, &limit])
             .await
             .map_err(classify)?;
         let mut reads: Vec<Vec<RecordedEvent>> = streams.iter().map(|_| Vec::new()).collect();
@@ -946,5 +963,81 @@ impl PostgresStore {
         Err(StoreError::Unavailable(
             "append kept colliding with concurrent writers".into(),
         ))
+    }
+}
+
+const SNAPSHOTS: &str = "passkey_links_snapshots";
+
+impl PostgresStore {
+    fn snapshots_table(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("\"{schema}\".{SNAPSHOTS}"),
+            None => SNAPSHOTS.to_owned(),
+        }
+    }
+
+    async fn read_snapshots_now(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        let mut found: Vec<Option<Snapshot>> = vec![None; streams.len()];
+        if streams.is_empty() {
+            return Ok(found);
+        }
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT s.n, x.version, x.state
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(t, i, n)
+             JOIN {} x ON x.stream_type = s.t AND x.stream_id = s.i",
+            self.snapshots_table()
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let types: Vec<&str> = streams.iter().map(|s| s.kind().as_str()).collect();
+        let ids: Vec<&str> = streams.iter().map(StreamId::id).collect();
+        let rows = client
+            .query(&statement, &[&types, &ids])
+            .await
+            .map_err(classify)?;
+        for row in &rows {
+            let n: i64 = row.try_get(0).map_err(classify)?;
+            let version: i64 = row.try_get(1).map_err(classify)?;
+            let state: Value = row.try_get(2).map_err(classify)?;
+            let index = usize::try_from(n - 1)
+                .ok()
+                .filter(|i| *i < streams.len())
+                .ok_or_else(|| StoreError::Internal("a snapshot of a stream not asked for".into()))?;
+            found[index] = Some(Snapshot::new(
+                streams[index].clone(),
+                u64::try_from(version).unwrap_or(0),
+                state,
+            ));
+        }
+        Ok(found)
+    }
+
+    async fn write_snapshot_now(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO {t} (stream_type, stream_id, version, state) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (stream_type, stream_id) DO UPDATE
+             SET version = EXCLUDED.version, state = EXCLUDED.state
+             WHERE {t}.version < EXCLUDED.version",
+            t = self.snapshots_table()
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let version = i64::try_from(snapshot.version).unwrap_or(i64::MAX);
+        client
+            .execute(
+                &statement,
+                &[
+                    &snapshot.stream.kind().as_str(),
+                    &snapshot.stream.id(),
+                    &version,
+                    &snapshot.state,
+                ],
+            )
+            .await
+            .map_err(|err| failure::store_error(&err, true))?;
+        Ok(())
     }
 }
