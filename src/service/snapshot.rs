@@ -43,7 +43,9 @@ pub(crate) fn decode(snapshot: &Snapshot) -> Option<(AnyState, StreamMeta)> {
     }
     let folded = value.get("state")?.clone();
     let state = match snapshot.stream.kind() {
-        AggregateKind::Org => AnyState::Org(Arc::new(serde_json::from_value::<OrgState>(folded).ok()?)),
+        AggregateKind::Org => {
+            AnyState::Org(Arc::new(serde_json::from_value::<OrgState>(folded).ok()?))
+        }
         AggregateKind::User => {
             AnyState::User(Arc::new(serde_json::from_value::<UserState>(folded).ok()?))
         }

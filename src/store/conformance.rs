@@ -587,7 +587,10 @@ pub async fn snapshots_keep_the_newest_per_stream<S: EventStore>(store: S) {
         .await
         .unwrap();
     let read = store.read_snapshots(&[b.clone(), a.clone()]).await.unwrap();
-    assert_eq!(read[0], Some(Snapshot::new(b.clone(), 1, json!({"at": "b"}))));
+    assert_eq!(
+        read[0],
+        Some(Snapshot::new(b.clone(), 1, json!({"at": "b"})))
+    );
     assert_eq!(
         read[1],
         Some(Snapshot::new(a.clone(), 5, json!({"at": 5}))),

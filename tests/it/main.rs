@@ -21,6 +21,7 @@ mod read_side;
 mod scenarios;
 mod secret_hygiene;
 mod service_postgres;
+mod snapshots;
 mod store_conformance;
 
 /// The service scenarios against the in-memory store.
@@ -34,4 +35,5 @@ mod service_memory {
     crate::service_scenarios!(memory);
     crate::read_side_scenarios!(memory);
     crate::outbox_scenarios!(memory);
+    crate::snapshot_scenarios!(memory);
 }

@@ -30,6 +30,7 @@ mod with_postgres {
     crate::service_scenarios!(postgres);
     crate::read_side_scenarios!(postgres);
     crate::outbox_scenarios!(postgres);
+    crate::snapshot_scenarios!(postgres);
 
     /// Every migration's version, ascending.
     fn all_versions() -> Vec<i64> {

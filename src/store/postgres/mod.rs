@@ -734,7 +734,10 @@ impl EventStore for PostgresStore {
         within(self.deadline, false, self.read_many_now(streams, limit)).await
     }
 
-    async fn read_snapshots(&self, streams: &[StreamId]) -> Result<Vec<Option<Snapshot>>, StoreError> {
+    async fn read_snapshots(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
         within(self.deadline, false, self.read_snapshots_now(streams)).await
     }
 
@@ -1005,7 +1008,9 @@ impl PostgresStore {
             let index = usize::try_from(n - 1)
                 .ok()
                 .filter(|i| *i < streams.len())
-                .ok_or_else(|| StoreError::Internal("a snapshot of a stream not asked for".into()))?;
+                .ok_or_else(|| {
+                    StoreError::Internal("a snapshot of a stream not asked for".into())
+                })?;
             found[index] = Some(Snapshot::new(
                 streams[index].clone(),
                 u64::try_from(version).unwrap_or(0),

@@ -1,0 +1,170 @@
+//! Long streams on every store: a cold load starts from the newest snapshot, reads the rest in
+//! pages (never a whole long history at once), and does not trust a snapshot of a history the
+//! store no longer holds.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use passkey_links::ids::StreamId;
+use passkey_links::prelude::*;
+use passkey_links::store::{
+    AppendBatch, Appended, FeedEvent, Recalled, RecordedEvent, Snapshot, StoreError,
+};
+
+use crate::scenarios::{Fixture, Inspect, config};
+
+/// A store that counts what loads read: events in all, the most in one call.
+#[derive(Clone)]
+pub struct Counting<S> {
+    inner: S,
+    events: Arc<AtomicU64>,
+    largest: Arc<AtomicU64>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            events: Arc::default(),
+            largest: Arc::default(),
+        }
+    }
+
+    /// (events read, most events in one call) since the last reset.
+    pub fn take(&self) -> (u64, u64) {
+        (
+            self.events.swap(0, Ordering::SeqCst),
+            self.largest.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl<S: EventStore> EventStore for Counting<S> {
+    async fn read(&self, stream: &StreamId, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read(stream, after).await
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        let reads = self.inner.read_many(streams, limit).await?;
+        let n: u64 = reads.iter().map(|r| r.len() as u64).sum();
+        self.events.fetch_add(n, Ordering::SeqCst);
+        self.largest.fetch_max(n, Ordering::SeqCst);
+        Ok(reads)
+    }
+
+    async fn read_snapshots(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        self.inner.read_snapshots(streams).await
+    }
+
+    async fn write_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.write_snapshot(snapshot).await
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        self.inner.append(batch).await
+    }
+
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
+        self.inner.read_feed(after, limit).await
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
+        self.inner.recall(key).await
+    }
+}
+
+impl<S: Inspect + Sync> Inspect for Counting<S> {
+    async fn all_events(&self) -> Vec<RecordedEvent> {
+        self.inner.all_events().await
+    }
+}
+
+fn cold<S: EventStore + Clone>(
+    f: &Fixture<Counting<S>>,
+    snapshot_every: u64,
+) -> PasskeyLinks<Counting<S>, RecordingNotifier, StaticGrants, ManualClock> {
+    let mut config = config();
+    config.snapshot_every = snapshot_every;
+    PasskeyLinks::new(
+        f.store.clone(),
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config,
+    )
+    .with_clock(f.clock.clone())
+}
+
+pub async fn a_cold_load_reads_from_the_snapshot_in_pages<
+    S: EventStore + Clone + Inspect + Sync,
+>(
+    store: S,
+) {
+    let mut with_snapshots = config();
+    with_snapshots.snapshot_every = 100;
+    let f = Fixture::with_config(Counting::new(store), with_snapshots).await;
+    // 1,250 events on ada's stream: longer than a page (1,000).
+    for i in 0..625 {
+        for change in [UserChange::Lock, UserChange::Unlock] {
+            f.service
+                .update_user(&Caller::System, None, &f.ada, change)
+                .await
+                .unwrap_or_else(|err| panic!("{i}: {err:?}"));
+        }
+    }
+    let me = f.me(&f.ada);
+    f.store.take();
+
+    // Without snapshots: the whole stream, a page at a time.
+    let full = cold(&f, 0).add_my_passwordless_link(&me).await.unwrap();
+    let (events, largest) = f.store.take();
+    assert!(events > 1_250, "{events}");
+    assert!(largest <= 1_000 + 2, "one call returned {largest} events");
+
+    // With snapshots: only what follows the newest one (taken every 100 events).
+    let cold_service = cold(&f, 100);
+    let started = cold_service.add_my_passwordless_link(&me).await.unwrap();
+    let (events, _) = f.store.take();
+    assert!(events <= 110, "a cold load read {events} events");
+    assert_eq!(started.details.resource_owner, full.details.resource_owner);
+
+    // A snapshot of a history the store does not hold (as after restoring the database to an
+    // earlier point): a later version claiming ada is locked. It is not trusted.
+    let ada = StreamId::user(&UserId::new(&f.ada).unwrap());
+    let stored = f.store.read_snapshots(&[ada.clone()]).await.unwrap();
+    let Some(real) = stored.into_iter().next().flatten() else {
+        return; // a store without snapshots
+    };
+    let mut state = real.state.clone();
+    let version = real.version + 1_000;
+    state["state"]["version"] = version.into();
+    state["state"]["status"] = "Locked".into();
+    f.store
+        .write_snapshot(Snapshot::new(ada, version, state))
+        .await
+        .unwrap();
+    let after_restore = cold(&f, 100).add_my_passwordless_link(&me).await;
+    assert!(
+        after_restore.is_ok(),
+        "a forged snapshot was trusted: {after_restore:?}"
+    );
+}
+
+/// One `#[tokio::test]` per snapshot scenario for a backend (as `service_scenarios!`).
+#[macro_export]
+macro_rules! snapshot_scenarios {
+    ($store:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_cold_load_reads_from_the_snapshot_in_pages() {
+            let Some(store) = $store().await else { return };
+            $crate::snapshots::a_cold_load_reads_from_the_snapshot_in_pages(store).await;
+        }
+    };
+}
