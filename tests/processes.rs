@@ -479,3 +479,180 @@ async fn restarts_and_terminated_backends_leave_a_consistent_history() {
     assert!(recovered, "the service answers after the restart");
     assert_consistent(&store).await;
 }
+
+/// The delivery key every process of the outbox test shares.
+fn delivery_key() -> passkey_links::DeliveryKey {
+    passkey_links::DeliveryKey::new([9; 32])
+}
+
+fn outbox_service(store: PostgresStore) -> PasskeyLinks<PostgresStore, MailFile, StaticGrants> {
+    let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
+    PasskeyLinks::new(
+        store,
+        MailFile(PathBuf::new(), false),
+        StaticGrants::new(),
+        Config::new(links).with_outbox(delivery_key()),
+    )
+}
+
+/// A notifier that appends each message (its idempotency key and link) to a file and syncs it
+/// — the mail provider's log — and, when told, kills its process right after: the crash
+/// between the notifier call and the `sent` append.
+struct MailFile(PathBuf, bool);
+
+impl Notifier for MailFile {
+    async fn deliver(&self, envelope: &Envelope) -> Result<Receipt, passkey_links::NotifyError> {
+        use std::io::Write;
+        let Message::RegistrationLink { link, .. } = &envelope.message else {
+            return Ok(Receipt {
+                message_id: "ignored".into(),
+            });
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .unwrap();
+        writeln!(file, "{}\t{}", envelope.idempotency_key, link.expose()).unwrap();
+        file.sync_all().unwrap();
+        if self.1 {
+            // SIGKILL: nothing of this process runs on, as in a crash or an OOM kill.
+            let _ = Command::new("kill")
+                .args(["-KILL", &std::process::id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        Ok(Receipt {
+            message_id: envelope.idempotency_key.clone(),
+        })
+    }
+}
+
+/// What the parent hands a delivery worker process.
+#[derive(Debug, Serialize, Deserialize)]
+struct DeliveryPlan {
+    config: String,
+    schema: String,
+    mail: PathBuf,
+    die_after_mailing: bool,
+}
+
+/// The delivery worker process: catches the outbox up, mailing into the plan's file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery() {
+    use passkey_links::read::{DeliveryWorker, ProjectionRunner};
+    let Ok(plan_path) = std::env::var("PASSKEY_LINKS_DELIVERY_WORKER") else {
+        return; // run as a test, not as a worker: nothing to do
+    };
+    let plan: DeliveryPlan = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let store = PostgresStore::connect(&plan.config, 4)
+        .unwrap()
+        .in_schema(&plan.schema)
+        .unwrap();
+    let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
+    let service = PasskeyLinks::new(
+        store.clone(),
+        MailFile(plan.mail.clone(), plan.die_after_mailing),
+        StaticGrants::new(),
+        Config::new(links).with_outbox(delivery_key()),
+    );
+    ProjectionRunner::new(store, DeliveryWorker::new(&service))
+        .catch_up()
+        .await
+        .unwrap();
+}
+
+/// A delivery worker process killed (SIGKILL) right after the mail provider took a link and
+/// before `sent` was appended: the next worker process sends the same message — same
+/// idempotency key, same link — and `sent` is recorded once; the link works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_worker_killed_after_mailing_loses_nothing() {
+    let Some(config) = pg::database_url() else {
+        return;
+    };
+    let schema = unique_schema("outbox");
+    let store = PostgresStore::connect(&config, 4)
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let seeded = seed(&service(store.clone()), 1).await.remove(0);
+    let requests = outbox_service(store.clone());
+    let org = requests
+        .check_code(request(json!({
+            "userId": seeded.user, "codeId": seeded.code_id, "code": seeded.code
+        })))
+        .await
+        .unwrap()
+        .org_id;
+    let me = Caller::user(UserId::new(&seeded.user).unwrap(), OrgId::new(org).unwrap());
+    requests.send_my_passwordless_link(&me).await.unwrap();
+
+    let dir = std::env::temp_dir().join(unique_schema("mail"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mail = dir.join("mail.log");
+    let run = |die: bool| {
+        let plan = dir.join(format!("plan-{die}.json"));
+        let body = DeliveryPlan {
+            config: config.clone(),
+            schema: schema.clone(),
+            mail: mail.clone(),
+            die_after_mailing: die,
+        };
+        std::fs::write(&plan, serde_json::to_vec(&body).unwrap()).unwrap();
+        Command::new(std::env::current_exe().unwrap())
+            .args(["delivery", "--exact", "--nocapture", "--test-threads=1"])
+            .env("PASSKEY_LINKS_DELIVERY_WORKER", &plan)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    let sent = "user.human.passwordless.initialization.code.sent";
+    let sent_count = || async {
+        let client = store.pool().get().await.unwrap();
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE event_type = $1",
+            store.table()
+        );
+        client
+            .query_one(&sql, &[&sent])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+
+    let killed = run(true);
+    assert!(!killed.success(), "the first worker was to die");
+    let mailed = std::fs::read_to_string(&mail).unwrap();
+    assert_eq!(mailed.lines().count(), 1, "{mailed}");
+    assert_eq!(sent_count().await, 0, "nothing recorded by the dead worker");
+
+    let restarted = run(false);
+    assert!(restarted.success());
+    let mailed = std::fs::read_to_string(&mail).unwrap();
+    let lines: Vec<&str> = mailed.lines().collect();
+    assert_eq!(lines.len(), 2, "{mailed}");
+    assert_eq!(lines[0], lines[1], "the same key and the same link, twice");
+    assert_eq!(sent_count().await, 1);
+    // A third worker finds nothing left to mail.
+    assert!(run(false).success());
+    assert_eq!(std::fs::read_to_string(&mail).unwrap().lines().count(), 2);
+
+    let (_, link) = lines[0].split_once('\t').unwrap();
+    let url = url::Url::parse(link).unwrap();
+    let code_id = url
+        .query_pairs()
+        .find(|(k, _)| k == "codeID")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let mailed_link = links(link, &code_id);
+    requests
+        .check_code(request(json!({
+            "userId": mailed_link.user, "codeId": mailed_link.code_id, "code": mailed_link.code
+        })))
+        .await
+        .unwrap();
+    assert_consistent(&store).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -76,7 +76,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Default policy, 8 attempts, 10,000 cached states, a deadline of [`DEFAULT_DEADLINE`].
+    /// Default policy, 8 attempts, 10,000 cached states, a deadline of [`DEFAULT_DEADLINE`],
+    /// synchronous sends (no outbox), a snapshot every 1,000 events.
     pub fn new(links: LinkConfig) -> Self {
         Self {
             links,

@@ -574,7 +574,10 @@ pub async fn snapshots_keep_the_newest_per_stream<S: EventStore>(store: S) {
         .write_snapshot(Snapshot::new(a.clone(), 5, json!({"at": 5})))
         .await
         .unwrap();
-    let kept = store.read_snapshots(std::slice::from_ref(&a)).await.unwrap();
+    let kept = store
+        .read_snapshots(std::slice::from_ref(&a))
+        .await
+        .unwrap();
     if kept[0].is_none() {
         return; // a store that keeps no snapshots
     }

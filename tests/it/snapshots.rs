@@ -138,7 +138,11 @@ pub async fn a_cold_load_reads_from_the_snapshot_in_pages<
     // A snapshot of a history the store does not hold (as after restoring the database to an
     // earlier point): a later version claiming ada is locked. It is not trusted.
     let ada = StreamId::user(&UserId::new(&f.ada).unwrap());
-    let stored = f.store.read_snapshots(std::slice::from_ref(&ada)).await.unwrap();
+    let stored = f
+        .store
+        .read_snapshots(std::slice::from_ref(&ada))
+        .await
+        .unwrap();
     let Some(real) = stored.into_iter().next().flatten() else {
         return; // a store without snapshots
     };
