@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use passkey_links::prelude::*;
 use passkey_links::read::{ProjectionRunner, ReadModels};
 use tokio::runtime::Runtime;
@@ -279,7 +279,7 @@ mod pg {
             .await
             .unwrap()
             .user_id;
-        let client = store.pool().get().await.unwrap();
+        let mut client = store.pool().get().await.unwrap();
         let sql = format!(
             "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload,
                              recorded_at)
@@ -290,10 +290,13 @@ mod pg {
              FROM generate_series(2::bigint, $2::bigint) g",
             store.table()
         );
-        client
-            .execute(&sql, &[&user, &(earlier + 1)])
+        let tx = client.transaction().await.unwrap();
+        // A million rows take longer than the pool's statement timeout.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
             .await
             .unwrap();
+        tx.execute(&sql, &[&user, &(earlier + 1)]).await.unwrap();
+        tx.commit().await.unwrap();
         client
             .batch_execute(&format!("ANALYZE {}", store.table()))
             .await
@@ -301,8 +304,71 @@ mod pg {
         Caller::user(UserId::new(user).unwrap(), OrgId::new(&org).unwrap())
     }
 
+    /// What one measuring process was asked to do.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Measure {
+        config: String,
+        schema: String,
+        user: String,
+        org: String,
+    }
+
+    /// In a fresh process (so that the allocator holds no memory from earlier work): a warm-up
+    /// call for another user, then the first call for the long user, timed, with the peak RSS
+    /// it added. Prints `MEASURED <ms> <kB>`.
+    pub fn measure(spec: &str) {
+        let measure: Measure = serde_json::from_str(spec).unwrap();
+        let rt = runtime();
+        let store = PostgresStore::connect(&measure.config, 4)
+            .unwrap()
+            .in_schema(&measure.schema)
+            .unwrap();
+        let service = PasskeyLinks::new(
+            store,
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            config().with_deadline(None),
+        );
+        let org = OrgId::new(&measure.org).unwrap();
+        let warm = Caller::user(UserId::new("warm-up").unwrap(), org.clone());
+        let _ = rt.block_on(service.add_my_passwordless_link(&warm));
+        let me = Caller::user(UserId::new(&measure.user).unwrap(), org);
+        let before = rss_kb();
+        reset_peak();
+        let start = Instant::now();
+        rt.block_on(service.add_my_passwordless_link(&me)).unwrap();
+        let elapsed = start.elapsed();
+        let extra = peak_kb().saturating_sub(before);
+        println!("MEASURED {:.3} {extra}", elapsed.as_secs_f64() * 1000.0);
+    }
+
+    fn measured(spec: &Measure) -> (f64, u64) {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(
+                "PASSKEY_LINKS_MEASURE",
+                serde_json::to_string(spec).unwrap(),
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("MEASURED "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no measurement: {stdout} {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        let mut parts = line.split_whitespace();
+        let ms = parts.next().unwrap().parse().unwrap();
+        let kb = parts.next().unwrap().parse().unwrap();
+        (ms, kb)
+    }
+
     /// A process's first call for a user with a long history: criterion over processes with a
-    /// snapshot stored; the first call ever (no snapshot) and memory printed once.
+    /// snapshot stored; the first call ever (no snapshot) and a cold process's first call with
+    /// the snapshot, each in a fresh process with its peak extra memory, printed once.
     pub fn cold_start(c: &mut Criterion) {
         let rt = runtime();
         let mut group = c.benchmark_group("cold_start");
@@ -312,26 +378,27 @@ mod pg {
                 return;
             };
             let me = rt.block_on(long_user(&store, earlier));
-            // The first call ever: no snapshot, the whole stream folded page by page.
-            let rss_before = rss_kb();
-            reset_peak();
-            let start = Instant::now();
-            rt.block_on(service(store.clone()).add_my_passwordless_link(&me))
-                .unwrap();
-            let first = start.elapsed();
-            let first_peak = peak_kb().saturating_sub(rss_before);
-            // A cold process with the snapshot the first call stored.
-            let rss_before = rss_kb();
-            reset_peak();
-            let start = Instant::now();
-            rt.block_on(service(store.clone()).add_my_passwordless_link(&me))
-                .unwrap();
-            let snapshotted = start.elapsed();
-            let snapshot_peak = peak_kb().saturating_sub(rss_before);
+            let Caller::User(principal) = &me else {
+                unreachable!()
+            };
+            let spec = Measure {
+                config: std::env::var("PASSKEY_LINKS_DATABASE_URL").unwrap(),
+                schema: store
+                    .table()
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned(),
+                user: principal.user_id.as_str().to_owned(),
+                org: principal.org_id.as_str().to_owned(),
+            };
+            let (first_ms, first_kb) = measured(&spec);
+            let (snap_ms, snap_kb) = measured(&spec);
             eprintln!(
-                "cold_start/{earlier}: first call without a snapshot {first:?} \
-                 (peak extra RSS {first_peak} kB); cold process with the snapshot \
-                 {snapshotted:?} (peak extra RSS {snapshot_peak} kB)"
+                "cold_start/{earlier}: first call ever (no snapshot) {first_ms:.1} ms, peak extra \
+                 RSS {first_kb} kB; a cold process with the snapshot {snap_ms:.2} ms, peak extra \
+                 RSS {snap_kb} kB"
             );
             group.bench_function(BenchmarkId::from_parameter(earlier), |b| {
                 b.to_async(&rt).iter(|| async {
@@ -369,4 +436,14 @@ criterion_group! {
     config = criterion();
     targets = catch_up_in_memory, postgres
 }
-criterion_main!(benches);
+
+fn main() {
+    // The cold-start bench re-runs this binary to measure one call in a fresh process.
+    #[cfg(feature = "postgres")]
+    if let Ok(spec) = std::env::var("PASSKEY_LINKS_MEASURE") {
+        pg::measure(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
