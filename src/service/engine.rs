@@ -292,7 +292,7 @@ where
             let Some(missing) = missing else {
                 return Ok(loaded);
             };
-            for (stream, state, meta) in self.load_streams(missing).await? {
+            for (stream, state, meta) in self.load_streams(missing, &loaded).await? {
                 loaded.insert(stream, state, meta);
             }
         }
@@ -304,18 +304,21 @@ where
     /// version, position, time and content; a database restored to an earlier point fails
     /// this): a cache never trusts a version number alone. Events are folded page by page, so a
     /// long stream never sits in memory whole.
+    ///
+    /// The org of a user whose start is known is read in the same call (decisions that read a
+    /// user read its org next), unless `loaded` holds it already. A prediction is only a read:
+    /// the decision still asks for what it needs, and anything else is read then.
     async fn load_streams(
         &self,
-        streams: Vec<StreamId>,
+        mut streams: Vec<StreamId>,
+        loaded: &Loaded,
     ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
-        let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams
-            .iter()
-            .map(|stream| {
-                self.cache
-                    .get(stream)
-                    .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
-            })
-            .collect();
+        let cached = |stream: &StreamId| {
+            self.cache
+                .get(stream)
+                .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
+        };
+        let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams.iter().map(cached).collect();
         if self.config.snapshot_every > 0 {
             let (indices, wanted): (Vec<usize>, Vec<StreamId>) = streams
                 .iter()
@@ -328,6 +331,20 @@ where
                 for (i, stored) in indices.into_iter().zip(snapshots) {
                     starts[i] = stored.as_ref().and_then(snapshot::decode);
                 }
+            }
+        }
+        let predicted: Vec<StreamId> = starts
+            .iter()
+            .flatten()
+            .filter_map(|(state, _)| match state {
+                AnyState::User(user) => user.org_id().map(StreamId::org),
+                _ => None,
+            })
+            .collect();
+        for org in predicted {
+            if !streams.contains(&org) && loaded.get(&org).is_none() {
+                starts.push(cached(&org));
+                streams.push(org);
             }
         }
         let cursors = streams

@@ -1,7 +1,8 @@
 //! A TCP proxy in front of the test server's unix socket that can play network faults: stop
 //! relaying (a frozen server or a dead path), or cut the connection right after the server ran
 //! a statement it was asked to prepare — for the store's append: the write committed, its answer
-//! lost.
+//! lost. It also counts round trips: every ReadyForQuery the server sends ends one (connect
+//! with `sslmode=disable`, so that the server's stream is framed from its first byte).
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub struct Proxy {
     pub port: u16,
     frozen: Arc<AtomicBool>,
     cut: Arc<Cut>,
+    ready: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a planned cut stands.
@@ -36,8 +38,9 @@ impl Proxy {
             port,
             frozen: Arc::new(AtomicBool::new(false)),
             cut: Arc::new(Cut::default()),
+            ready: Arc::default(),
         };
-        let (frozen, cut) = (proxy.frozen.clone(), proxy.cut.clone());
+        let (frozen, cut, ready) = (proxy.frozen.clone(), proxy.cut.clone(), proxy.ready.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::UnixStream::connect(&socket).await else {
@@ -55,7 +58,7 @@ impl Proxy {
                     server_read,
                     client_write,
                     frozen.clone(),
-                    Side::Server(cut.clone()),
+                    Side::Server(cut.clone(), Frames::new(ready.clone())),
                 ));
             }
         });
@@ -69,6 +72,11 @@ impl Proxy {
             .filter(|kv| !kv.starts_with("host="))
             .collect();
         format!("host=127.0.0.1 port={} {}", self.port, rest.join(" "))
+    }
+
+    /// Round trips so far: ReadyForQuery messages the server sent, on every connection.
+    pub fn round_trips(&self) -> u64 {
+        self.ready.load(Ordering::SeqCst)
     }
 
     pub fn freeze(&self, frozen: bool) {
@@ -86,7 +94,47 @@ impl Proxy {
 
 enum Side {
     Client(Arc<Cut>),
-    Server(Arc<Cut>),
+    Server(Arc<Cut>, Frames),
+}
+
+/// Splits the server's stream into messages (a type byte, a length that counts itself, the
+/// body) and counts ReadyForQuery (`Z`).
+struct Frames {
+    header: Vec<u8>,
+    skip: usize,
+    ready: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Frames {
+    fn new(ready: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self {
+            header: Vec::with_capacity(5),
+            skip: 0,
+            ready,
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (5 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.header.len() == 5 {
+                let length = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
+                if self.header[0] == b'Z' {
+                    self.ready.fetch_add(1, Ordering::SeqCst);
+                }
+                self.skip = length.saturating_sub(4);
+                self.header.clear();
+            }
+        }
+    }
 }
 
 async fn relay(
@@ -95,6 +143,7 @@ async fn relay(
     frozen: Arc<AtomicBool>,
     side: Side,
 ) {
+    let mut side = side;
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
         if n == 0 {
@@ -104,7 +153,7 @@ async fn relay(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let chunk = &buf[..n];
-        match &side {
+        match &mut side {
             Side::Client(cut) => {
                 let mut marker = cut.marker.lock().unwrap();
                 match (cut.stage.load(Ordering::SeqCst), marker.as_deref()) {
@@ -118,7 +167,8 @@ async fn relay(
                     _ => {}
                 }
             }
-            Side::Server(cut) => {
+            Side::Server(cut, frames) => {
+                frames.feed(chunk);
                 if cut
                     .stage
                     .compare_exchange(2, 0, Ordering::SeqCst, Ordering::SeqCst)

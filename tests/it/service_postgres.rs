@@ -573,6 +573,140 @@ mod with_postgres {
         assert_eq!(counted().await, total);
     }
 
+    /// Round trips per operation, counted on the wire (ReadyForQuery messages through a proxy),
+    /// for a process whose cache holds the users (warm) and for a fresh process (cold: its
+    /// first call reads the snapshot table too). Each operation runs once first, so that its
+    /// statements are prepared on the one pooled connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn round_trips_per_operation_are_counted_on_the_wire() {
+        let Some(url) = pg::database_url() else {
+            return;
+        };
+        let Some(dir) = crate::proxy::socket_dir(&url) else {
+            return;
+        };
+        let proxy = crate::proxy::Proxy::start(&dir).await;
+        let Some(direct) = pg::store().await else {
+            return;
+        };
+        let schema = direct
+            .table()
+            .split('.')
+            .next()
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        let through_proxy = || {
+            PostgresStore::connect(&format!("{} sslmode=disable", proxy.config(&url)), 1)
+                .unwrap()
+                .in_schema(&schema)
+                .unwrap()
+        };
+        let unlimited = scenarios::config().with_policy(Policy::default().with_rate_limit(None));
+        let f = Fixture::with_config(through_proxy(), unlimited.clone()).await;
+        let counted = |before: u64| proxy.round_trips() - before;
+        let issue = || async {
+            let at = proxy.round_trips();
+            let response = f
+                .service
+                .add_passwordless_registration(
+                    &f.admin_a,
+                    None,
+                    AddPasswordlessRegistrationRequest {
+                        user_id: f.ada.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+            (counted(at), response.link)
+        };
+        let (proxy, f) = (&proxy, &f);
+        let check = |link: String| async move {
+            let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+            let at = proxy.round_trips();
+            f.service
+                .check_code(crate::scenarios::check_request(&user, &code_id, &code))
+                .await
+                .unwrap();
+            counted(at)
+        };
+        let send = || async {
+            let at = proxy.round_trips();
+            f.service
+                .send_passwordless_registration(
+                    &f.admin_a,
+                    None,
+                    SendPasswordlessRegistrationRequest {
+                        user_id: f.ada.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+            counted(at)
+        };
+        let (_, link) = issue().await;
+        check(link).await;
+        send().await;
+        let (issued, link) = issue().await;
+        let checked = check(link.clone()).await;
+        let sent = send().await;
+        let (_, link) = issue().await;
+        let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+        f.enroll(&user, &code_id, &code).await.unwrap();
+        let (_, link) = issue().await;
+        let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+        let at = proxy.round_trips();
+        f.enroll(&user, &code_id, &code).await.unwrap();
+        let enrolled = counted(at);
+
+        // A fresh process on the same (warmed) connection settings.
+        let cold = PasskeyLinks::new(
+            through_proxy(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            unlimited,
+        )
+        .with_clock(f.clock.clone());
+        let me = f.me(&f.bob);
+        let _ = cold.add_my_passwordless_link(&me).await; // connects and prepares
+        let (_, link) = issue().await;
+        let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+        let at = proxy.round_trips();
+        cold.check_code(crate::scenarios::check_request(&user, &code_id, &code))
+            .await
+            .unwrap();
+        let cold_check = counted(at);
+        let carol = f.me(&f.carol);
+        let at = proxy.round_trips();
+        cold.add_my_passwordless_link(&carol).await.unwrap();
+        let cold_issue = counted(at);
+        eprintln!(
+            "round trips — warm: issue {issued}, check {checked}, send {sent}, \
+             register+verify {enrolled}; cold: check {cold_check}, issue {cold_issue}"
+        );
+        // Reads of every stream a decision needs go out in one statement (the org predicted
+        // from the cached user), then one append.
+        assert_eq!(issued, 2, "issue: one read, one append");
+        assert_eq!(checked, 1, "check: one read");
+        // Where a command reads more (what BENCHMARKS.md reports): these bound it.
+        assert!(
+            sent <= 5,
+            "send: issue (2), read the code, then its user, append"
+        );
+        assert!(
+            enrolled <= 7,
+            "register (read, append) + verify (user; code and claim; append)"
+        );
+        assert!(
+            cold_check <= 3,
+            "cold check: snapshots, code and user, then the org"
+        );
+        assert!(
+            cold_issue <= 5,
+            "cold issue: snapshots and reads for user and org, append"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_database_is_a_configuration_fault_not_retryable() {
         let Some(url) = pg::database_url() else {
