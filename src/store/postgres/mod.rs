@@ -274,8 +274,9 @@ fn valid_identifier(name: &str) -> bool {
 
 impl PostgresStore {
     /// A store on an existing pool, using the table `passkey_links_events` on the search path.
-    /// Sessions of that pool should run with `plan_cache_mode=force_generic_plan` (as
-    /// [`PostgresStore::connect`] sets up) to avoid re-planning every append.
+    /// Sessions of that pool should run with `plan_cache_mode=force_generic_plan` and
+    /// `jit=off` (as [`PostgresStore::connect`] sets up) to avoid re-planning every append and
+    /// JIT-compiling reads of long streams.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
@@ -337,9 +338,12 @@ impl PostgresStore {
     ) -> Result<Self, StoreError> {
         let deadline = options.deadline;
         // The store's statements have a fixed shape; re-planning them per execution (custom
-        // plans for array parameters) costs several times their execution.
+        // plans for array parameters) costs several times their execution. A generic plan over
+        // a long stream estimates a third of it as the rows of any read, which crosses the JIT
+        // threshold: compiling then costs 5–30 ms for a read of one row. Every statement here
+        // is a short index lookup: no JIT.
         let ours = format!(
-            "-c plan_cache_mode=force_generic_plan -c statement_timeout={}",
+            "-c plan_cache_mode=force_generic_plan -c jit=off -c statement_timeout={}",
             deadline.as_millis()
         );
         let server_options = match config.get_options() {
