@@ -57,3 +57,33 @@ for name, num, den, target in ratios:
     value = a / b
     met = "—" if target is None else ("yes" if value <= target else "**no**")
     print(f"| {name} | {value:.2f}× | {'≤ ' + str(target) + '×' if target else '—'} | {met} |")
+
+
+# The read side (benches/read_side.rs): bench names carry their event counts.
+def only(pattern):
+    found = sorted(ROOT.glob(pattern + "/new/estimates.json"))
+    if not found:
+        return None, None
+    path = found[-1]
+    name = path.parent.parent.relative_to(ROOT).as_posix()
+    return name, json.loads(path.read_text())["mean"]["point_estimate"]
+
+
+def per_second(name, ns):
+    events = int(name.rsplit("_", 1)[-1].rsplit("/", 1)[-1])
+    return events / (ns / 1e9)
+
+
+print("\n| read side | mean | events/s |")
+print("|---|---|---|")
+feed_name, feed = only("feed/read_feed_*")
+raw_name, raw = only("feed/raw_select_*")
+for name, ns in [(feed_name, feed), (raw_name, raw), *[only(p) for p in ("catch_up/in_memory/*", "catch_up/postgres/*")]]:
+    if name:
+        print(f"| `{name}` | {fmt(ns)} | {per_second(name, ns):,.0f} |")
+for size in ("10000", "1000000"):
+    ns = mean_ns("cold_start", size)
+    if ns is not None:
+        print(f"| `cold_start/{size}` (a cold process, snapshot stored) | {fmt(ns)} | — |")
+if feed and raw:
+    print(f"\nFeed read throughput / raw SELECT of the same rows: {raw / feed:.2f}× (same run)")

@@ -157,6 +157,7 @@ pub fn check(n: u32, secret: Secret) -> CheckCode {
 pub fn sent(n: u32, message_id: &str) -> RecordDelivery {
     RecordDelivery {
         code_id: code(n),
+        user_id: user(),
         outcome: DeliveryOutcome::Sent {
             message_id: message_id.into(),
         },

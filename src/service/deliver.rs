@@ -122,10 +122,12 @@ where
     pub(super) async fn record_delivery(
         &self,
         code_id: &CodeId,
+        user_id: &UserId,
         outcome: DeliveryOutcome,
     ) -> Result<(), Error> {
         let decision = RecordDelivery {
             code_id: code_id.clone(),
+            user_id: user_id.clone(),
             outcome,
         };
         match self.execute(&decision, &Guard::Open).await {
@@ -187,14 +189,15 @@ where
             PendingDelivery::Send => {}
             PendingDelivery::Done => return Ok(Attempted::Finished),
             PendingDelivery::Fail(reason) => {
-                self.record_delivery(code_id, DeliveryOutcome::Failed(reason))
+                self.record_delivery(code_id, &issued.user_id, DeliveryOutcome::Failed(reason))
                     .await?;
                 return Ok(Attempted::Finished);
             }
         }
         let Some(recipient) = user.and_then(|user| user.verified_email()).cloned() else {
             let failed = DeliveryOutcome::Failed(DeliveryFailure::NoLongerUsable);
-            self.record_delivery(code_id, failed).await?;
+            self.record_delivery(code_id, &issued.user_id, failed)
+                .await?;
             return Ok(Attempted::Finished);
         };
         let secret = key.derive(self.config.policy.secret(), code_id.as_str());
@@ -235,7 +238,8 @@ where
             }
             Err(_) => return Ok(Attempted::Transient),
         };
-        self.record_delivery(code_id, outcome).await?;
+        self.record_delivery(code_id, &issued.user_id, outcome)
+            .await?;
         Ok(Attempted::Finished)
     }
 }

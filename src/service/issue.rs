@@ -352,8 +352,13 @@ where
             .verified_email()
             .cloned()
             .ok_or(DomainError::EmailNotVerified)?;
-        let envelope =
-            registration_envelope(&issued.code_id, user_id, facts, recipient, issued.link);
+        let envelope = registration_envelope(
+            &issued.code_id,
+            user_id.clone(),
+            facts,
+            recipient,
+            issued.link,
+        );
         let (outcome, failure) = match self.notify(&envelope).await {
             Ok(receipt) => (
                 DeliveryOutcome::Sent {
@@ -367,6 +372,7 @@ where
             .execute(
                 &RecordDelivery {
                     code_id: issued.code_id.clone(),
+                    user_id: user_id.clone(),
                     outcome,
                 },
                 &Guard::Open,

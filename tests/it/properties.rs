@@ -162,6 +162,7 @@ proptest! {
                 }
                 Op::Deliver { ok } => step(scenario, &RecordDelivery {
                     code_id: code(1),
+                    user_id: user(),
                     outcome: if *ok {
                         DeliveryOutcome::Sent { message_id: "m".into() }
                     } else {

@@ -251,6 +251,7 @@ mod tests {
             .when(
                 &RecordDelivery {
                     code_id: code(2),
+                    user_id: user(),
                     outcome: DeliveryOutcome::Failed(DeliveryFailure::Unavailable),
                 },
                 t0(),
@@ -444,6 +445,7 @@ mod tests {
             .when(
                 &RecordDelivery {
                     code_id: code(1),
+                    user_id: user(),
                     outcome: DeliveryOutcome::Failed(DeliveryFailure::Unavailable),
                 },
                 t0(),

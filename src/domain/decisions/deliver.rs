@@ -6,8 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 use crate::domain::code::{CodeEvent, CodeState, CodeStatus, DeliveryFailure, Presented, refusal};
 use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
-use crate::domain::{Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, View};
-use crate::ids::CodeId;
+use crate::domain::{
+    Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
+};
+use crate::ids::{CodeId, UserId};
 
 /// The outcome of handing a code to the notifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,24 +117,30 @@ pub fn pending_delivery(
 pub struct RecordDelivery {
     /// The code.
     pub code_id: CodeId,
+    /// The code's user (read with the code in one go; a code of another user is not found).
+    pub user_id: UserId,
     /// The outcome.
     pub outcome: DeliveryOutcome,
 }
 
 impl Decide for RecordDelivery {
-    type State<'a> = (&'a CodeState, Option<&'a UserState>);
+    type State<'a> = (&'a CodeState, &'a UserState);
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
-        let code = view.code(&self.code_id)?;
-        let user = code.issued().map(|i| view.user(&i.user_id)).transpose()?;
-        Ok((code, user))
+        view.require(&[
+            StreamKey::code(&self.code_id),
+            StreamKey::user(&self.user_id),
+        ])?;
+        Ok((view.code(&self.code_id)?, view.user(&self.user_id)?))
     }
 
     fn decide(&self, (code, user): Self::State<'_>, _: &Ctx<'_>) -> Outcome {
-        match code.status() {
-            CodeStatus::Missing => return Outcome::Reject(DomainError::CodeNotFound),
-            CodeStatus::Requested => {}
-            _ => return Outcome::Reject(DomainError::CodeNotRequested),
+        let owner = code.issued().map(|issued| &issued.user_id);
+        if code.status() == CodeStatus::Missing || owner != Some(&self.user_id) {
+            return Outcome::Reject(DomainError::CodeNotFound);
+        }
+        if code.status() != CodeStatus::Requested {
+            return Outcome::Reject(DomainError::CodeNotRequested);
         }
         let mut changes = Vec::with_capacity(2);
         match &self.outcome {
@@ -143,8 +151,8 @@ impl Decide for RecordDelivery {
                         message_id: message_id.clone(),
                     },
                 ));
-                if let (true, Some(issued), Some(_)) =
-                    (code.supersedes_when_usable(), code.issued(), user)
+                if let (true, Some(issued), true) =
+                    (code.supersedes_when_usable(), code.issued(), user.exists())
                 {
                     changes.push(Change::user(
                         &issued.user_id,
@@ -161,5 +169,73 @@ impl Decide for RecordDelivery {
             )),
         }
         Outcome::Accept(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::Delivery;
+    use crate::domain::test_support::*;
+    use crate::testing::given;
+
+    fn outbox_history() -> Vec<Change> {
+        let mut history = world();
+        history.extend(issued_events(
+            1,
+            t0(),
+            1,
+            Delivery::Outbox { url_template: None },
+        ));
+        history
+    }
+
+    #[test]
+    fn a_waiting_code_is_sent_only_while_it_would_work() {
+        let given = given(outbox_history());
+        let (code, user, org) = (given.code(&code(1)), given.user(&user()), given.org(&org()));
+        let skew = Duration::zero();
+        let pending = |now| pending_delivery(&code, Some(&user), Some(&org), now, skew);
+        assert_eq!(pending(t0()), PendingDelivery::Send);
+        assert_eq!(
+            pending(t0() + Duration::hours(1)),
+            PendingDelivery::Fail(DeliveryFailure::Expired),
+            "never after expiry"
+        );
+        let mut locked = user.clone();
+        locked.apply(&UserEvent::Locked {});
+        assert_eq!(
+            pending_delivery(&code, Some(&locked), Some(&org), t0(), skew),
+            PendingDelivery::Fail(DeliveryFailure::NoLongerUsable)
+        );
+        let mut delivered = code.clone();
+        delivered.apply(&CodeEvent::Sent {
+            message_id: "m".into(),
+        });
+        assert_eq!(
+            pending_delivery(&delivered, Some(&user), Some(&org), t0(), skew),
+            PendingDelivery::Done
+        );
+    }
+
+    #[test]
+    fn a_delivery_recorded_for_another_users_code_is_not_found() {
+        let other = UserId::new("user-2").unwrap();
+        let mut history = outbox_history();
+        history.push(human_added(&other, &org(), true));
+        given(history)
+            .when(
+                &RecordDelivery {
+                    code_id: code(1),
+                    user_id: other,
+                    outcome: DeliveryOutcome::Sent {
+                        message_id: "m".into(),
+                    },
+                },
+                t0(),
+            )
+            .then_error(DomainError::CodeNotFound);
     }
 }
