@@ -690,8 +690,8 @@ mod with_postgres {
         assert_eq!(checked, 1, "check: one read");
         // Where a command reads more (what BENCHMARKS.md reports): these bound it.
         assert!(
-            sent <= 5,
-            "send: issue (2), read the code, then its user, append"
+            sent <= 4,
+            "send: issue (2), read the code with its user, append"
         );
         assert!(
             enrolled <= 7,
