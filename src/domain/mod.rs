@@ -211,6 +211,13 @@ pub trait Decide {
 
     /// Decides over the declared states. Pure: no I/O, no clock, no randomness beyond `ctx`.
     fn decide(&self, state: Self::State<'_>, ctx: &Ctx<'_>) -> Outcome;
+
+    /// Streams the decision will probably ask for once its first ones are loaded (say, the
+    /// org of a user, when the caller names it): read with the first ones, in the same round
+    /// trip. Only a guess: what [`Decide::state`] asks for is what counts. Default: none.
+    fn prefetch(&self) -> Vec<StreamId> {
+        Vec::new()
+    }
 }
 
 /// The state of one stream of any kind, as loaded. Behind an `Arc`: the few streams of a

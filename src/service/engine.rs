@@ -23,7 +23,7 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{
-    AppendBatch, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, RecordedEvent,
+    AppendBatch, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, ReadFrom, RecordedEvent,
     StoreError, StreamAppend,
 };
 use crate::wire::{Details, DetailsResponse};
@@ -281,6 +281,7 @@ where
     /// Loads every stream the decision and its guard ask for, asking again as states arrive.
     async fn load<D: Decide>(&self, decision: &D, guard: &Guard) -> Result<Loaded, Error> {
         let mut loaded = Loaded::default();
+        let mut prefetch = decision.prefetch();
         loop {
             let missing = {
                 let view = View::new(&loaded);
@@ -289,25 +290,31 @@ where
                     (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
                 }
             };
-            let Some(missing) = missing else {
+            let Some(mut missing) = missing else {
                 return Ok(loaded);
             };
+            // The decision's guesses ride along with its first read.
+            for stream in prefetch.drain(..) {
+                if !missing.contains(&stream) {
+                    missing.push(stream);
+                }
+            }
             for (stream, state, meta) in self.load_streams(missing, &loaded).await? {
                 loaded.insert(stream, state, meta);
             }
         }
     }
 
-    /// Loads several streams: each from its cached state, else from its stored snapshot (org
-    /// and user streams), else from its first event — one store call per page of events for
-    /// all of them. A start is trusted only if the store still holds its last event (same
-    /// version, position, time and content; a database restored to an earlier point fails
-    /// this): a cache never trusts a version number alone. Events are folded page by page, so a
-    /// long stream never sits in memory whole.
+    /// Loads several streams in one store call: each from its cached state, else from its
+    /// stored snapshot (org and user streams), else from its first event; a page of events per
+    /// stream per call, so a long stream never sits in memory whole. A start is trusted only
+    /// if the store still holds its last event (same version, position, time and content; a
+    /// database restored to an earlier point fails this): a cache never trusts a version
+    /// number alone.
     ///
-    /// The org of a user whose start is known is read in the same call (decisions that read a
-    /// user read its org next), unless `loaded` holds it already. A prediction is only a read:
-    /// the decision still asks for what it needs, and anything else is read then.
+    /// The org of a user the cache knows is read in the same call (decisions that read a user
+    /// read its org next), unless `loaded` holds it already. A prediction is only a read: the
+    /// decision still asks for what it needs, and anything else is read then.
     async fn load_streams(
         &self,
         mut streams: Vec<StreamId>,
@@ -319,20 +326,6 @@ where
                 .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
         };
         let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams.iter().map(cached).collect();
-        if self.config.snapshot_every > 0 {
-            let (indices, wanted): (Vec<usize>, Vec<StreamId>) = streams
-                .iter()
-                .enumerate()
-                .filter(|(i, stream)| starts[*i].is_none() && StateCache::cacheable(stream))
-                .map(|(i, stream)| (i, stream.clone()))
-                .unzip();
-            if !wanted.is_empty() {
-                let snapshots = self.store.read_snapshots(&wanted).await?;
-                for (i, stored) in indices.into_iter().zip(snapshots) {
-                    starts[i] = stored.as_ref().and_then(snapshot::decode);
-                }
-            }
-        }
         let predicted: Vec<StreamId> = starts
             .iter()
             .flatten()
@@ -347,16 +340,46 @@ where
                 streams.push(org);
             }
         }
-        let cursors = streams
-            .into_iter()
-            .zip(starts)
-            .map(|(stream, start)| Cursor::new(stream, start, u64::MAX))
+        let snapshots = self.config.snapshot_every > 0;
+        let wanted: Vec<(StreamId, ReadFrom)> = streams
+            .iter()
+            .zip(&starts)
+            .map(|(stream, start)| {
+                let from = match start {
+                    Some((state, _)) => ReadFrom::After(state.version() - 1),
+                    None if snapshots && StateCache::cacheable(stream) => ReadFrom::Snapshot,
+                    None => ReadFrom::After(0),
+                };
+                (stream.clone(), from)
+            })
             .collect();
-        let loaded = self.fold_streams(cursors).await?;
-        for (stream, state, meta) in &loaded {
+        let reads = self.store.load_many(&wanted, LOAD_PAGE).await?;
+        let mut cursors = Vec::with_capacity(streams.len());
+        let mut pages = Vec::with_capacity(streams.len());
+        let mut again = Vec::new();
+        for ((stream, start), read) in streams.into_iter().zip(starts).zip(reads) {
+            let start = match (start, &read.snapshot) {
+                (Some(cached), _) => Some(cached),
+                (None, Some(stored)) => match snapshot::decode(stored) {
+                    Some(decoded) => Some(decoded),
+                    None => {
+                        // Another format: the page read starts mid-stream; read it all.
+                        again.push(Cursor::new(stream, None, u64::MAX));
+                        continue;
+                    }
+                },
+                (None, None) => None,
+            };
+            cursors.push(Cursor::new(stream, start, u64::MAX));
+            pages.push(read.events);
+        }
+        let (mut done, mut next) = self.fold_round(cursors, pages)?;
+        next.extend(again);
+        done.extend(self.fold_streams(next).await?);
+        for (stream, state, meta) in &done {
             self.snapshot_if_due(stream, state, *meta).await;
         }
-        Ok(loaded)
+        Ok(done)
     }
 
     /// Folds each cursor's stream from its start through its `until` version, a page of
@@ -372,36 +395,50 @@ where
                 .map(|cursor| (cursor.stream.clone(), cursor.read_after()))
                 .collect();
             let reads = self.store.read_many(&wanted, LOAD_PAGE).await?;
-            let mut next = Vec::new();
-            for (mut cursor, mut events) in cursors.into_iter().zip(reads) {
-                let more = events.len() == LOAD_PAGE;
-                if cursor.validate {
-                    if !still_stored(&cursor.state, &cursor.meta, events.first()) {
-                        // A restored database, or a stale cache: read it all again.
-                        self.cache.evict(&cursor.stream);
-                        next.push(Cursor::new(cursor.stream, None, cursor.until));
-                        continue;
-                    }
-                    events.remove(0);
-                    cursor.validate = false;
-                }
-                let until = cursor.until;
-                let reached = events.last().is_some_and(|last| last.version >= until);
-                events.retain(|event| event.version <= until);
-                let (state, meta) = self.fold(&cursor.stream, cursor.state, cursor.meta, events)?;
-                if more && !reached {
-                    next.push(Cursor {
-                        state,
-                        meta,
-                        ..cursor
-                    });
-                } else {
-                    loaded.push((cursor.stream, state, meta));
-                }
-            }
+            let (done, next) = self.fold_round(cursors, reads)?;
+            loaded.extend(done);
             cursors = next;
         }
         Ok(loaded)
+    }
+
+    /// Folds one page of events onto each cursor: the streams done, and the cursors that need
+    /// another page (or, their start no longer stored, a read from the first event).
+    #[allow(clippy::type_complexity)]
+    fn fold_round(
+        &self,
+        cursors: Vec<Cursor>,
+        pages: Vec<Vec<RecordedEvent>>,
+    ) -> Result<(Vec<(StreamId, AnyState, StreamMeta)>, Vec<Cursor>), Error> {
+        let mut done = Vec::with_capacity(cursors.len());
+        let mut next = Vec::new();
+        for (mut cursor, mut events) in cursors.into_iter().zip(pages) {
+            let more = events.len() == LOAD_PAGE;
+            if cursor.validate {
+                if !still_stored(&cursor.state, &cursor.meta, events.first()) {
+                    // A restored database, or a stale cache: read it all again.
+                    self.cache.evict(&cursor.stream);
+                    next.push(Cursor::new(cursor.stream, None, cursor.until));
+                    continue;
+                }
+                events.remove(0);
+                cursor.validate = false;
+            }
+            let until = cursor.until;
+            let reached = events.last().is_some_and(|last| last.version >= until);
+            events.retain(|event| event.version <= until);
+            let (state, meta) = self.fold(&cursor.stream, cursor.state, cursor.meta, events)?;
+            if more && !reached {
+                next.push(Cursor {
+                    state,
+                    meta,
+                    ..cursor
+                });
+            } else {
+                done.push((cursor.stream, state, meta));
+            }
+        }
+        Ok((done, next))
     }
 
     /// Stores a snapshot of an org or user state that has grown by the configured number of

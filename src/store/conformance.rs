@@ -74,6 +74,7 @@ where
     reads_are_ordered_and_start_after_a_version(make().await).await;
     read_many_answers_each_stream_after_its_version(make().await).await;
     snapshots_keep_the_newest_per_stream(make().await).await;
+    load_many_starts_at_the_snapshot_or_the_version_asked(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
     concurrent_appenders_have_one_winner_per_version(make().await, 16, 5).await;
@@ -560,6 +561,55 @@ pub async fn read_many_answers_each_stream_after_its_version<S: EventStore>(stor
     assert_eq!(versions(&paged[1]), [1], "all of b");
     let rest = store.read_many(&[(a.clone(), 2)], 2).await.unwrap();
     assert_eq!(versions(&rest[0]), [3], "the next page of a");
+}
+
+/// `load_many` reads each stream from where it is asked: after a version, or at its newest
+/// snapshot's version (that event again), or from the start when it has none.
+pub async fn load_many_starts_at_the_snapshot_or_the_version_asked<S: EventStore>(store: S) {
+    use crate::store::{ReadFrom, Snapshot};
+    let a = stream(AggregateKind::User, "load-a");
+    let b = stream(AggregateKind::User, "load-b");
+    let c = stream(AggregateKind::Code, "load-c");
+    store
+        .append(batch(vec![
+            append(&a, ExpectedVersion::NoStream, (1..=5).map(event).collect()),
+            append(&b, ExpectedVersion::NoStream, vec![event(1), event(2)]),
+            append(
+                &c,
+                ExpectedVersion::NoStream,
+                vec![event(1), event(2), event(3)],
+            ),
+        ]))
+        .await
+        .unwrap();
+    store
+        .write_snapshot(Snapshot::new(a.clone(), 3, json!({"at": 3})))
+        .await
+        .unwrap();
+    let kept = store
+        .read_snapshots(std::slice::from_ref(&a))
+        .await
+        .unwrap()[0]
+        .is_some();
+    let asked = [
+        (a.clone(), ReadFrom::Snapshot),
+        (b.clone(), ReadFrom::Snapshot),
+        (c.clone(), ReadFrom::After(1)),
+    ];
+    let reads = store.load_many(&asked, 100).await.unwrap();
+    let versions = |i: usize| -> Vec<u64> { reads[i].events.iter().map(|e| e.version).collect() };
+    if kept {
+        assert_eq!(reads[0].snapshot.as_ref().map(|s| s.version), Some(3));
+        assert_eq!(versions(0), [3, 4, 5], "from the snapshot's own event on");
+    } else {
+        assert_eq!(versions(0), [1, 2, 3, 4, 5]);
+    }
+    assert_eq!(reads[1].snapshot, None);
+    assert_eq!(versions(1), [1, 2], "no snapshot: from the start");
+    assert_eq!(reads[2].snapshot, None);
+    assert_eq!(versions(2), [2, 3]);
+    let paged = store.load_many(&asked[..1], 2).await.unwrap();
+    assert_eq!(paged[0].events.len(), 2, "at most the limit");
 }
 
 /// Snapshots: none until written, the newest kept per stream, an older one never replacing

@@ -144,6 +144,34 @@ impl Snapshot {
     }
 }
 
+/// Where [`EventStore::load_many`] starts reading one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadFrom {
+    /// After this version.
+    After(u64),
+    /// At the newest snapshot's version (its last event again, so the reader can check that
+    /// the store still holds it), or at the first event when there is none.
+    Snapshot,
+}
+
+/// One stream's answer to [`EventStore::load_many`].
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct StreamRead {
+    /// The newest snapshot, when asked for and stored.
+    pub snapshot: Option<Snapshot>,
+    /// The events from where the read started, at most the limit.
+    pub events: Vec<RecordedEvent>,
+}
+
+impl StreamRead {
+    /// An answer.
+    pub fn new(snapshot: Option<Snapshot>, events: Vec<RecordedEvent>) -> Self {
+        Self { snapshot, events }
+    }
+}
+
 /// An event in the global feed: every stream's events in one order, each at its feed position.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -348,6 +376,52 @@ pub trait EventStore: Send + Sync {
         }
     }
 
+    /// Several streams in one call, each from where `streams` says — after a version, or from
+    /// its newest snapshot — at most `limit` events per stream. Stores that can (PostgreSQL)
+    /// answer in one round trip; the default reads the snapshots, then the events.
+    ///
+    /// # Errors
+    /// As [`EventStore::read`].
+    fn load_many(
+        &self,
+        streams: &[(StreamId, ReadFrom)],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send {
+        async move {
+            let wanted: Vec<StreamId> = streams
+                .iter()
+                .filter(|(_, from)| *from == ReadFrom::Snapshot)
+                .map(|(stream, _)| stream.clone())
+                .collect();
+            let mut snapshots = if wanted.is_empty() {
+                Vec::new()
+            } else {
+                self.read_snapshots(&wanted).await?
+            }
+            .into_iter();
+            let mut found = Vec::with_capacity(streams.len());
+            let mut reads = Vec::with_capacity(streams.len());
+            for (stream, from) in streams {
+                let (snapshot, after) = match from {
+                    ReadFrom::After(after) => (None, *after),
+                    ReadFrom::Snapshot => {
+                        let snapshot = snapshots.next().flatten();
+                        let after = snapshot.as_ref().map_or(0, |s| s.version.saturating_sub(1));
+                        (snapshot, after)
+                    }
+                };
+                found.push(snapshot);
+                reads.push((stream.clone(), after));
+            }
+            let events = self.read_many(&reads, limit).await?;
+            Ok(found
+                .into_iter()
+                .zip(events)
+                .map(|(snapshot, events)| StreamRead::new(snapshot, events))
+                .collect())
+        }
+    }
+
     /// The newest stored snapshot of each stream (`None`: none stored). The default stores
     /// none: every load then folds the whole stream, page by page.
     ///
@@ -407,6 +481,7 @@ pub trait EventStore: Send + Sync {
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn read_many(&self, streams: &[(StreamId, u64)], limit: usize) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
+    fn load_many(&self, streams: &[(StreamId, ReadFrom)], limit: usize) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send;
     fn read_snapshots(&self, streams: &[StreamId]) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send;
     fn write_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;

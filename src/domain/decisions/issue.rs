@@ -6,7 +6,7 @@ use crate::domain::code::{CodeEvent, CodeState, Issued};
 use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
-use crate::ids::{CodeId, OrgId, UserId};
+use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::link::UrlTemplate;
 use crate::secret::SecretDigest;
 
@@ -143,6 +143,11 @@ impl IssueCode {
 
 impl Decide for IssueCode {
     type State<'a> = (&'a UserState, Option<&'a OrgState>, &'a CodeState);
+
+    /// The org the caller names is, almost always, the user's.
+    fn prefetch(&self) -> Vec<StreamId> {
+        self.org_context.iter().map(StreamId::org).collect()
+    }
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         view.require(&[

@@ -41,8 +41,8 @@ pub use rustls;
 pub use tokio_postgres;
 
 use super::{
-    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, Recalled,
-    RecordedEvent, Snapshot, StoreError, StreamAppend,
+    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, ReadFrom,
+    Recalled, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -738,6 +738,14 @@ impl EventStore for PostgresStore {
         within(self.deadline, false, self.read_many_now(streams, limit)).await
     }
 
+    async fn load_many(
+        &self,
+        streams: &[(StreamId, ReadFrom)],
+        limit: usize,
+    ) -> Result<Vec<StreamRead>, StoreError> {
+        within(self.deadline, false, self.load_many_now(streams, limit)).await
+    }
+
     async fn read_snapshots(
         &self,
         streams: &[StreamId],
@@ -1022,6 +1030,89 @@ impl PostgresStore {
             ));
         }
         Ok(found)
+    }
+
+    /// One statement: each stream's snapshot (when asked for), then its events from the
+    /// snapshot's version or after the given one. A snapshot row carries its state in the
+    /// payload column and no position.
+    async fn load_many_now(
+        &self,
+        streams: &[(StreamId, ReadFrom)],
+        limit: usize,
+    ) -> Result<Vec<StreamRead>, StoreError> {
+        let mut reads: Vec<StreamRead> = streams.iter().map(|_| StreamRead::default()).collect();
+        if streams.is_empty() {
+            return Ok(reads);
+        }
+        let client = self.client().await?;
+        let sql = format!(
+            "WITH s AS (
+                SELECT t, i, after, n
+                FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
+             ),
+             snap AS (
+                SELECT s.n, x.version, x.state
+                FROM s JOIN {snapshots} x ON x.stream_type = s.t AND x.stream_id = s.i
+                WHERE s.after < 0
+             ),
+             start AS (
+                SELECT s.t, s.i, s.n,
+                       CASE WHEN s.after >= 0 THEN s.after ELSE COALESCE(snap.version - 1, 0) END AS after
+                FROM s LEFT JOIN snap ON snap.n = s.n
+             )
+             SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::text, NULL::int2,
+                    snap.state, NULL::timestamptz
+             FROM snap
+             UNION ALL
+             SELECT start.n, false, e.version, e.position, e.event_type, e.schema_version,
+                    e.payload, e.recorded_at
+             FROM start CROSS JOIN LATERAL (
+                 SELECT version, position, event_type, schema_version, payload, recorded_at
+                 FROM {table} x
+                 WHERE x.stream_type = start.t AND x.stream_id = start.i AND x.version > start.after
+                 ORDER BY x.version
+                 LIMIT $4
+             ) e
+             ORDER BY 1, 2 DESC, 3",
+            snapshots = self.snapshots_table(),
+            table = self.table,
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(classify)?;
+        let types: Vec<&str> = streams.iter().map(|(s, _)| s.kind().as_str()).collect();
+        let ids: Vec<&str> = streams.iter().map(|(s, _)| s.id()).collect();
+        let after: Vec<i64> = streams
+            .iter()
+            .map(|(_, from)| match from {
+                ReadFrom::After(v) => i64::try_from(*v).unwrap_or(i64::MAX),
+                ReadFrom::Snapshot => -1,
+            })
+            .collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&types, &ids, &after, &limit])
+            .await
+            .map_err(classify)?;
+        for row in &rows {
+            let n: i64 = row.try_get(0).map_err(classify)?;
+            let index = usize::try_from(n - 1)
+                .ok()
+                .filter(|i| *i < streams.len())
+                .ok_or_else(|| StoreError::Internal("load_many returned a foreign row".into()))?;
+            let stream = streams[index].0.clone();
+            let is_snapshot: bool = row.try_get(1).map_err(classify)?;
+            if is_snapshot {
+                let version: i64 = row.try_get(2).map_err(classify)?;
+                let state: Value = row.try_get(6).map_err(classify)?;
+                reads[index].snapshot = Some(Snapshot::new(
+                    stream,
+                    u64::try_from(version).unwrap_or(0),
+                    state,
+                ));
+            } else {
+                reads[index].events.push(decode_row(stream, row, 2)?);
+            }
+        }
+        Ok(reads)
     }
 
     async fn write_snapshot_now(&self, snapshot: Snapshot) -> Result<(), StoreError> {
