@@ -532,8 +532,127 @@ fn postgres(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
     });
+    // A check reads and appends nothing (mail scanners open links too): one read.
+    let code = rt.block_on(returned_code(&service, &me));
+    let request = presented(&me, &code.id, &code.code);
+    group.bench_function("check_end_to_end", |b| {
+        b.to_async(&rt)
+            .iter(|| async { service.check_code(request.clone()).await.unwrap() })
+    });
     group.finish();
 }
+
+/// Throughput on PostgreSQL at 1, 4, 16 and 64 tasks, each task on its own user: issuance
+/// against the two raw forms of writing the same two rows (a transaction, and one autocommit
+/// statement), with the same pool. Durable only if the server runs with fsync on (the
+/// throwaway server of `scripts/pg-throwaway.sh` does not; see BENCHMARKS.md).
+#[cfg(feature = "postgres")]
+fn postgres_throughput(c: &mut Criterion) {
+    use passkey_links::store::postgres::PostgresStore;
+    let Ok(url) = std::env::var("PASSKEY_LINKS_DATABASE_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (service, callers, store) = rt.block_on(async {
+        let schema = format!("bench_tp_{}", Utc::now().timestamp_micros());
+        let store = PostgresStore::connect(&url, 64)
+            .unwrap()
+            .in_schema(&schema)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let service = service(store.clone(), policy());
+        let org = new_org(&service).await;
+        let callers = users(&service, &org, 64).await;
+        (Arc::new(service), callers, store)
+    });
+    let mut group = c.benchmark_group("pg_throughput");
+    group.sample_size(10);
+    for tasks in [1usize, 4, 16, 64] {
+        group.bench_function(BenchmarkId::new("issuance", tasks), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (service, callers) = (service.clone(), callers.clone());
+                async move {
+                    let per_task = iters.div_ceil(tasks as u64);
+                    let start = Instant::now();
+                    let mut handles = Vec::new();
+                    for caller in callers.into_iter().take(tasks) {
+                        let service = service.clone();
+                        handles.push(tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                service.add_my_passwordless_link(&caller).await.unwrap();
+                            }
+                        }));
+                    }
+                    for handle in handles {
+                        handle.await.unwrap();
+                    }
+                    start
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+                }
+            })
+        });
+        for (name, transaction) in [("raw_txn", true), ("raw_autocommit", false)] {
+            group.bench_function(BenchmarkId::new(name, tasks), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let store = store.clone();
+                    async move {
+                        let per_task = iters.div_ceil(tasks as u64);
+                        let start = Instant::now();
+                        let mut handles = Vec::new();
+                        for _ in 0..tasks {
+                            let store = store.clone();
+                            handles.push(tokio::spawn(async move {
+                                raw_inserts(&store, per_task, transaction).await;
+                            }));
+                        }
+                        for handle in handles {
+                            handle.await.unwrap();
+                        }
+                        start
+                            .elapsed()
+                            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// `count` writes of two rows (as an issuance writes: a user event and a code event), each in
+/// a transaction or as one autocommit statement.
+#[cfg(feature = "postgres")]
+async fn raw_inserts(
+    store: &passkey_links::store::postgres::PostgresStore,
+    count: u64,
+    transaction: bool,
+) {
+    let mut client = store.pool().get().await.unwrap();
+    let sql = format!(
+        "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+         VALUES ('raw', $1, 1, 'raw.inserted', 1, $2, now()), ('raw', $3, 1, 'raw.inserted', 1, $2, now())",
+        store.table()
+    );
+    let statement = client.prepare(&sql).await.unwrap();
+    let payload = serde_json::json!({"codeId": "x", "issuedAt": "2026-01-01T00:00:00Z"});
+    for _ in 0..count {
+        let (a, b) = (OsRandom.new_id(), OsRandom.new_id());
+        if transaction {
+            let tx = client.transaction().await.unwrap();
+            tx.execute(&statement, &[&a, &payload, &b]).await.unwrap();
+            tx.commit().await.unwrap();
+        } else {
+            client
+                .execute(&statement, &[&a, &payload, &b])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_throughput(_: &mut Criterion) {}
 
 #[cfg(not(feature = "postgres"))]
 fn postgres(_: &mut Criterion) {
@@ -549,6 +668,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, operations, history, unrelated_events, concurrency, postgres
+    targets = floor, operations, history, unrelated_events, concurrency, postgres, postgres_throughput
 }
 criterion_main!(benches);

@@ -28,6 +28,7 @@ rows = [
     ("unrelated_events", "0"), ("unrelated_events", "1000000"),
     ("concurrency", "8_tasks_8_users"), ("concurrency", "8_tasks_1_users"),
     ("postgres", "raw_insert_commit"), ("postgres", "issuance_end_to_end"),
+    ("postgres", "check_end_to_end"),
 ]
 ratios = [
     ("in-memory issuance / floor", ("issuance", "in_memory_end_to_end"), ("issuance", "floor"), 3.0),
@@ -87,3 +88,20 @@ for size in ("10000", "1000000"):
         print(f"| `cold_start/{size}` (a cold process, snapshot stored) | {fmt(ns)} | — |")
 if feed and raw:
     print(f"\nFeed read throughput / raw SELECT of the same rows: {raw / feed:.2f}× (same run)")
+
+
+# Throughput on PostgreSQL by task count (benches/issuance.rs, `pg_throughput`).
+rows = []
+for tasks in ("1", "4", "16", "64"):
+    issuance = mean_ns("pg_throughput", f"issuance/{tasks}")
+    txn = mean_ns("pg_throughput", f"raw_txn/{tasks}")
+    auto = mean_ns("pg_throughput", f"raw_autocommit/{tasks}")
+    if None in (issuance, txn, auto):
+        continue
+    rows.append((tasks, issuance, txn, auto))
+if rows:
+    print("\n| tasks | issuance ops/s | raw transaction ops/s | raw autocommit ops/s | issuance / transaction | issuance / autocommit |")
+    print("|---|---|---|---|---|---|")
+    for tasks, issuance, txn, auto in rows:
+        ops = lambda ns: 1e9 / ns
+        print(f"| {tasks} | {ops(issuance):,.0f} | {ops(txn):,.0f} | {ops(auto):,.0f} | {txn / issuance:.2f}× | {auto / issuance:.2f}× |")

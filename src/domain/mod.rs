@@ -306,18 +306,46 @@ impl EventStamp {
         }
     }
 
-    /// The digest of an event's type and payload: the first 8 bytes of a SHA-256, stable
-    /// across processes and releases (snapshots keep it).
+    /// The digest of an event's type and payload: the first 8 bytes of a SHA-256 over a
+    /// canonical walk of the JSON (object keys in order, each value tagged with its kind and
+    /// length), stable across processes and releases — snapshots keep it — without printing
+    /// the payload first.
     pub(crate) fn digest(event_type: &str, payload: &serde_json::Value) -> u64 {
         use sha2::Digest as _;
+        fn walk(hasher: &mut sha2::Sha256, value: &serde_json::Value) {
+            use serde_json::Value;
+            let text = |hasher: &mut sha2::Sha256, tag: u8, text: &str| {
+                hasher.update([tag]);
+                hasher.update((text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            };
+            match value {
+                Value::Null => hasher.update([0]),
+                Value::Bool(b) => hasher.update([1, u8::from(*b)]),
+                Value::Number(n) => text(hasher, 2, &n.to_string()),
+                Value::String(s) => text(hasher, 3, s),
+                Value::Array(items) => {
+                    hasher.update([4]);
+                    hasher.update((items.len() as u64).to_le_bytes());
+                    for item in items {
+                        walk(hasher, item);
+                    }
+                }
+                Value::Object(fields) => {
+                    // serde_json's map keeps keys sorted: equal payloads walk equally.
+                    hasher.update([5]);
+                    hasher.update((fields.len() as u64).to_le_bytes());
+                    for (key, item) in fields {
+                        text(hasher, 6, key);
+                        walk(hasher, item);
+                    }
+                }
+            }
+        }
         let mut hasher = sha2::Sha256::new();
         hasher.update(event_type.as_bytes());
-        hasher.update([0]);
-        // serde_json's map keeps keys sorted: equal payloads print equally. Printed straight
-        // into the hash, without an intermediate string.
-        if serde_json::to_writer(&mut hasher, payload).is_err() {
-            hasher.update(b"unprintable");
-        }
+        hasher.update([0xff]);
+        walk(&mut hasher, payload);
         let sum = hasher.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&sum[..8]);

@@ -161,10 +161,11 @@ where
             let recorded = record.is_some();
             let appended = match self.append(&loaded, &changes, now, record).await {
                 Ok(appended) => appended,
-                Err(StoreError::Conflict { stream, .. }) => {
-                    // The cached state may be what is wrong (a restored database): read that
-                    // stream afresh. Let the writer that won finish before deciding again.
-                    self.cache.evict(&stream);
+                Err(StoreError::Conflict { .. }) => {
+                    // Decide again on fresh state: the next load re-reads each cached state's
+                    // last event and what follows it, so it catches up with the writer that won
+                    // (and a state the store no longer holds is read afresh). Let that writer
+                    // finish first.
                     YieldNow(false).await;
                     continue;
                 }
@@ -536,10 +537,14 @@ where
                 }),
             }
         }
-        // Which events end each stream, to name them once the store answers their positions.
-        let digests: Vec<(&StreamId, u64)> = appends
+        // Which events end each cached stream, to name them once the store answers their
+        // positions (only cached and snapshotted streams — orgs and users — need the name).
+        let digests: Vec<Option<(&StreamId, u64)>> = appends
             .iter()
-            .filter_map(|append| {
+            .map(|append| {
+                if !StateCache::cacheable(&append.stream) {
+                    return None;
+                }
                 let stream = changes
                     .iter()
                     .map(Change::stream)
@@ -556,12 +561,13 @@ where
         Ok(digests
             .into_iter()
             .zip(appended)
-            .map(|((stream, digest), appended)| {
+            .filter_map(|(named, appended)| {
+                let (stream, digest) = named?;
                 let stamp = EventStamp {
                     position: appended.position,
                     digest,
                 };
-                (stream, stamp)
+                Some((stream, stamp))
             })
             .collect())
     }
