@@ -75,6 +75,7 @@ where
     read_many_answers_each_stream_after_its_version(make().await).await;
     snapshots_keep_the_newest_per_stream(make().await).await;
     load_many_starts_at_the_snapshot_or_the_version_asked(make().await).await;
+    a_batch_is_written_only_while_the_events_seen_are_last(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
     concurrent_appenders_have_one_winner_per_version(make().await, 16, 5).await;
@@ -610,6 +611,68 @@ pub async fn load_many_starts_at_the_snapshot_or_the_version_asked<S: EventStore
     assert_eq!(versions(2), [2, 3]);
     let paged = store.load_many(&asked[..1], 2).await.unwrap();
     assert_eq!(paged[0].events.len(), 2, "at most the limit");
+}
+
+/// A batch with events seen ([`crate::store::Seen`]) is written only while each of those
+/// streams still ends with the event seen: a later event, or another event at the same version
+/// (a database restored to an earlier point and written differently), is a conflict, and
+/// nothing is written.
+pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStore>(store: S) {
+    use crate::store::Seen;
+    let read_only = stream(AggregateKind::Org, "seen-org");
+    let written = stream(AggregateKind::User, "seen-user");
+    store
+        .append(batch(vec![append(
+            &read_only,
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        )]))
+        .await
+        .unwrap();
+    let last = store.read(&read_only, 1).await.unwrap().remove(0);
+    let seen = Seen::of(&last);
+    let write = |n: u64, expected| {
+        batch(vec![append(&written, expected, vec![event(n)])]).with_seen(vec![seen.clone()])
+    };
+    assert_eq!(
+        versions_of(&store.append(write(1, ExpectedVersion::NoStream)).await.unwrap()),
+        [1],
+        "the event seen is still last: written"
+    );
+    // The read-only stream moves on: a batch that saw its older end writes nothing.
+    store
+        .append(batch(vec![append(
+            &read_only,
+            ExpectedVersion::Exact(2),
+            vec![event(3)],
+        )]))
+        .await
+        .unwrap();
+    match store.append(write(2, ExpectedVersion::Exact(1))).await {
+        Err(StoreError::Conflict { stream, actual, .. }) => {
+            assert_eq!(stream, read_only);
+            assert_eq!(actual, 3);
+        }
+        other => panic!("a batch that saw an older end was written: {other:?}"),
+    }
+    // Another event at the version seen: same stream, version and position, other content.
+    let now_last = store.read(&read_only, 2).await.unwrap().remove(0);
+    let mut other = Seen::of(&now_last);
+    other.payload = json!({"n": "not what is stored"});
+    let stale = batch(vec![append(
+        &written,
+        ExpectedVersion::Exact(1),
+        vec![event(2)],
+    )])
+    .with_seen(vec![other]);
+    assert!(
+        matches!(
+            store.append(stale).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a batch that saw another event at the same version was written"
+    );
+    assert_eq!(store.read(&written, 0).await.unwrap().len(), 1, "nothing written");
 }
 
 /// Snapshots: none until written, the newest kept per stream, an older one never replacing

@@ -232,11 +232,58 @@ impl Recalled {
     }
 }
 
-/// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice
-/// would make its expectations ambiguous), optionally under an idempotency key. Validated once
-/// here, so adapters need not re-check.
+/// The last event a writer saw of a stream its decision read: the batch is written only if the
+/// stream still ends with exactly this event (same version, position, type, payload and time).
+/// So a decision taken on a cached state — without reading — cannot outlive a change to any
+/// stream it read, written or not, nor a database restored to an earlier point (positions repeat
+/// after a restore; contents do not).
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppendBatch(Vec<StreamAppend>, Option<IdempotencyRecord>);
+#[non_exhaustive]
+pub struct Seen {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its version (the last event's).
+    pub version: u64,
+    /// The last event's global position.
+    pub position: u64,
+    /// The last event's type.
+    pub event_type: String,
+    /// The last event's payload.
+    pub payload: Value,
+    /// The last event's time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Seen {
+    /// The last event `event` of its stream, as seen.
+    pub fn of(event: &RecordedEvent) -> Self {
+        Self {
+            stream: event.stream.clone(),
+            version: event.version,
+            position: event.position,
+            event_type: event.event_type.clone(),
+            payload: event.payload.clone(),
+            recorded_at: event.recorded_at,
+        }
+    }
+
+    /// Whether `event` is the event seen (its stream and version included).
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        event.stream == self.stream
+            && event.version == self.version
+            && event.position == self.position
+            && event.event_type == self.event_type
+            && event.recorded_at == self.recorded_at
+            && event.payload == self.payload
+    }
+}
+
+/// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice
+/// would make its expectations ambiguous), optionally under an idempotency key, optionally only
+/// if streams still end with the events seen ([`Seen`]). Validated once here, so adapters need
+/// not re-check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendBatch(Vec<StreamAppend>, Option<IdempotencyRecord>, Vec<Seen>);
 
 impl AppendBatch {
     /// Validates a batch.
@@ -255,7 +302,19 @@ impl AppendBatch {
                 )));
             }
         }
-        Ok(Self(appends, None))
+        Ok(Self(appends, None, Vec::new()))
+    }
+
+    /// Writes the batch only if each stream of `seen` still ends with the event seen;
+    /// otherwise [`StoreError::Conflict`] names the first that does not, and nothing is written.
+    pub fn with_seen(mut self, seen: Vec<Seen>) -> Self {
+        self.2 = seen;
+        self
+    }
+
+    /// The events the batch must find still last in their streams.
+    pub fn seen(&self) -> &[Seen] {
+        &self.2
     }
 
     /// Records `record` with the batch, atomically.

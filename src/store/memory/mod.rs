@@ -168,8 +168,25 @@ impl InMemoryStore {
     }
 
     fn append_now(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        let seen = batch.seen().to_vec();
         let (batch, record) = batch.into_parts();
         let mut inner = self.lock();
+        for seen in &seen {
+            let events = inner.streams.get(&seen.stream);
+            let actual = events.map_or(0, Vec::len) as u64;
+            let holds = events
+                .and_then(|events| events.last())
+                .filter(|_| actual == seen.version)
+                .and_then(|last| last.recorded(&seen.stream, actual).ok())
+                .is_some_and(|last| seen.matches(&last));
+            if !holds {
+                return Err(StoreError::Conflict {
+                    stream: seen.stream.clone(),
+                    expected: super::ExpectedVersion::Exact(seen.version),
+                    actual,
+                });
+            }
+        }
         if record
             .as_ref()
             .is_some_and(|record| inner.keys.contains_key(&record.key))

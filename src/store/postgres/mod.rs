@@ -42,7 +42,7 @@ pub use tokio_postgres;
 
 use super::{
     AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, ReadFrom,
-    Recalled, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead,
+    Recalled, RecordedEvent, Seen, Snapshot, StoreError, StreamAppend, StreamRead,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -551,11 +551,37 @@ impl PostgresStore {
             .collect()
     }
 
+    /// The first seen event that is no longer last in its stream, with the stream's version.
+    async fn first_unseen(
+        &self,
+        client: &deadpool_postgres::Client,
+        seen: &[Seen],
+    ) -> Result<Option<(usize, u64)>, StoreError> {
+        if seen.is_empty() {
+            return Ok(None);
+        }
+        let streams: Vec<(StreamId, ReadFrom)> = seen
+            .iter()
+            .map(|s| (s.stream.clone(), ReadFrom::After(s.version.saturating_sub(1))))
+            .collect();
+        let reads = self.load_many_on(client, &streams, 2).await?;
+        for (i, (seen, read)) in seen.iter().zip(reads).enumerate() {
+            let holds =
+                read.events.len() == 1 && read.events.first().is_some_and(|e| seen.matches(e));
+            if !holds {
+                let actual = read.events.last().map_or(0, |e| e.version);
+                return Ok(Some((i, actual)));
+            }
+        }
+        Ok(None)
+    }
+
     async fn append_once(
         &self,
         client: &deadpool_postgres::Client,
         batch: &[StreamAppend],
         idempotency: Option<&IdempotencyRecord>,
+        seen: &[Seen],
     ) -> Result<Option<Vec<Appended>>, StoreError> {
         let mut check_types = Vec::with_capacity(batch.len());
         let mut check_ids = Vec::with_capacity(batch.len());
@@ -593,10 +619,37 @@ impl PostgresStore {
             Some(record) => (Some(record.key.as_str()), Some(&record.outcome)),
             None => (None, None),
         };
-        // One statement: current versions, every expectation, then the whole batch or nothing,
-        // and the idempotency key (if any) with what the batch wrote.
+        let seen_types: Vec<&str> = seen.iter().map(|s| s.stream.kind().as_str()).collect();
+        let seen_ids: Vec<&str> = seen.iter().map(|s| s.stream.id()).collect();
+        let seen_versions: Vec<i64> = seen
+            .iter()
+            .map(|s| i64::try_from(s.version).unwrap_or(i64::MAX))
+            .collect();
+        let seen_positions: Vec<i64> = seen
+            .iter()
+            .map(|s| i64::try_from(s.position).unwrap_or(i64::MAX))
+            .collect();
+        let seen_event_types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
+        let seen_payloads: Vec<&Value> = seen.iter().map(|s| &s.payload).collect();
+        let seen_times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.recorded_at).collect();
+        // One statement: current versions, every expectation, the events seen still last in
+        // their streams, then the whole batch or nothing, and the idempotency key (if any) with
+        // what the batch wrote.
         let sql = format!(
-            "WITH c AS (
+            "WITH seen AS (
+                SELECT count(*) = 0 AS holds
+                FROM unnest($13::text[], $14::text[], $15::int8[], $16::int8[], $17::text[],
+                            $18::jsonb[], $19::timestamptz[]) AS a(t, i, v, p, e, d, r)
+                WHERE NOT EXISTS (
+                        SELECT 1 FROM {table} x
+                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v
+                          AND x.position = a.p AND x.event_type = a.e AND x.payload = a.d
+                          AND x.recorded_at = a.r)
+                   OR EXISTS (
+                        SELECT 1 FROM {table} x
+                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version > a.v)
+             ),
+             c AS (
                 SELECT s.t, s.i, s.expected,
                        COALESCE((SELECT max(e.version) FROM {table} e
                                  WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) AS actual
@@ -609,6 +662,7 @@ impl PostgresStore {
                      WITH ORDINALITY AS n(t, i, ordinal, event_type, schema_version, payload, recorded_at, seq)
                 JOIN c ON c.t = n.t AND c.i = n.i
                 WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
+                  AND (SELECT holds FROM seen)
                 ORDER BY n.seq
                 RETURNING stream_type, stream_id, version, position
              ),
@@ -639,6 +693,13 @@ impl PostgresStore {
                     &recorded,
                     &key,
                     &outcome,
+                    &seen_types,
+                    &seen_ids,
+                    &seen_versions,
+                    &seen_positions,
+                    &seen_event_types,
+                    &seen_payloads,
+                    &seen_times,
                 ],
             )
             .await;
@@ -952,11 +1013,19 @@ impl PostgresStore {
             return Ok(Vec::new());
         }
         let idempotency = batch.idempotency();
+        let seen = batch.seen();
         let batch = batch.appends();
         let client = self.client().await?;
         for _ in 0..ANY_RETRIES {
-            if let Some(versions) = self.append_once(&client, batch, idempotency).await? {
+            if let Some(versions) = self.append_once(&client, batch, idempotency, seen).await? {
                 return Ok(versions);
+            }
+            if let Some((i, actual)) = self.first_unseen(&client, seen).await? {
+                return Err(StoreError::Conflict {
+                    stream: seen[i].stream.clone(),
+                    expected: ExpectedVersion::Exact(seen[i].version),
+                    actual,
+                });
             }
             // Nothing was written. Report the first stream whose expectation fails; if only
             // `Any` streams collided with a concurrent writer, try again.
@@ -1040,11 +1109,20 @@ impl PostgresStore {
         streams: &[(StreamId, ReadFrom)],
         limit: usize,
     ) -> Result<Vec<StreamRead>, StoreError> {
-        let mut reads: Vec<StreamRead> = streams.iter().map(|_| StreamRead::default()).collect();
         if streams.is_empty() {
-            return Ok(reads);
+            return Ok(Vec::new());
         }
         let client = self.client().await?;
+        self.load_many_on(&client, streams, limit).await
+    }
+
+    async fn load_many_on(
+        &self,
+        client: &deadpool_postgres::Client,
+        streams: &[(StreamId, ReadFrom)],
+        limit: usize,
+    ) -> Result<Vec<StreamRead>, StoreError> {
+        let mut reads: Vec<StreamRead> = streams.iter().map(|_| StreamRead::default()).collect();
         let sql = format!(
             "WITH s AS (
                 SELECT t, i, after, n
