@@ -218,6 +218,13 @@ pub trait Decide {
     fn prefetch(&self) -> Vec<StreamId> {
         Vec::new()
     }
+
+    /// Streams the decision creates under an id it drew itself (a new code): a caller that
+    /// decides without reading may presume them empty, because writing them expects no stream
+    /// (a collision is then a conflict, decided again on what is stored). Default: none.
+    fn fresh(&self) -> Vec<StreamId> {
+        Vec::new()
+    }
 }
 
 /// The state of one stream of any kind, as loaded. Behind an `Arc`: the few streams of a

@@ -1,17 +1,23 @@
-//! Folded states of growing streams (orgs, users) by stream, so a load reads only the last cached
-//! event and the events after it. Bounded: when full it starts over, which costs one full read per
-//! stream, never correctness: every load checks that the store still holds the cached last event
-//! (same position and time), so a database restored to an earlier point drops the entry.
+//! Folded states of growing streams (orgs, users) by stream, with the last event each was folded
+//! up to, so a load reads only that event again and the events after it — and a decision can be
+//! taken without reading at all, its append requiring the events it saw to still be last.
+//! Bounded: when full it starts over, which costs one full read per stream, never correctness:
+//! every load checks that the store still holds the cached last event (same position, time and
+//! content), so a database restored to an earlier point drops the entry.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::domain::{AnyState, StreamMeta};
 use crate::ids::{AggregateKind, StreamId};
+use crate::store::Seen;
+
+/// A cached state, its meta, and its last event when known.
+type CacheEntry = (AnyState, StreamMeta, Option<Arc<Seen>>);
 
 #[derive(Debug, Default)]
 pub(crate) struct StateCache {
-    entries: Mutex<HashMap<StreamId, (AnyState, StreamMeta)>>,
+    entries: Mutex<HashMap<StreamId, CacheEntry>>,
 }
 
 impl StateCache {
@@ -20,23 +26,41 @@ impl StateCache {
         matches!(stream.kind(), AggregateKind::Org | AggregateKind::User)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, CacheEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn get(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta)> {
         if !Self::cacheable(stream) {
             return None;
         }
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.lock()
             .get(stream)
-            .cloned()
+            .map(|(state, meta, _)| (state.clone(), *meta))
+    }
+
+    /// A cached state with the last event it was folded up to, when that event is known.
+    pub(crate) fn known(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta, Arc<Seen>)> {
+        if !Self::cacheable(stream) {
+            return None;
+        }
+        let entries = self.lock();
+        let (state, meta, last) = entries.get(stream)?;
+        Some((state.clone(), *meta, last.clone()?))
     }
 
     /// Forgets `stream`.
     pub(crate) fn evict(&self, stream: &StreamId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(stream);
+        self.lock().remove(stream);
+    }
+
+    /// Records that a snapshot of `stream` at `version` is stored.
+    pub(crate) fn mark_snapshot(&self, stream: &StreamId, version: u64) {
+        if let Some((state, meta, _)) = self.lock().get_mut(stream)
+            && state.version() >= version
+        {
+            meta.snapshot_version = meta.snapshot_version.max(version);
+        }
     }
 
     /// Replaces the cached state of `stream` (every load validates what it takes from here).
@@ -45,19 +69,20 @@ impl StateCache {
         stream: &StreamId,
         state: &AnyState,
         meta: StreamMeta,
+        last: Option<Arc<Seen>>,
         capacity: usize,
     ) {
         if !Self::cacheable(stream) || capacity == 0 {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(stream) {
-            *entry = (state.clone(), meta);
+            *entry = (state.clone(), meta, last);
             return;
         }
         if entries.len() >= capacity {
             entries.clear();
         }
-        entries.insert(stream.clone(), (state.clone(), meta));
+        entries.insert(stream.clone(), (state.clone(), meta, last));
     }
 }

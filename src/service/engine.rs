@@ -2,6 +2,8 @@
 //! decide, append with the versions decided on; on a conflict, yield and decide again on fresh
 //! state, a bounded number of times.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use serde_json::{Value, json};
@@ -24,7 +26,7 @@ use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{
     AppendBatch, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, ReadFrom, RecordedEvent,
-    StoreError, StreamAppend,
+    Seen, StoreError, StreamAppend,
 };
 use crate::wire::{Details, DetailsResponse};
 
@@ -119,10 +121,35 @@ where
     ) -> Result<Executed, Error> {
         let keyed = idempotency::pending();
         let attempts = self.config.max_attempts.max(1);
-        for _ in 0..attempts {
+        // First, with a warm cache, decide on what is known without reading: the append then
+        // requires every event seen to still be last. Anything but a change that goes through
+        // is decided again on what the store holds.
+        let mut warm = self.config.decide_from_cache;
+        let mut attempt = 0;
+        loop {
+            let known = if warm {
+                warm = false;
+                self.known(decision, guard)
+            } else {
+                None
+            };
+            let from_cache = known.is_some();
+            let (mut loaded, seen) = match known {
+                Some(known) => known,
+                None => {
+                    if attempt == attempts {
+                        break;
+                    }
+                    attempt += 1;
+                    (Box::pin(self.load(decision, guard)).await?, Vec::new())
+                }
+            };
             let now = self.now();
-            let mut loaded = self.load(decision, guard).await?;
-            self.authorize(guard, &loaded).await?;
+            match self.authorize(guard, &loaded).await {
+                Ok(()) => {}
+                Err(_) if from_cache => continue,
+                Err(err) => return Err(err),
+            }
             let ctx = Ctx {
                 now,
                 policy: &self.config.policy,
@@ -131,12 +158,16 @@ where
             let decided = decide_loaded(decision, &loaded, &ctx)
                 .map_err(|_| internal("a decision asked for a stream after loading"))?;
             let (changes, refusal) = match decided {
+                // A refusal, or nothing to write (so nothing would check what was seen): ask
+                // the store.
+                Outcome::Accept(changes) if from_cache && changes.is_empty() => continue,
+                Outcome::Reject(_) | Outcome::RecordAndRefuse(..) if from_cache => continue,
                 Outcome::Accept(changes) => (changes, None),
                 Outcome::Reject(error) => {
                     // A retry finds its own first run's effects (a used code, a locked user):
                     // answer as the first run did.
                     if let Some((key, op)) = &keyed
-                        && let Some(replayed) = self.replay(key, op).await?
+                        && let Some(replayed) = Box::pin(self.replay(key, op)).await?
                     {
                         return replayed;
                     }
@@ -159,7 +190,7 @@ where
                     }),
                 });
             let recorded = record.is_some();
-            let appended = match self.append(&loaded, &changes, now, record).await {
+            let appended = match Box::pin(self.append(&loaded, &changes, now, record, seen)).await {
                 Ok(appended) => appended,
                 Err(StoreError::Conflict { .. }) => {
                     // Decide again on fresh state: the next load re-reads each cached state's
@@ -171,7 +202,7 @@ where
                 }
                 Err(StoreError::DuplicateKey) => {
                     let replayed = match &keyed {
-                        Some((key, op)) => self.replay(key, op).await?,
+                        Some((key, op)) => Box::pin(self.replay(key, op)).await?,
                         None => None,
                     };
                     return replayed
@@ -185,15 +216,20 @@ where
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
             }
-            for (stream, stamp) in appended {
-                loaded.set_last_event(stream, stamp);
+            for (stream, stamp, _) in &appended {
+                loaded.set_last_event(stream, *stamp);
             }
             for change in &changes {
                 if let Some(entry) = loaded.get(change.stream()) {
+                    let last = appended
+                        .iter()
+                        .find(|(stream, _, _)| **stream == entry.stream)
+                        .map(|(_, _, seen)| seen.clone());
                     self.cache.put(
                         &entry.stream,
                         &entry.state,
                         entry.meta,
+                        last,
                         self.config.state_cache_capacity,
                     );
                     self.snapshot_if_due(&entry.stream, &entry.state, entry.meta)
@@ -212,6 +248,38 @@ where
             catalogue::TOO_MANY_CONFLICTS,
             "too many concurrent changes, retry",
         ))
+    }
+
+    /// Every stream `decision` (and its guard) asks for, from the cache alone — streams the
+    /// decision creates under a fresh id presumed empty — with the last events seen; `None`
+    /// when something is not cached with its last event.
+    fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Seen>)> {
+        let fresh = decision.fresh();
+        let mut loaded = Loaded::default();
+        let mut seen = Vec::new();
+        loop {
+            let missing = {
+                let view = View::new(&loaded);
+                match (decision.state(&view), guard.state(&view)) {
+                    (Ok(_), Ok(())) => None,
+                    (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
+                }
+            };
+            let Some(missing) = missing else {
+                return Some((loaded, seen));
+            };
+            for stream in missing {
+                if let Some((state, meta, last)) = self.cache.known(&stream) {
+                    seen.push(last.as_ref().clone());
+                    loaded.insert(stream, state, meta);
+                } else if fresh.contains(&stream) {
+                    let empty = AnyState::empty(stream.kind());
+                    loaded.insert(stream, empty, StreamMeta::default());
+                } else {
+                    return None;
+                }
+            }
+        }
     }
 
     /// Under an idempotency key not used yet: the first run's answer, if the store recorded
@@ -422,8 +490,20 @@ where
                     next.push(Cursor::new(cursor.stream, None, cursor.until));
                     continue;
                 }
-                events.remove(0);
+                let validated = events.remove(0);
                 cursor.validate = false;
+                if events.is_empty() {
+                    // Nothing to fold: keep the start (a snapshot's, say) cached with its event.
+                    let seen = StateCache::cacheable(&cursor.stream)
+                        .then(|| Arc::new(Seen::of(&validated)));
+                    self.cache.put(
+                        &cursor.stream,
+                        &cursor.state,
+                        cursor.meta,
+                        seen,
+                        self.config.state_cache_capacity,
+                    );
+                }
             }
             let until = cursor.until;
             let reached = events.last().is_some_and(|last| last.version >= until);
@@ -454,8 +534,7 @@ where
         match self.store.write_snapshot(snapshot).await {
             Ok(()) => {
                 meta.snapshot_version = state.version();
-                self.cache
-                    .put(stream, state, meta, self.config.state_cache_capacity);
+                self.cache.mark_snapshot(stream, meta.snapshot_version);
             }
             Err(_err) => {
                 #[cfg(feature = "tracing")]
@@ -475,8 +554,12 @@ where
             return Ok((state, meta));
         }
         let count = events.len();
+        let mut seen = None;
         for (i, recorded) in events.into_iter().enumerate() {
             let last = i + 1 == count;
+            if last && StateCache::cacheable(stream) {
+                seen = Some(Arc::new(Seen::of(&recorded)));
+            }
             let version = recorded.version;
             let corrupt = |reason: String| StoreError::Corrupt {
                 stream: stream.clone(),
@@ -500,7 +583,7 @@ where
             meta.touch(recorded.recorded_at, stamp);
         }
         self.cache
-            .put(stream, &state, meta, self.config.state_cache_capacity);
+            .put(stream, &state, meta, seen, self.config.state_cache_capacity);
         Ok((state, meta))
     }
 
@@ -512,7 +595,8 @@ where
         changes: &'c [Change],
         now: DateTime<Utc>,
         record: Option<IdempotencyRecord>,
-    ) -> Result<Vec<(&'c StreamId, EventStamp)>, StoreError> {
+        seen: Vec<Seen>,
+    ) -> Result<Vec<(&'c StreamId, EventStamp, Arc<Seen>)>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -539,7 +623,7 @@ where
         }
         // Which events end each cached stream, to name them once the store answers their
         // positions (only cached and snapshotted streams — orgs and users — need the name).
-        let digests: Vec<Option<(&StreamId, u64)>> = appends
+        let lasts: Vec<Option<(&StreamId, u64, NewEvent)>> = appends
             .iter()
             .map(|append| {
                 if !StateCache::cacheable(&append.stream) {
@@ -550,24 +634,34 @@ where
                     .map(Change::stream)
                     .find(|s| **s == append.stream)?;
                 let last = append.events.last()?;
-                Some((stream, EventStamp::digest(&last.event_type, &last.payload)))
+                let digest = EventStamp::digest(&last.event_type, &last.payload);
+                Some((stream, digest, last.clone()))
             })
             .collect();
-        let mut batch = AppendBatch::new(appends)?;
+        let mut batch = AppendBatch::new(appends)?.with_seen(seen);
         if let Some(record) = record {
             batch = batch.with_idempotency(record);
         }
         let appended = self.store.append(batch).await?;
-        Ok(digests
+        Ok(lasts
             .into_iter()
             .zip(appended)
             .filter_map(|(named, appended)| {
-                let (stream, digest) = named?;
+                let (stream, digest, last) = named?;
                 let stamp = EventStamp {
                     position: appended.position,
                     digest,
                 };
-                Some((stream, stamp))
+                let seen = Seen::of(&RecordedEvent {
+                    stream: stream.clone(),
+                    version: appended.version,
+                    position: appended.position,
+                    event_type: last.event_type,
+                    schema_version: last.schema_version,
+                    payload: last.payload,
+                    recorded_at: last.recorded_at,
+                });
+                Some((stream, stamp, Arc::new(seen)))
             })
             .collect())
     }

@@ -73,6 +73,10 @@ pub struct Config {
     /// new one (stores that keep snapshots: both shipped ones), so a cold load reads only the
     /// events after it. 0: never.
     pub snapshot_every: u64,
+    /// Whether a command whose streams are all cached decides without reading, its append
+    /// requiring every event it saw to still be last (default: yes). Off: every command reads
+    /// first.
+    pub decide_from_cache: bool,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Config {
             deadline: Some(DEFAULT_DEADLINE),
             outbox: None,
             snapshot_every: 1_000,
+            decide_from_cache: true,
         }
     }
 

@@ -635,7 +635,12 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
         batch(vec![append(&written, expected, vec![event(n)])]).with_seen(vec![seen.clone()])
     };
     assert_eq!(
-        versions_of(&store.append(write(1, ExpectedVersion::NoStream)).await.unwrap()),
+        versions_of(
+            &store
+                .append(write(1, ExpectedVersion::NoStream))
+                .await
+                .unwrap()
+        ),
         [1],
         "the event seen is still last: written"
     );
@@ -666,13 +671,14 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
     )])
     .with_seen(vec![other]);
     assert!(
-        matches!(
-            store.append(stale).await,
-            Err(StoreError::Conflict { .. })
-        ),
+        matches!(store.append(stale).await, Err(StoreError::Conflict { .. })),
         "a batch that saw another event at the same version was written"
     );
-    assert_eq!(store.read(&written, 0).await.unwrap().len(), 1, "nothing written");
+    assert_eq!(
+        store.read(&written, 0).await.unwrap().len(),
+        1,
+        "nothing written"
+    );
 }
 
 /// Snapshots: none until written, the newest kept per stream, an older one never replacing

@@ -1740,6 +1740,50 @@ fn key(name: &str) -> IdempotencyKey {
 /// attempt, not two), the same ceremony, success for a verified passkey, the same details for a
 /// lifecycle change, one email for a send. The key on another command is refused; a process
 /// that never saw the key cannot show a link again and says so instead of issuing a second one.
+/// A process whose cache holds a user decides without reading; another process changes the
+/// user (or the org) meanwhile: the first process's append finds the events it saw no longer
+/// last, decides again on what is stored, and refuses exactly as a fresh process would.
+pub async fn a_warm_decision_never_outlives_another_process_change<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let me = f.me(&f.ada);
+    // Warm: ada and her org are cached with their last events.
+    f.service.add_my_passwordless_link(&me).await.unwrap();
+    f.clock.advance(Duration::minutes(1));
+    let other = PasskeyLinks::new(
+        f.store.clone(),
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config(),
+    )
+    .with_clock(f.clock.clone());
+    other
+        .update_user(&Caller::System, None, &f.ada, UserChange::Lock)
+        .await
+        .unwrap();
+    let before = f.store.all_events().await.len();
+    let err = f.service.add_my_passwordless_link(&me).await.unwrap_err();
+    assert_eq!(err.message_key(), "Errors.User.Locked", "{err:?}");
+    assert_eq!(f.store.all_events().await.len(), before, "nothing appended");
+    other
+        .update_user(&Caller::System, None, &f.ada, UserChange::Unlock)
+        .await
+        .unwrap();
+    f.service.add_my_passwordless_link(&me).await.unwrap();
+    // A read-only stream too: the org deactivated elsewhere.
+    other
+        .update_org(&Caller::System, &f.org_a, OrgChange::Deactivate)
+        .await
+        .unwrap();
+    let before = f.store.all_events().await.len();
+    let err = f.service.add_my_passwordless_link(&me).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err:?}");
+    assert_eq!(f.store.all_events().await.len(), before, "nothing appended");
+}
+
 pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + Inspect>(store: S) {
     let f = Fixture::new(store.clone()).await;
     let me = f.me(&f.ada);
@@ -1903,7 +1947,8 @@ macro_rules! service_scenarios {
             a_colliding_code_id_is_already_exists,
             rate_limit_scope_is_per_caller_kind,
             clock_skew_cannot_stretch_a_lifetime,
-            idempotent_retries_answer_as_the_first_run
+            idempotent_retries_answer_as_the_first_run,
+            a_warm_decision_never_outlives_another_process_change
         );
     };
     (@each $store:ident, $($name:ident),*) => {$(

@@ -149,6 +149,11 @@ impl Decide for IssueCode {
         self.org_context.iter().map(StreamId::org).collect()
     }
 
+    /// The code id is drawn fresh for this decision.
+    fn fresh(&self) -> Vec<StreamId> {
+        vec![StreamId::code(&self.code_id)]
+    }
+
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         view.require(&[
             StreamKey::user(&self.user_id),

@@ -562,7 +562,12 @@ impl PostgresStore {
         }
         let streams: Vec<(StreamId, ReadFrom)> = seen
             .iter()
-            .map(|s| (s.stream.clone(), ReadFrom::After(s.version.saturating_sub(1))))
+            .map(|s| {
+                (
+                    s.stream.clone(),
+                    ReadFrom::After(s.version.saturating_sub(1)),
+                )
+            })
             .collect();
         let reads = self.load_many_on(client, &streams, 2).await?;
         for (i, (seen, read)) in seen.iter().zip(reads).enumerate() {
