@@ -650,9 +650,10 @@ impl PostgresStore {
                         WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v
                           AND x.position = a.p AND x.event_type = a.e AND x.payload = a.d
                           AND x.recorded_at = a.r)
-                   OR EXISTS (
-                        SELECT 1 FROM {table} x
-                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version > a.v)
+                   -- max(), not EXISTS(version > v): a generic plan runs the latter as a
+                   -- scan of the whole table when nothing follows (the usual case).
+                   OR (SELECT max(x.version) FROM {table} x
+                       WHERE x.stream_type = a.t AND x.stream_id = a.i) <> a.v
              ),
              c AS (
                 SELECT s.t, s.i, s.expected,
