@@ -40,10 +40,11 @@ fn service<S: EventStore>(store: S) -> PasskeyLinks<S, RecordingNotifier, Static
     )
 }
 
-/// An org and `users` users, each given `links` links: 3 events per link.
-async fn history<S: EventStore>(store: S, users: usize, links: usize) {
-    let service = service(store);
-    let org = service
+/// A new org.
+async fn new_org<S: EventStore>(
+    service: &PasskeyLinks<S, RecordingNotifier, StaticGrants>,
+) -> String {
+    service
         .add_org(
             &Caller::System,
             AddOrgRequest {
@@ -53,24 +54,39 @@ async fn history<S: EventStore>(store: S, users: usize, links: usize) {
         )
         .await
         .unwrap()
-        .org_id;
+        .org_id
+}
+
+/// A verified human named `name` in `org`, as a self-service caller.
+async fn new_user<S: EventStore>(
+    service: &PasskeyLinks<S, RecordingNotifier, StaticGrants>,
+    org: &str,
+    name: &str,
+) -> Caller {
+    let user = service
+        .add_human_user(
+            &Caller::System,
+            Some(org),
+            AddHumanUserRequest {
+                user_name: name.into(),
+                display_name: name.to_uppercase(),
+                email: format!("{name}@example.com"),
+                is_email_verified: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user_id;
+    Caller::user(UserId::new(user).unwrap(), OrgId::new(org).unwrap())
+}
+
+/// An org and `users` users, each given `links` links: 3 events per link.
+async fn history<S: EventStore>(store: S, users: usize, links: usize) {
+    let service = service(store);
+    let org = new_org(&service).await;
     for i in 0..users {
-        let user = service
-            .add_human_user(
-                &Caller::System,
-                Some(&org),
-                AddHumanUserRequest {
-                    user_name: format!("user{i}"),
-                    display_name: format!("User {i}"),
-                    email: format!("user{i}@example.com"),
-                    is_email_verified: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .user_id;
-        let me = Caller::user(UserId::new(user).unwrap(), OrgId::new(&org).unwrap());
+        let me = new_user(&service, &org, &format!("user{i}")).await;
         for _ in 0..links {
             service.add_my_passwordless_link(&me).await.unwrap();
         }
@@ -186,7 +202,7 @@ mod pg {
         };
         rt.block_on(history(store.clone(), 100, 33));
         let events = rt.block_on(store.read_feed(0, 100_000)).unwrap().len() as u64;
-        let schema = store.table().split('.').next().unwrap().to_owned();
+        let schema = format!("\"{}\"", store.schema().unwrap());
         let mut group = c.benchmark_group("catch_up");
         group.throughput(Throughput::Elements(events));
         group.sample_size(10);
@@ -253,32 +269,12 @@ mod pg {
     /// A user whose stream holds `earlier` events after their creation (inserted in bulk).
     async fn long_user(store: &PostgresStore, earlier: i64) -> Caller {
         let service = service(store.clone());
-        let org = service
-            .add_org(
-                &Caller::System,
-                AddOrgRequest {
-                    name: "ACME".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .org_id;
-        let user = service
-            .add_human_user(
-                &Caller::System,
-                Some(&org),
-                AddHumanUserRequest {
-                    user_name: "long".into(),
-                    display_name: "Long".into(),
-                    email: "long@example.com".into(),
-                    is_email_verified: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .user_id;
+        let org = new_org(&service).await;
+        let me = new_user(&service, &org, "long").await;
+        let Caller::User(principal) = &me else {
+            unreachable!()
+        };
+        let user = principal.user_id.as_str().to_owned();
         let mut client = store.pool().get().await.unwrap();
         let sql = format!(
             "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload,
@@ -301,7 +297,7 @@ mod pg {
             .batch_execute(&format!("ANALYZE {}", store.table()))
             .await
             .unwrap();
-        Caller::user(UserId::new(user).unwrap(), OrgId::new(&org).unwrap())
+        me
     }
 
     /// What one measuring process was asked to do.
@@ -383,13 +379,7 @@ mod pg {
             };
             let spec = Measure {
                 config: std::env::var("PASSKEY_LINKS_DATABASE_URL").unwrap(),
-                schema: store
-                    .table()
-                    .split('.')
-                    .next()
-                    .unwrap()
-                    .trim_matches('"')
-                    .to_owned(),
+                schema: store.schema().unwrap().to_owned(),
                 user: principal.user_id.as_str().to_owned(),
                 org: principal.org_id.as_str().to_owned(),
             };

@@ -368,6 +368,17 @@ pub struct ListDetails {
     pub timestamp: DateTime<Utc>,
 }
 
+impl ListDetails {
+    /// The details of a list of `total` results read as of the stream `details` describe.
+    pub fn of(details: &Details, total: usize) -> Self {
+        Self {
+            total_result: total as u64,
+            processed_sequence: details.sequence,
+            timestamp: details.change_date,
+        }
+    }
+}
+
 /// One passkey of a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeySummary {

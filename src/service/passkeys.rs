@@ -280,11 +280,7 @@ where
             });
             let result: Vec<PasskeySummary> = ready.chain(pending).collect();
             Ok(ListPasskeysResponse {
-                details: ListDetails {
-                    total_result: result.len() as u64,
-                    processed_sequence: details.sequence,
-                    timestamp: details.change_date,
-                },
+                details: ListDetails::of(&details, result.len()),
                 result,
             })
         })

@@ -86,11 +86,7 @@ where
                 })
                 .collect();
             Ok(ListLiveLinksResponse {
-                details: ListDetails {
-                    total_result: result.len() as u64,
-                    processed_sequence: details.sequence,
-                    timestamp: details.change_date,
-                },
+                details: ListDetails::of(&details, result.len()),
                 result,
             })
         })

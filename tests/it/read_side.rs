@@ -70,17 +70,7 @@ pub async fn live_links_follow_issuance_delivery_checks_and_ends<
 ) {
     let f = Fixture::new(store).await;
     let run = runner(&f.store);
-    let returned = f
-        .service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.ada.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let returned = f.admin_link(&f.ada).await.unwrap();
     let (_, _, returned_id, _) = link_params(&returned.link);
     // Not projected yet: the read model trails the store.
     assert!(live(&f, &f.admin_a, &f.ada).await.unwrap().is_empty());
@@ -135,17 +125,7 @@ pub async fn live_links_follow_issuance_delivery_checks_and_ends<
     assert!(live(&f, &f.admin_a, &f.ada).await.unwrap().is_empty());
 
     // A new link, revoked: gone once projected; another one expires.
-    let fresh = f
-        .service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.ada.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let fresh = f.admin_link(&f.ada).await.unwrap();
     let (_, _, fresh_id, _) = link_params(&fresh.link);
     run.catch_up().await.unwrap();
     assert_eq!(live(&f, &f.admin_a, &f.ada).await.unwrap().len(), 1);
@@ -162,16 +142,7 @@ pub async fn live_links_follow_issuance_delivery_checks_and_ends<
         .unwrap();
     run.catch_up().await.unwrap();
     assert!(live(&f, &f.admin_a, &f.ada).await.unwrap().is_empty());
-    f.service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.ada.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    f.admin_link(&f.ada).await.unwrap();
     run.catch_up().await.unwrap();
     assert_eq!(live(&f, &f.admin_a, &f.ada).await.unwrap().len(), 1);
     f.clock.advance(Duration::hours(1));
@@ -186,46 +157,14 @@ pub async fn audit_trails_list_every_event_newest_first_without_secrets<
     let f = Fixture::new(store).await;
     let mut secrets = Vec::new();
     for _ in 0..3 {
-        let response = f
-            .service
-            .add_passwordless_registration(
-                &f.admin_a,
-                None,
-                AddPasswordlessRegistrationRequest {
-                    user_id: f.ada.clone(),
-                },
-            )
-            .await
-            .unwrap();
+        let response = f.admin_link(&f.ada).await.unwrap();
         f.clock.advance(Duration::seconds(1));
         secrets.push(link_params(&response.link).3);
     }
-    let (user, _, code_id, code) = link_params(
-        &f.service
-            .add_passwordless_registration(
-                &f.admin_a,
-                None,
-                AddPasswordlessRegistrationRequest {
-                    user_id: f.ada.clone(),
-                },
-            )
-            .await
-            .unwrap()
-            .link,
-    );
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
     secrets.push(code.clone());
     f.enroll(&user, &code_id, &code).await.unwrap();
-    f.service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.carol.clone(),
-            },
-        )
-        .await
-        .map(|_| ())
-        .unwrap_err(); // carol is in org B: admin A cannot see her
+    f.admin_link(&f.carol).await.map(|_| ()).unwrap_err(); // carol is in org B: admin A cannot see her
     f.service
         .send_passwordless_registration(
             &f.admin_b,
@@ -450,16 +389,7 @@ pub async fn the_runner_resumes_from_its_checkpoint<
     assert_eq!(checkpoint, feed.last().unwrap().feed_position);
     // A second runner (another process) starts where the first stopped.
     assert_eq!(runner(&f.store).catch_up().await.unwrap(), 0);
-    f.service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.ada.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    f.admin_link(&f.ada).await.unwrap();
     assert_eq!(runner(&f.store).catch_up().await.unwrap(), 2);
     // Following: picks up what arrives, and stops when told.
     let run = runner(&f.store).poll_interval(std::time::Duration::from_millis(10));

@@ -213,6 +213,22 @@ impl<S: EventStore + Clone> Fixture<S> {
     }
 
     /// The user as a self-service caller.
+    /// AddPasswordlessRegistration by the admin of org A for `user`.
+    pub async fn admin_link(
+        &self,
+        user: &str,
+    ) -> Result<AddPasswordlessRegistrationResponse, Error> {
+        self.service
+            .add_passwordless_registration(
+                &self.admin_a,
+                None,
+                AddPasswordlessRegistrationRequest {
+                    user_id: user.to_owned(),
+                },
+            )
+            .await
+    }
+
     pub fn me(&self, user: &str) -> Caller {
         let org = if user == self.carol {
             &self.org_b
@@ -285,17 +301,7 @@ pub async fn add_passwordless_registration_returns_a_working_link<
 ) {
     let f = Fixture::new(store).await;
     let before = f.store.all_events().await.len();
-    let response = f
-        .service
-        .add_passwordless_registration(
-            &f.admin_a,
-            None,
-            AddPasswordlessRegistrationRequest {
-                user_id: f.ada.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let response = f.admin_link(&f.ada).await.unwrap();
     let now = f.clock.now();
     assert_eq!(response.details.sequence, 1);
     assert_eq!(response.details.creation_date, now);
@@ -1152,15 +1158,7 @@ pub async fn failed_preconditions<S: EventStore + Clone + Inspect>(store: S) {
         "Errors.User.Email.NotVerified",
     );
     assert_error(
-        f.service
-            .add_passwordless_registration(
-                &f.admin_a,
-                None,
-                AddPasswordlessRegistrationRequest {
-                    user_id: f.bot.clone(),
-                },
-            )
-            .await,
+        f.admin_link(&f.bot).await,
         ErrorKind::FailedPrecondition,
         "Errors.User.NotHuman",
     );

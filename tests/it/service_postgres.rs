@@ -348,13 +348,7 @@ mod with_postgres {
         let Some(direct) = pg::store().await else {
             return;
         };
-        let schema = direct
-            .table()
-            .split('.')
-            .next()
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
+        let schema = direct.schema().unwrap().to_owned();
         let f = Fixture::new(direct.clone()).await;
         let me = f.me(&f.ada);
         // A process whose pool reaches the server through the proxy, and has yet to prepare
@@ -513,7 +507,7 @@ mod with_postgres {
             return;
         };
         let f = Fixture::new(store.clone()).await;
-        let schema = store.table().split('.').next().unwrap().to_owned();
+        let schema = format!("\"{}\"", store.schema().unwrap());
         let table = format!("{schema}.counted");
         let client = store.pool().get().await.unwrap();
         client
@@ -589,13 +583,7 @@ mod with_postgres {
         let Some(direct) = pg::store().await else {
             return;
         };
-        let schema = direct
-            .table()
-            .split('.')
-            .next()
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
+        let schema = direct.schema().unwrap().to_owned();
         let through_proxy = || {
             PostgresStore::connect(&format!("{} sslmode=disable", proxy.config(&url)), 1)
                 .unwrap()
@@ -607,17 +595,7 @@ mod with_postgres {
         let counted = |before: u64| proxy.round_trips() - before;
         let issue = || async {
             let at = proxy.round_trips();
-            let response = f
-                .service
-                .add_passwordless_registration(
-                    &f.admin_a,
-                    None,
-                    AddPasswordlessRegistrationRequest {
-                        user_id: f.ada.clone(),
-                    },
-                )
-                .await
-                .unwrap();
+            let response = f.admin_link(&f.ada).await.unwrap();
             (counted(at), response.link)
         };
         let (proxy, f) = (&proxy, &f);

@@ -410,6 +410,11 @@ impl PostgresStore {
         &self.table
     }
 
+    /// The schema set with [`PostgresStore::in_schema`], if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(failure::pool_error)
     }
