@@ -47,7 +47,7 @@ pub use passkey::{
     Passkey, PasskeyState, RegisteredPasskey, VerifiedCredential,
 };
 pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN, validate_text};
-pub use user::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
+pub use user::{MAX_LANGUAGE_LEN, USER_ORG_FIELD, UserEvent, UserKind, UserState, UserStatus};
 
 /// One new event for one stream. Built only through the typed constructors, so the stream's
 /// kind always matches the event's.

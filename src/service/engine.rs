@@ -15,7 +15,7 @@ use super::idempotency;
 use super::snapshot;
 use crate::domain::{
     AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
-    View, decide_loaded,
+    USER_ORG_FIELD, View, decide_loaded,
 };
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -25,8 +25,8 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{
-    AppendBatch, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, ReadFrom, RecordedEvent,
-    Seen, StoreError, StreamAppend,
+    AppendBatch, EventStore, ExpectedVersion, Follow, IdempotencyRecord, NewEvent, ReadFrom,
+    RecordedEvent, Seen, StoreError, StreamAppend,
 };
 use crate::wire::{Details, DetailsResponse};
 
@@ -422,7 +422,34 @@ where
                 (stream.clone(), from)
             })
             .collect();
-        let reads = self.store.load_many(&wanted, LOAD_PAGE).await?;
+        // A user the cache does not know names its org in its first event: the store reads
+        // that org in the same call.
+        let org_asked = streams.iter().any(|s| s.kind() == AggregateKind::Org)
+            || loaded
+                .entries()
+                .any(|e| e.stream.kind() == AggregateKind::Org);
+        let follow: Vec<Follow> = streams
+            .iter()
+            .zip(&starts)
+            .position(|(stream, start)| stream.kind() == AggregateKind::User && start.is_none())
+            .filter(|_| !org_asked)
+            .map(|user| Follow::new(user, USER_ORG_FIELD, AggregateKind::Org))
+            .into_iter()
+            .collect();
+        let mut reads = self.store.load_many(&wanted, &follow, LOAD_PAGE).await?;
+        for read in reads.split_off(streams.len().min(reads.len())) {
+            let named = read
+                .snapshot
+                .as_ref()
+                .map(|snapshot| &snapshot.stream)
+                .or_else(|| read.events.first().map(|event| &event.stream))
+                .cloned();
+            if let Some(stream) = named.filter(|named| !streams.contains(named)) {
+                streams.push(stream);
+                starts.push(None);
+                reads.push(read);
+            }
+        }
         let mut cursors = Vec::with_capacity(streams.len());
         let mut pages = Vec::with_capacity(streams.len());
         let mut again = Vec::new();

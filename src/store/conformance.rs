@@ -75,6 +75,7 @@ where
     read_many_answers_each_stream_after_its_version(make().await).await;
     snapshots_keep_the_newest_per_stream(make().await).await;
     load_many_starts_at_the_snapshot_or_the_version_asked(make().await).await;
+    load_many_reads_the_streams_first_events_name(make().await).await;
     a_batch_is_written_only_while_the_events_seen_are_last(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
@@ -597,7 +598,7 @@ pub async fn load_many_starts_at_the_snapshot_or_the_version_asked<S: EventStore
         (b.clone(), ReadFrom::Snapshot),
         (c.clone(), ReadFrom::After(1)),
     ];
-    let reads = store.load_many(&asked, 100).await.unwrap();
+    let reads = store.load_many(&asked, &[], 100).await.unwrap();
     let versions = |i: usize| -> Vec<u64> { reads[i].events.iter().map(|e| e.version).collect() };
     if kept {
         assert_eq!(reads[0].snapshot.as_ref().map(|s| s.version), Some(3));
@@ -609,8 +610,97 @@ pub async fn load_many_starts_at_the_snapshot_or_the_version_asked<S: EventStore
     assert_eq!(versions(1), [1, 2], "no snapshot: from the start");
     assert_eq!(reads[2].snapshot, None);
     assert_eq!(versions(2), [2, 3]);
-    let paged = store.load_many(&asked[..1], 2).await.unwrap();
+    let paged = store.load_many(&asked[..1], &[], 2).await.unwrap();
     assert_eq!(paged[0].events.len(), 2, "at most the limit");
+}
+
+/// `load_many` reads a [`crate::store::Follow`]ed stream — named by a field of another
+/// stream's first event — from its snapshot, in the same call; a stream whose first event
+/// names nothing (no such field, not text, no events at all) follows to nothing.
+pub async fn load_many_reads_the_streams_first_events_name<S: EventStore>(store: S) {
+    use crate::store::{Follow, ReadFrom, Snapshot};
+    let org = stream(AggregateKind::Org, "follow-org");
+    let user = stream(AggregateKind::User, "follow-user");
+    let unnamed = stream(AggregateKind::User, "follow-unnamed");
+    let absent = stream(AggregateKind::User, "follow-absent");
+    let named = |n: u64, field: serde_json::Value| NewEvent {
+        payload: json!({ "n": n, "orgId": field }),
+        ..event(n)
+    };
+    store
+        .append(batch(vec![
+            append(
+                &org,
+                ExpectedVersion::NoStream,
+                (1..=4).map(event).collect(),
+            ),
+            append(
+                &user,
+                ExpectedVersion::NoStream,
+                vec![named(1, json!(org.id())), event(2), event(3)],
+            ),
+            append(
+                &unnamed,
+                ExpectedVersion::NoStream,
+                vec![named(1, json!(7)), named(2, json!(org.id()))],
+            ),
+        ]))
+        .await
+        .unwrap();
+    store
+        .write_snapshot(Snapshot::new(org.clone(), 3, json!({"at": 3})))
+        .await
+        .unwrap();
+    let kept = store
+        .read_snapshots(std::slice::from_ref(&org))
+        .await
+        .unwrap()[0]
+        .is_some();
+    let asked = [
+        (unnamed.clone(), ReadFrom::After(0)),
+        // Read from its last event: the first is read for the follow all the same.
+        (user.clone(), ReadFrom::After(2)),
+        (absent.clone(), ReadFrom::Snapshot),
+    ];
+    let follow = [
+        Follow::new(1, "orgId", AggregateKind::Org),
+        Follow::new(0, "orgId", AggregateKind::Org),
+        Follow::new(2, "orgId", AggregateKind::Org),
+        Follow::new(1, "noSuchField", AggregateKind::Org),
+    ];
+    let reads = store.load_many(&asked, &follow, 100).await.unwrap();
+    assert_eq!(reads.len(), asked.len() + follow.len());
+    let versions = |i: usize| -> Vec<u64> { reads[i].events.iter().map(|e| e.version).collect() };
+    assert_eq!(versions(0), [1, 2]);
+    assert_eq!(versions(1), [3], "the streams asked are read as asked");
+    assert!(versions(2).is_empty());
+    let followed = &reads[3];
+    assert!(followed.events.iter().all(|e| e.stream == org));
+    if kept {
+        assert_eq!(
+            followed.snapshot.as_ref().map(|s| (&s.stream, s.version)),
+            Some((&org, 3))
+        );
+        assert_eq!(versions(3), [3, 4], "from the snapshot's own event on");
+    } else {
+        assert_eq!(versions(3), [1, 2, 3, 4]);
+    }
+    for (i, why) in [
+        (4, "a first event whose field is not text"),
+        (5, "no first event"),
+        (6, "no such field"),
+    ] {
+        assert_eq!(reads[i], crate::store::StreamRead::default(), "{why}");
+    }
+    let paged = store
+        .load_many(
+            &asked[1..2],
+            &[Follow::new(0, "orgId", AggregateKind::Org)],
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(paged[1].events.len(), 1, "at most the limit");
 }
 
 /// A batch with events seen ([`crate::store::Seen`]) is written only while each of those

@@ -24,7 +24,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::ids::StreamId;
+use crate::ids::{AggregateKind, StreamId};
 use crate::ports::forward_port;
 
 /// What the writer believes the stream's version is.
@@ -153,6 +153,39 @@ pub enum ReadFrom {
     /// At the newest snapshot's version (its last event again, so the reader can check that
     /// the store still holds it), or at the first event when there is none.
     Snapshot,
+}
+
+/// A stream for [`EventStore::load_many`] to read along with the streams asked, whose id the
+/// caller does not know yet: the stream of `kind` named by the text field `field` of the first
+/// event of the stream asked at index `from` (a user's org, named by the user's first event),
+/// read from its newest snapshot. It saves the round trip of reading the first stream before
+/// naming the second; what it reads is only a prediction until the caller checks the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Follow {
+    /// The index, in the streams asked, of the stream whose first event names the stream.
+    pub from: usize,
+    /// The top-level text field of that first event's payload holding the id.
+    pub field: &'static str,
+    /// The kind of the stream named.
+    pub kind: AggregateKind,
+}
+
+impl Follow {
+    /// The stream of `kind` named by `field` of the first event of the stream asked at `from`.
+    pub fn new(from: usize, field: &'static str, kind: AggregateKind) -> Self {
+        Self { from, field, kind }
+    }
+
+    /// The stream `first` (the first event of the stream followed) names, if it names a valid
+    /// one.
+    pub fn named_by(&self, first: &RecordedEvent) -> Option<StreamId> {
+        if first.version != 1 {
+            return None;
+        }
+        let id = first.payload.get(self.field)?.as_str()?;
+        StreamId::new(self.kind, id).ok()
+    }
 }
 
 /// One stream's answer to [`EventStore::load_many`].
@@ -436,48 +469,52 @@ pub trait EventStore: Send + Sync {
     }
 
     /// Several streams in one call, each from where `streams` says — after a version, or from
-    /// its newest snapshot — at most `limit` events per stream. Stores that can (PostgreSQL)
-    /// answer in one round trip; the default reads the snapshots, then the events.
+    /// its newest snapshot — at most `limit` events per stream, and then each [`Follow`]ed
+    /// stream: `reads[i]` answers `streams[i]`, `reads[streams.len() + j]` answers `follow[j]`
+    /// (empty when nothing names a stream; else its snapshot's or events' stream is the one
+    /// named). Stores that can (PostgreSQL) answer in one round trip; the default reads the
+    /// snapshots, then the events, then what they name.
     ///
     /// # Errors
     /// As [`EventStore::read`].
     fn load_many(
         &self,
         streams: &[(StreamId, ReadFrom)],
+        follow: &[Follow],
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send {
         async move {
-            let wanted: Vec<StreamId> = streams
-                .iter()
-                .filter(|(_, from)| *from == ReadFrom::Snapshot)
-                .map(|(stream, _)| stream.clone())
-                .collect();
-            let mut snapshots = if wanted.is_empty() {
-                Vec::new()
-            } else {
-                self.read_snapshots(&wanted).await?
-            }
-            .into_iter();
-            let mut found = Vec::with_capacity(streams.len());
-            let mut reads = Vec::with_capacity(streams.len());
-            for (stream, from) in streams {
-                let (snapshot, after) = match from {
-                    ReadFrom::After(after) => (None, *after),
-                    ReadFrom::Snapshot => {
-                        let snapshot = snapshots.next().flatten();
-                        let after = snapshot.as_ref().map_or(0, |s| s.version.saturating_sub(1));
-                        (snapshot, after)
+            let mut reads = load_from(self, streams, limit).await?;
+            let mut named = Vec::with_capacity(follow.len());
+            for follow in follow {
+                let source = streams.get(follow.from).zip(reads.get(follow.from));
+                let first = match source {
+                    Some((_, read)) if read.events.first().is_some_and(|e| e.version == 1) => {
+                        read.events.first().cloned()
                     }
+                    Some(((stream, _), _)) => self
+                        .read_many(&[(stream.clone(), 0)], 1)
+                        .await?
+                        .into_iter()
+                        .flatten()
+                        .next(),
+                    None => None,
                 };
-                found.push(snapshot);
-                reads.push((stream.clone(), after));
+                named.push(first.as_ref().and_then(|first| follow.named_by(first)));
             }
-            let events = self.read_many(&reads, limit).await?;
-            Ok(found
-                .into_iter()
-                .zip(events)
-                .map(|(snapshot, events)| StreamRead::new(snapshot, events))
-                .collect())
+            let wanted: Vec<(StreamId, ReadFrom)> = named
+                .iter()
+                .flatten()
+                .map(|stream| (stream.clone(), ReadFrom::Snapshot))
+                .collect();
+            let mut followed = load_from(self, &wanted, limit).await?.into_iter();
+            for stream in named {
+                reads.push(match stream {
+                    Some(_) => followed.next().unwrap_or_default(),
+                    None => StreamRead::default(),
+                });
+            }
+            Ok(reads)
         }
     }
 
@@ -537,10 +574,50 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
 }
 
+/// [`EventStore::load_many`] without follows, by [`EventStore::read_snapshots`] and
+/// [`EventStore::read_many`]: what the default `load_many` is built on.
+async fn load_from<S: EventStore + ?Sized>(
+    store: &S,
+    streams: &[(StreamId, ReadFrom)],
+    limit: usize,
+) -> Result<Vec<StreamRead>, StoreError> {
+    let wanted: Vec<StreamId> = streams
+        .iter()
+        .filter(|(_, from)| *from == ReadFrom::Snapshot)
+        .map(|(stream, _)| stream.clone())
+        .collect();
+    let mut snapshots = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        store.read_snapshots(&wanted).await?
+    }
+    .into_iter();
+    let mut found = Vec::with_capacity(streams.len());
+    let mut reads = Vec::with_capacity(streams.len());
+    for (stream, from) in streams {
+        let (snapshot, after) = match from {
+            ReadFrom::After(after) => (None, *after),
+            ReadFrom::Snapshot => {
+                let snapshot = snapshots.next().flatten();
+                let after = snapshot.as_ref().map_or(0, |s| s.version.saturating_sub(1));
+                (snapshot, after)
+            }
+        };
+        found.push(snapshot);
+        reads.push((stream.clone(), after));
+    }
+    let events = store.read_many(&reads, limit).await?;
+    Ok(found
+        .into_iter()
+        .zip(events)
+        .map(|(snapshot, events)| StreamRead::new(snapshot, events))
+        .collect())
+}
+
 forward_port!(EventStore {
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn read_many(&self, streams: &[(StreamId, u64)], limit: usize) -> impl Future<Output = Result<Vec<Vec<RecordedEvent>>, StoreError>> + Send;
-    fn load_many(&self, streams: &[(StreamId, ReadFrom)], limit: usize) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send;
+    fn load_many(&self, streams: &[(StreamId, ReadFrom)], follow: &[Follow], limit: usize) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send;
     fn read_snapshots(&self, streams: &[StreamId]) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send;
     fn write_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;

@@ -27,6 +27,10 @@ use crate::policy::MAX_RATE_LIMIT;
 /// Longest accepted preferred-language tag.
 pub const MAX_LANGUAGE_LEN: usize = 35;
 
+/// The payload field of a user's first event (human or machine added) naming its org: a store
+/// reads the org along with a user it has not seen yet (see [`crate::store::Follow`]).
+pub const USER_ORG_FIELD: &str = "orgId";
+
 /// Events of a user stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]

@@ -41,8 +41,8 @@ pub use rustls;
 pub use tokio_postgres;
 
 use super::{
-    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, IdempotencyRecord, ReadFrom,
-    Recalled, RecordedEvent, Seen, Snapshot, StoreError, StreamAppend, StreamRead,
+    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, Follow, IdempotencyRecord,
+    ReadFrom, Recalled, RecordedEvent, Seen, Snapshot, StoreError, StreamAppend, StreamRead,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -579,7 +579,7 @@ impl PostgresStore {
                 )
             })
             .collect();
-        let reads = self.load_many_on(client, &streams, 2).await?;
+        let reads = self.load_many_on(client, &streams, &[], 2).await?;
         for (i, (seen, read)) in seen.iter().zip(reads).enumerate() {
             let holds =
                 read.events.len() == 1 && read.events.first().is_some_and(|e| seen.matches(e));
@@ -818,9 +818,15 @@ impl EventStore for PostgresStore {
     async fn load_many(
         &self,
         streams: &[(StreamId, ReadFrom)],
+        follow: &[Follow],
         limit: usize,
     ) -> Result<Vec<StreamRead>, StoreError> {
-        within(self.deadline, false, self.load_many_now(streams, limit)).await
+        within(
+            self.deadline,
+            false,
+            self.load_many_now(streams, follow, limit),
+        )
+        .await
     }
 
     async fn read_snapshots(
@@ -1118,34 +1124,51 @@ impl PostgresStore {
     }
 
     /// One statement: each stream's snapshot (when asked for), then its events from the
-    /// snapshot's version or after the given one. A snapshot row carries its state in the
-    /// payload column and no position.
+    /// snapshot's version or after the given one; followed streams are named by the first
+    /// event of the stream they follow inside the same statement. A snapshot row carries its
+    /// state in the payload column and no position.
     async fn load_many_now(
         &self,
         streams: &[(StreamId, ReadFrom)],
+        follow: &[Follow],
         limit: usize,
     ) -> Result<Vec<StreamRead>, StoreError> {
         if streams.is_empty() {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        self.load_many_on(&client, streams, limit).await
+        self.load_many_on(&client, streams, follow, limit).await
     }
 
     async fn load_many_on(
         &self,
         client: &deadpool_postgres::Client,
         streams: &[(StreamId, ReadFrom)],
+        follow: &[Follow],
         limit: usize,
     ) -> Result<Vec<StreamRead>, StoreError> {
-        let mut reads: Vec<StreamRead> = streams.iter().map(|_| StreamRead::default()).collect();
+        let asked = streams.len() + follow.len();
+        let mut reads: Vec<StreamRead> = (0..asked).map(|_| StreamRead::default()).collect();
+        // Row numbers: 1..=streams for the streams asked, then one per follow; a followed
+        // stream's id is the text field of the first event of the stream it follows.
         let sql = format!(
-            "WITH s AS (
+            "WITH asked AS (
                 SELECT t, i, after, n
                 FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
              ),
+             followed AS (
+                SELECT f.t, x.payload ->> f.field AS i, -1::int8 AS after, $8::int8 + f.n AS n
+                FROM unnest($5::text[], $6::text[], $7::int8[]) WITH ORDINALITY AS f(t, field, src, n)
+                JOIN asked ON asked.n = f.src
+                JOIN {table} x ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
+             ),
+             s AS (
+                SELECT t, i, after, n FROM asked
+                UNION ALL
+                SELECT t, i, after, n FROM followed WHERE i IS NOT NULL
+             ),
              snap AS (
-                SELECT s.n, x.version, x.state
+                SELECT s.n, s.i, x.version, x.state
                 FROM s JOIN {snapshots} x ON x.stream_type = s.t AND x.stream_id = s.i
                 WHERE s.after < 0
              ),
@@ -1155,11 +1178,11 @@ impl PostgresStore {
                 FROM s LEFT JOIN snap ON snap.n = s.n
              )
              SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::text, NULL::int2,
-                    snap.state, NULL::timestamptz
+                    snap.state, NULL::timestamptz, snap.i
              FROM snap
              UNION ALL
              SELECT start.n, false, e.version, e.position, e.event_type, e.schema_version,
-                    e.payload, e.recorded_at
+                    e.payload, e.recorded_at, start.i
              FROM start CROSS JOIN LATERAL (
                  SELECT version, position, event_type, schema_version, payload, recorded_at
                  FROM {table} x
@@ -1182,17 +1205,48 @@ impl PostgresStore {
             })
             .collect();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let follow_types: Vec<&str> = follow.iter().map(|f| f.kind.as_str()).collect();
+        let fields: Vec<&str> = follow.iter().map(|f| f.field).collect();
+        // 1-based, as the row numbers; a follow of no stream asked follows nothing.
+        let sources: Vec<i64> = follow
+            .iter()
+            .map(|f| i64::try_from(f.from).map_or(0, |from| from + 1))
+            .collect();
+        let base = i64::try_from(streams.len()).unwrap_or(i64::MAX);
         let rows = client
-            .query(&statement, &[&types, &ids, &after, &limit])
+            .query(
+                &statement,
+                &[
+                    &types,
+                    &ids,
+                    &after,
+                    &limit,
+                    &follow_types,
+                    &fields,
+                    &sources,
+                    &base,
+                ],
+            )
             .await
             .map_err(classify)?;
         for row in &rows {
             let n: i64 = row.try_get(0).map_err(classify)?;
             let index = usize::try_from(n - 1)
                 .ok()
-                .filter(|i| *i < streams.len())
+                .filter(|i| *i < asked)
                 .ok_or_else(|| StoreError::Internal("load_many returned a foreign row".into()))?;
-            let stream = streams[index].0.clone();
+            let stream = match streams.get(index) {
+                Some((stream, _)) => stream.clone(),
+                None => {
+                    let kind = follow[index - streams.len()].kind;
+                    let id: String = row.try_get(8).map_err(classify)?;
+                    match StreamId::new(kind, id) {
+                        Ok(stream) => stream,
+                        // Names no valid stream: nothing followed.
+                        Err(_) => continue,
+                    }
+                }
+            };
             let is_snapshot: bool = row.try_get(1).map_err(classify)?;
             if is_snapshot {
                 let version: i64 = row.try_get(2).map_err(classify)?;
