@@ -219,9 +219,11 @@ pub trait Decide {
         Vec::new()
     }
 
-    /// Streams the decision creates under an id it drew itself (a new code): a caller that
-    /// decides without reading may presume them empty, because writing them expects no stream
-    /// (a collision is then a conflict, decided again on what is stored). Default: none.
+    /// Streams the decision expects not to exist yet and creates whenever it accepts — a code
+    /// under an id it drew itself, a credential id's first claim: a caller that decides
+    /// without reading may presume them empty, because writing them expects no stream (a
+    /// stream that exists after all is then a conflict, decided again on what is stored; an
+    /// outcome that does not write them is never taken on the presumption). Default: none.
     fn fresh(&self) -> Vec<StreamId> {
         Vec::new()
     }

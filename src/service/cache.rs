@@ -1,5 +1,4 @@
-//! Folded states of growing streams (orgs, users) by stream, with the last event each was folded
-//! up to, so a load reads only that event again and the events after it — and a decision can be
+//! Folded states by stream (orgs, users, codes), with the last event each was folded up to, so a load reads only that event again and the events after it — and a decision can be
 //! taken without reading at all, its append requiring the events it saw to still be last.
 //! Bounded: when full it starts over, which costs one full read per stream, never correctness:
 //! every load checks that the store still holds the cached last event (same position, time and
@@ -21,9 +20,24 @@ pub(crate) struct StateCache {
 }
 
 impl StateCache {
-    /// Codes and credential claims are short streams read rarely twice: not worth caching.
+    /// Orgs and users are read by almost every decision; a code by the check of its link and
+    /// again by the passkey ceremony that link starts. Credential claims are read once.
     pub(crate) fn cacheable(stream: &StreamId) -> bool {
-        matches!(stream.kind(), AggregateKind::Org | AggregateKind::User)
+        matches!(
+            stream.kind(),
+            AggregateKind::Org | AggregateKind::User | AggregateKind::Code
+        )
+    }
+
+    /// Whether a write of `stream` is worth keeping: orgs and users always, a code only if it
+    /// was read already — a code just issued is opened somewhere else, much later, if at all,
+    /// and would only push the users out.
+    pub(crate) fn keeps_written(&self, stream: &StreamId) -> bool {
+        match stream.kind() {
+            AggregateKind::Org | AggregateKind::User => true,
+            AggregateKind::Code => self.lock().contains_key(stream),
+            AggregateKind::Credential => false,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, CacheEntry>> {

@@ -15,7 +15,7 @@ use super::idempotency;
 use super::snapshot;
 use crate::domain::{
     AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
-    USER_ORG_FIELD, View, decide_loaded,
+    USER_ORG_FIELD, UserState, View, decide_loaded,
 };
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -220,7 +220,9 @@ where
                 loaded.set_last_event(stream, *stamp);
             }
             for change in &changes {
-                if let Some(entry) = loaded.get(change.stream()) {
+                if let Some(entry) = loaded.get(change.stream())
+                    && self.cache.keeps_written(&entry.stream)
+                {
                     let last = appended
                         .iter()
                         .find(|(stream, _, _)| **stream == entry.stream)
@@ -255,30 +257,29 @@ where
     /// when something is not cached with its last event.
     fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Seen>)> {
         let fresh = decision.fresh();
-        let mut loaded = Loaded::default();
         let mut seen = Vec::new();
-        loop {
-            let missing = {
-                let view = View::new(&loaded);
-                match (decision.state(&view), guard.state(&view)) {
-                    (Ok(_), Ok(())) => None,
-                    (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
-                }
-            };
-            let Some(missing) = missing else {
-                return Some((loaded, seen));
-            };
-            for stream in missing {
-                if let Some((state, meta, last)) = self.cache.known(&stream) {
-                    seen.push(last.as_ref().clone());
-                    loaded.insert(stream, state, meta);
-                } else if fresh.contains(&stream) {
-                    let empty = AnyState::empty(stream.kind());
-                    loaded.insert(stream, empty, StreamMeta::default());
-                } else {
-                    return None;
-                }
+        let (loaded, _, complete) = asks(decision, guard, Loaded::default(), |stream| {
+            if let Some((state, meta, last)) = self.cache.known(stream) {
+                seen.push(last.as_ref().clone());
+                Some((state, meta))
+            } else if fresh.contains(stream) {
+                Some((AnyState::empty(stream.kind()), StreamMeta::default()))
+            } else {
+                None
             }
+        });
+        complete.then_some((loaded, seen))
+    }
+
+    /// The cached state of a user, with its last event known, when decisions may be taken on
+    /// cached state at all ([`crate::Config::decide_from_cache`]).
+    pub(crate) fn known_user(&self, user_id: &crate::ids::UserId) -> Option<Arc<UserState>> {
+        if !self.config.decide_from_cache {
+            return None;
+        }
+        match self.cache.known(&StreamId::user(user_id))? {
+            (AnyState::User(user), _, _) => Some(user),
+            _ => None,
         }
     }
 
@@ -362,8 +363,17 @@ where
             let Some(mut missing) = missing else {
                 return Ok(loaded);
             };
-            // The decision's guesses ride along with its first read.
-            for stream in prefetch.drain(..) {
+            // What the decision will ask for next, as far as cached states tell (the org of a
+            // cached user, the code of its ceremony), rides along with this read — a stream
+            // not cached counts as empty for the guess —; so do the decision's own guesses.
+            let (_, ahead, _) = asks(decision, guard, loaded.clone(), |stream| {
+                Some(
+                    self.cache
+                        .get(stream)
+                        .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default())),
+                )
+            });
+            for stream in ahead.into_iter().chain(prefetch.drain(..)) {
                 if !missing.contains(&stream) {
                     missing.push(stream);
                 }
@@ -381,9 +391,10 @@ where
     /// database restored to an earlier point fails this): a cache never trusts a version
     /// number alone.
     ///
-    /// The org of a user the cache knows is read in the same call (decisions that read a user
-    /// read its org next), unless `loaded` holds it already. A prediction is only a read: the
-    /// decision still asks for what it needs, and anything else is read then.
+    /// The org of a user the cache does not know is read in the same call, named by the
+    /// user's first event (decisions that read a user read its org next), unless an org is
+    /// asked for or loaded already. A prediction is only a read: the decision still asks for
+    /// what it needs, and anything else is read then.
     async fn load_streams(
         &self,
         mut streams: Vec<StreamId>,
@@ -395,20 +406,6 @@ where
                 .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
         };
         let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams.iter().map(cached).collect();
-        let predicted: Vec<StreamId> = starts
-            .iter()
-            .flatten()
-            .filter_map(|(state, _)| match state {
-                AnyState::User(user) => user.org_id().map(StreamId::org),
-                _ => None,
-            })
-            .collect();
-        for org in predicted {
-            if !streams.contains(&org) && loaded.get(&org).is_none() {
-                starts.push(cached(&org));
-                streams.push(org);
-            }
-        }
         let snapshots = self.config.snapshot_every > 0;
         let wanted: Vec<(StreamId, ReadFrom)> = streams
             .iter()
@@ -416,7 +413,7 @@ where
             .map(|(stream, start)| {
                 let from = match start {
                     Some((state, _)) => ReadFrom::After(state.version() - 1),
-                    None if snapshots && StateCache::cacheable(stream) => ReadFrom::Snapshot,
+                    None if snapshots && snapshot::taken_of(stream) => ReadFrom::Snapshot,
                     None => ReadFrom::After(0),
                 };
                 (stream.clone(), from)
@@ -653,7 +650,7 @@ where
         let lasts: Vec<Option<(&StreamId, u64, NewEvent)>> = appends
             .iter()
             .map(|append| {
-                if !StateCache::cacheable(&append.stream) {
+                if !self.cache.keeps_written(&append.stream) {
                     return None;
                 }
                 let stream = changes
@@ -691,6 +688,45 @@ where
                 Some((stream, stamp, Arc::new(seen)))
             })
             .collect())
+    }
+}
+
+/// Walks what `decision` and its guard ask for, from `loaded` on, answering each stream asked
+/// with `resolve`: the states gathered, every stream asked for beyond `loaded` (in order), and
+/// whether the asks ended — `false` when `resolve` had no answer for a stream.
+fn asks<D: Decide>(
+    decision: &D,
+    guard: &Guard,
+    mut loaded: Loaded,
+    mut resolve: impl FnMut(&StreamId) -> Option<(AnyState, StreamMeta)>,
+) -> (Loaded, Vec<StreamId>, bool) {
+    let mut asked = Vec::new();
+    loop {
+        let missing = {
+            let view = View::new(&loaded);
+            match (decision.state(&view), guard.state(&view)) {
+                (Ok(_), Ok(())) => None,
+                (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
+            }
+        };
+        let Some(missing) = missing else {
+            return (loaded, asked, true);
+        };
+        let mut answered = true;
+        for stream in missing {
+            if asked.contains(&stream) {
+                // Asked and answered, yet asked again: the decision wants more than states.
+                return (loaded, asked, false);
+            }
+            match resolve(&stream) {
+                Some((state, meta)) => loaded.insert(stream.clone(), state, meta),
+                None => answered = false,
+            }
+            asked.push(stream);
+        }
+        if !answered {
+            return (loaded, asked, false);
+        }
     }
 }
 

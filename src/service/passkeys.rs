@@ -163,22 +163,33 @@ where
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
             crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
-            let read = ReadUser {
-                user_id: user_id.clone(),
-                org_context: None,
+            // An open ceremony this process knows needs no read: the decision that finishes
+            // it requires the user's last event to still be the one it was read from.
+            let ceremony = match self.known_user(&user_id) {
+                Some(user) => user.ceremony(&passkey_id).map(|c| c.state.clone()),
+                None => None,
             };
-            let read = self.execute(&read, &Guard::Open).await.map_err(|err| {
-                match err.domain_error() {
-                    Some(DomainError::UserNotFound) => DomainError::PasskeyNotFound.into(),
-                    _ => err,
+            let ceremony = match ceremony {
+                Some(ceremony) => Some(ceremony),
+                None => {
+                    let read = ReadUser {
+                        user_id: user_id.clone(),
+                        org_context: None,
+                    };
+                    let read = self
+                        .execute(&read, &Guard::Open)
+                        .await
+                        .map_err(|err| match err.domain_error() {
+                            Some(DomainError::UserNotFound) => DomainError::PasskeyNotFound.into(),
+                            _ => err,
+                        })?;
+                    read.view()
+                        .user(&user_id)
+                        .ok()
+                        .and_then(|user| user.ceremony(&passkey_id))
+                        .map(|ceremony| ceremony.state.clone())
                 }
-            })?;
-            let ceremony = read
-                .view()
-                .user(&user_id)
-                .ok()
-                .and_then(|user| user.ceremony(&passkey_id))
-                .map(|ceremony| ceremony.state.clone());
+            };
             let Some(ceremony) = ceremony else {
                 // A finished ceremony: a retry of the run that finished it answers as that run.
                 if let Some(first) = self.recall_first_run().await? {

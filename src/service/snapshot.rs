@@ -16,6 +16,11 @@ use crate::store::Snapshot;
 /// release that changes those states bumps this.
 pub(crate) const SNAPSHOT_FORMAT: u64 = 1;
 
+/// Whether `stream` is of a kind that is snapshotted: orgs and users, the streams that grow.
+pub(crate) fn taken_of(stream: &StreamId) -> bool {
+    matches!(stream.kind(), AggregateKind::Org | AggregateKind::User)
+}
+
 /// The snapshot of a loaded org or user stream, if its last event is known.
 pub(crate) fn encode(stream: &StreamId, state: &AnyState, meta: &StreamMeta) -> Option<Snapshot> {
     let stamp = meta.last_event?;

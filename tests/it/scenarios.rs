@@ -783,6 +783,49 @@ pub async fn a_credential_claimed_by_another_user_registers_nothing<
         .unwrap();
 }
 
+/// The bench's relying party, except that another writer revokes `code` while a ceremony
+/// starts: between the code's check and the ceremony's record.
+pub struct RevokesOnStart<S> {
+    store: S,
+    code: passkey_links::ids::StreamId,
+}
+
+impl<S: EventStore> RelyingParty for RevokesOnStart<S> {
+    async fn start_registration(
+        &self,
+        request: &RegistrationRequest,
+    ) -> Result<StartedRegistration, RelyingPartyError> {
+        use passkey_links::domain::{CodeEvent, Event};
+        use passkey_links::store::{AppendBatch, ExpectedVersion, NewEvent, StreamAppend};
+        let version = self.store.read(&self.code, 0).await.unwrap().len() as u64;
+        let (event_type, payload) = Event::Code(CodeEvent::Revoked {}).encode().unwrap();
+        let revoked = NewEvent {
+            event_type,
+            schema_version: passkey_links::domain::SCHEMA_VERSION,
+            payload,
+            recorded_at: Utc::now(),
+        };
+        let batch = AppendBatch::new(vec![StreamAppend {
+            stream: self.code.clone(),
+            expected: ExpectedVersion::Exact(version),
+            events: vec![revoked],
+        }])
+        .unwrap();
+        self.store.append(batch).await.unwrap();
+        relying_party().start_registration(request).await
+    }
+
+    async fn finish_registration(
+        &self,
+        ceremony: &passkey_links::domain::CeremonyState,
+        response: &Value,
+    ) -> Result<Verification, RelyingPartyError> {
+        relying_party()
+            .finish_registration(ceremony, response)
+            .await
+    }
+}
+
 /// A relying party that verifies every response as the same credential.
 pub struct SameCredential;
 
@@ -1782,6 +1825,102 @@ pub async fn a_warm_decision_never_outlives_another_process_change<
     assert_eq!(f.store.all_events().await.len(), before, "nothing appended");
 }
 
+/// The ceremony decides on what the process knows — the code its check read, the user its
+/// start wrote — without reading again; a change another writer made meanwhile still wins:
+/// a code revoked between the check and the start starts no ceremony, and a code revoked
+/// between the start and the verification registers no passkey.
+pub async fn a_warm_ceremony_never_outlives_another_process_change<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let other = PasskeyLinks::new(
+        f.store.clone(),
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config(),
+    )
+    .with_clock(f.clock.clone());
+    let revoke = |user: String, code_id: String| {
+        let other = &other;
+        async move {
+            other
+                .revoke_code(
+                    &Caller::System,
+                    None,
+                    RevokeCodeRequest {
+                        user_id: user,
+                        code_id,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let of_type = |events: &[RecordedEvent], event_type: &str| {
+        events.iter().filter(|e| e.event_type == event_type).count()
+    };
+    const STARTED: &str = "user.human.passwordless.token.added";
+    const REGISTERED: &str = "user.human.passwordless.token.verified";
+
+    // Revoked between the check (whose read this process keeps) and the start: the relying
+    // party's start runs in between, and another writer revokes the code there.
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
+    let revoking = PasskeyLinks::new(
+        f.store.clone(),
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        config(),
+    )
+    .with_clock(f.clock.clone())
+    .with_relying_party(RevokesOnStart {
+        store: f.store.clone(),
+        code: passkey_links::ids::StreamId::code(&CodeId::new(code_id.clone()).unwrap()),
+    });
+    let before = of_type(&f.store.all_events().await, STARTED);
+    let err = revoking
+        .register_passkey(register_request(&user, &code_id, &code))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message_key(), "Errors.User.Code.Invalid", "{err:?}");
+    let events = f.store.all_events().await;
+    assert_eq!(
+        of_type(
+            &events,
+            "user.human.passwordless.initialization.code.revoked"
+        ),
+        1
+    );
+    assert_eq!(of_type(&events, STARTED), before, "no ceremony started");
+
+    // Revoked between the start and the verification.
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
+    let started = f
+        .service
+        .register_passkey(register_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    revoke(user.clone(), code_id.clone()).await;
+    let err = f
+        .service
+        .verify_passkey_registration(verify_request(&user, &started.passkey_id, &response))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message_key(), "Errors.User.Code.Invalid", "{err:?}");
+    assert_eq!(
+        of_type(&f.store.all_events().await, REGISTERED),
+        0,
+        "no passkey registered"
+    );
+
+    // Unchanged elsewhere: the same path registers.
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
+    f.enroll(&user, &code_id, &code).await.unwrap();
+    assert_eq!(of_type(&f.store.all_events().await, REGISTERED), 1);
+}
+
 pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + Inspect>(store: S) {
     let f = Fixture::new(store.clone()).await;
     let me = f.me(&f.ada);
@@ -1946,7 +2085,8 @@ macro_rules! service_scenarios {
             rate_limit_scope_is_per_caller_kind,
             clock_skew_cannot_stretch_a_lifetime,
             idempotent_retries_answer_as_the_first_run,
-            a_warm_decision_never_outlives_another_process_change
+            a_warm_decision_never_outlives_another_process_change,
+            a_warm_ceremony_never_outlives_another_process_change
         );
     };
     (@each $store:ident, $($name:ident),*) => {$(

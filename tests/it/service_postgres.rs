@@ -658,9 +658,44 @@ mod with_postgres {
         let at = proxy.round_trips();
         cold.add_my_passwordless_link(&carol).await.unwrap();
         let cold_issue = counted(at);
+        // The ceremony's two steps, each in a process that has not seen the user before.
+        let fresh_process = || {
+            PasskeyLinks::new(
+                through_proxy(),
+                RecordingNotifier::new(),
+                StaticGrants::new(),
+                scenarios::config(),
+            )
+            .with_clock(f.clock.clone())
+            .with_relying_party(crate::scenarios::relying_party())
+        };
+        let (starting, finishing) = (fresh_process(), fresh_process());
+        let _ = starting.add_my_passwordless_link(&me).await; // connects and prepares
+        let _ = finishing.add_my_passwordless_link(&me).await;
+        let (_, link) = issue().await;
+        let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+        let at = proxy.round_trips();
+        let started = starting
+            .register_passkey(crate::scenarios::register_request(&user, &code_id, &code))
+            .await
+            .unwrap();
+        let cold_register = counted(at);
+        let response = crate::scenarios::Authenticator::new()
+            .create(&started.public_key_credential_creation_options);
+        let at = proxy.round_trips();
+        finishing
+            .verify_passkey_registration(crate::scenarios::verify_request(
+                &user,
+                &started.passkey_id,
+                &response,
+            ))
+            .await
+            .unwrap();
+        let cold_verify = counted(at);
         eprintln!(
             "round trips — warm: issue {issued}, check {checked}, send {sent}, \
-             register+verify {enrolled}; cold: check {cold_check}, issue {cold_issue}"
+             register+verify {enrolled}; cold: check {cold_check}, issue {cold_issue}, \
+             register {cold_register}, verify {cold_verify}"
         );
         // A warm issuance decides on the cached user and org and the presumed-empty new code:
         // its one append statement requires the events it saw to still be last. Reads of every
@@ -673,9 +708,19 @@ mod with_postgres {
             sent <= 3,
             "send: issue (1), read the code with its user, append the delivery"
         );
-        assert!(
-            enrolled <= 7,
-            "register (read, append) + verify (user; code and claim; append)"
+        assert_eq!(
+            enrolled, 3,
+            "register (check: a read; start: an append requiring the code, user and org \
+             read to be unchanged) + verify (an append requiring the same; the credential id's \
+             claim is written expecting none)"
+        );
+        assert_eq!(
+            cold_register, 2,
+            "cold register: code, user and its org in one read, then the append"
+        );
+        assert_eq!(
+            cold_verify, 3,
+            "cold verify: the user and its org (the ceremony), then the code, then the append"
         );
         assert_eq!(
             cold_check, 1,

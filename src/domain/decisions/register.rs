@@ -20,7 +20,7 @@ use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{
     Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
 };
-use crate::ids::{CodeId, PasskeyId, UserId};
+use crate::ids::{CodeId, PasskeyId, StreamId, UserId};
 
 /// Start a registration with a presented code: the code is checked like a check (failures
 /// recorded, generic error) and the relying party's ceremony is recorded, open for at most
@@ -112,6 +112,15 @@ impl Decide for FinishPasskeyRegistration {
         Option<&'a OrgState>,
         Option<&'a CredentialState>,
     );
+
+    /// A verified credential id is claimed for the first time: a claim that exists is a
+    /// conflict when the claim is written.
+    fn fresh(&self) -> Vec<StreamId> {
+        match &self.verification {
+            Ok(credential) => vec![credential.credential_id.stream()],
+            Err(_) => Vec::new(),
+        }
+    }
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         let user = view.user(&self.user_id)?;
