@@ -255,12 +255,12 @@ where
     /// Every stream `decision` (and its guard) asks for, from the cache alone — streams the
     /// decision creates under a fresh id presumed empty — with the last events seen; `None`
     /// when something is not cached with its last event.
-    fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Seen>)> {
+    fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Arc<Seen>>)> {
         let fresh = decision.fresh();
         let mut seen = Vec::new();
         let (loaded, _, complete) = asks(decision, guard, Loaded::default(), |stream| {
             if let Some((state, meta, last)) = self.cache.known(stream) {
-                seen.push(last.as_ref().clone());
+                seen.push(last);
                 Some((state, meta))
             } else if fresh.contains(stream) {
                 Some((AnyState::empty(stream.kind()), StreamMeta::default()))
@@ -619,7 +619,7 @@ where
         changes: &'c [Change],
         now: DateTime<Utc>,
         record: Option<IdempotencyRecord>,
-        seen: Vec<Seen>,
+        seen: Vec<Arc<Seen>>,
     ) -> Result<Vec<(&'c StreamId, EventStamp, Arc<Seen>)>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
@@ -676,15 +676,14 @@ where
                     position: appended.position,
                     digest,
                 };
-                let seen = Seen::of(&RecordedEvent {
+                let seen = Seen {
                     stream: stream.clone(),
                     version: appended.version,
                     position: appended.position,
                     event_type: last.event_type,
-                    schema_version: last.schema_version,
                     payload: last.payload,
                     recorded_at: last.recorded_at,
-                });
+                };
                 Some((stream, stamp, Arc::new(seen)))
             })
             .collect())

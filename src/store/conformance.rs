@@ -722,7 +722,8 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
     let last = store.read(&read_only, 1).await.unwrap().remove(0);
     let seen = Seen::of(&last);
     let write = |n: u64, expected| {
-        batch(vec![append(&written, expected, vec![event(n)])]).with_seen(vec![seen.clone()])
+        batch(vec![append(&written, expected, vec![event(n)])])
+            .with_seen(vec![std::sync::Arc::new(seen.clone())])
     };
     assert_eq!(
         versions_of(
@@ -759,7 +760,7 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
         ExpectedVersion::Exact(1),
         vec![event(2)],
     )])
-    .with_seen(vec![other]);
+    .with_seen(vec![std::sync::Arc::new(other)]);
     assert!(
         matches!(store.append(stale).await, Err(StoreError::Conflict { .. })),
         "a batch that saw another event at the same version was written"

@@ -20,6 +20,7 @@ pub use projections::{
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -316,7 +317,7 @@ impl Seen {
 /// if streams still end with the events seen ([`Seen`]). Validated once here, so adapters need
 /// not re-check.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppendBatch(Vec<StreamAppend>, Option<IdempotencyRecord>, Vec<Seen>);
+pub struct AppendBatch(Vec<StreamAppend>, Option<IdempotencyRecord>, Vec<Arc<Seen>>);
 
 impl AppendBatch {
     /// Validates a batch.
@@ -340,13 +341,14 @@ impl AppendBatch {
 
     /// Writes the batch only if each stream of `seen` still ends with the event seen;
     /// otherwise [`StoreError::Conflict`] names the first that does not, and nothing is written.
-    pub fn with_seen(mut self, seen: Vec<Seen>) -> Self {
+    /// Shared: a caller keeps the events it saw, and a batch only reads them.
+    pub fn with_seen(mut self, seen: Vec<Arc<Seen>>) -> Self {
         self.2 = seen;
         self
     }
 
     /// The events the batch must find still last in their streams.
-    pub fn seen(&self) -> &[Seen] {
+    pub fn seen(&self) -> &[Arc<Seen>] {
         &self.2
     }
 
@@ -367,8 +369,8 @@ impl AppendBatch {
     }
 
     /// The appends and the idempotency record, consumed.
-    pub fn into_parts(self) -> (Vec<StreamAppend>, Option<IdempotencyRecord>) {
-        (self.0, self.1)
+    pub fn into_parts(self) -> (Vec<StreamAppend>, Option<IdempotencyRecord>, Vec<Arc<Seen>>) {
+        (self.0, self.1, self.2)
     }
 
     /// Whether the batch holds no append.

@@ -13,7 +13,8 @@ mod read;
 
 use super::projections::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
 use super::{
-    AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, Snapshot, StoreError,
+    AppendBatch, Appended, EventStore, FeedEvent, Recalled, RecordedEvent, Seen, Snapshot,
+    StoreError,
 };
 use crate::ids::{StreamId, UserId};
 
@@ -28,6 +29,22 @@ struct Stored {
 }
 
 impl Stored {
+    /// Whether this is the event `seen` (at `seen`'s version): compared in place, the payload
+    /// by writing the seen one out against the stored text (both are serde_json's compact
+    /// form, so equal payloads write equal text) — no parse, no allocation.
+    fn is(&self, seen: &Seen) -> bool {
+        let mut same = SameText {
+            rest: self.payload.as_bytes(),
+            same: true,
+        };
+        self.position == seen.position
+            && *self.event_type == *seen.event_type
+            && self.recorded_at == seen.recorded_at
+            && serde_json::to_writer(&mut same, &seen.payload).is_ok()
+            && same.same
+            && same.rest.is_empty()
+    }
+
     fn recorded(&self, stream: &StreamId, version: u64) -> Result<RecordedEvent, StoreError> {
         let payload = serde_json::from_str(&self.payload).map_err(|err| StoreError::Corrupt {
             stream: stream.clone(),
@@ -43,6 +60,26 @@ impl Stored {
             payload,
             recorded_at: self.recorded_at,
         })
+    }
+}
+
+/// A writer that only checks that what is written is `rest`, piece by piece.
+struct SameText<'a> {
+    rest: &'a [u8],
+    same: bool,
+}
+
+impl std::io::Write for SameText<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) if self.same => self.rest = rest,
+            _ => self.same = false,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -168,8 +205,7 @@ impl InMemoryStore {
     }
 
     fn append_now(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let seen = batch.seen().to_vec();
-        let (batch, record) = batch.into_parts();
+        let (batch, record, seen) = batch.into_parts();
         let mut inner = self.lock();
         for seen in &seen {
             let events = inner.streams.get(&seen.stream);
@@ -177,8 +213,7 @@ impl InMemoryStore {
             let holds = events
                 .and_then(|events| events.last())
                 .filter(|_| actual == seen.version)
-                .and_then(|last| last.recorded(&seen.stream, actual).ok())
-                .is_some_and(|last| seen.matches(&last));
+                .is_some_and(|last| last.is(seen));
             if !holds {
                 return Err(StoreError::Conflict {
                     stream: seen.stream.clone(),

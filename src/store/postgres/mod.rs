@@ -26,6 +26,7 @@
 //! builds its configuration or its own pool ([`PostgresStore::new`]) with the same versions.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -565,7 +566,7 @@ impl PostgresStore {
     async fn first_unseen(
         &self,
         client: &deadpool_postgres::Client,
-        seen: &[Seen],
+        seen: &[Arc<Seen>],
     ) -> Result<Option<(usize, u64)>, StoreError> {
         if seen.is_empty() {
             return Ok(None);
@@ -596,7 +597,7 @@ impl PostgresStore {
         client: &deadpool_postgres::Client,
         batch: &[StreamAppend],
         idempotency: Option<&IdempotencyRecord>,
-        seen: &[Seen],
+        seen: &[Arc<Seen>],
     ) -> Result<Option<Vec<Appended>>, StoreError> {
         let mut check_types = Vec::with_capacity(batch.len());
         let mut check_ids = Vec::with_capacity(batch.len());
