@@ -223,17 +223,7 @@ fn operations(c: &mut Criterion) {
                     let before = Instant::now();
                     let response = authenticate(&started.public_key_credential_creation_options);
                     authenticator_time += before.elapsed();
-                    requests.push(
-                        serde_json::from_value::<VerifyPasskeyRegistrationRequest>(
-                            serde_json::json!({
-                                "userId": user_id(&me),
-                                "passkeyId": started.passkey_id,
-                                "publicKeyCredential": response,
-                                "passkeyName": "key"
-                            }),
-                        )
-                        .unwrap(),
-                    );
+                    requests.push(verify(&me, &started.passkey_id, response));
                 }
                 AUTHENTICATOR_NANOS
                     .fetch_add(authenticator_time.as_nanos() as u64, Ordering::Relaxed);
@@ -256,6 +246,20 @@ fn operations(c: &mut Criterion) {
 
 static AUTHENTICATOR_NANOS: AtomicU64 = AtomicU64::new(0);
 static AUTHENTICATOR_CALLS: AtomicU64 = AtomicU64::new(0);
+
+fn verify(
+    me: &Caller,
+    passkey_id: &str,
+    response: serde_json::Value,
+) -> VerifyPasskeyRegistrationRequest {
+    serde_json::from_value(serde_json::json!({
+        "userId": user_id(me),
+        "passkeyId": passkey_id,
+        "publicKeyCredential": response,
+        "passkeyName": "key"
+    }))
+    .unwrap()
+}
 
 fn register(me: &Caller, code: &PasskeyRegistrationCode) -> RegisterPasskeyRequest {
     serde_json::from_value(serde_json::json!({
@@ -538,6 +542,39 @@ fn postgres(c: &mut Criterion) {
     group.bench_function("check_end_to_end", |b| {
         b.to_async(&rt)
             .iter(|| async { service.check_code(request.clone()).await.unwrap() })
+    });
+    // Consuming a link: RegisterPasskey then VerifyPasskeyRegistration, each timed call on a
+    // fresh user and code made beforehand; the software authenticator is left out.
+    let service = Arc::new(service);
+    let org = rt.block_on(new_org(&service));
+    group.sample_size(20);
+    group.bench_function("enroll_end_to_end", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (service, org) = (service.clone(), org.clone());
+            async move {
+                let mut codes = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let me = users(&service, &org, 1).await.remove(0);
+                    let code = returned_code(&service, &me).await;
+                    codes.push((me, code));
+                }
+                let mut elapsed = Duration::ZERO;
+                for (me, code) in codes {
+                    let start = Instant::now();
+                    let started = service
+                        .register_passkey(register(&me, &code))
+                        .await
+                        .unwrap();
+                    elapsed += start.elapsed();
+                    let response = authenticate(&started.public_key_credential_creation_options);
+                    let request = verify(&me, &started.passkey_id, response);
+                    let start = Instant::now();
+                    service.verify_passkey_registration(request).await.unwrap();
+                    elapsed += start.elapsed();
+                }
+                elapsed
+            }
+        })
     });
     group.finish();
 }

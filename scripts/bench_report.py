@@ -28,7 +28,7 @@ rows = [
     ("unrelated_events", "0"), ("unrelated_events", "1000000"),
     ("concurrency", "8_tasks_8_users"), ("concurrency", "8_tasks_1_users"),
     ("postgres", "raw_insert_commit"), ("postgres", "issuance_end_to_end"),
-    ("postgres", "check_end_to_end"),
+    ("postgres", "check_end_to_end"), ("postgres", "enroll_end_to_end"),
 ]
 ratios = [
     ("in-memory issuance / floor", ("issuance", "in_memory_end_to_end"), ("issuance", "floor"), 3.0),

@@ -1157,11 +1157,17 @@ impl PostgresStore {
                 SELECT t, i, after, n
                 FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
              ),
+             -- Per follow, one probe of its source's first event: a correlated subquery, so
+             -- no plan (generic plans are made once, maybe on an empty table) can drive the
+             -- lookup from the events table.
              followed AS (
-                SELECT f.t, x.payload ->> f.field AS i, -1::int8 AS after, $8::int8 + f.n AS n
+                SELECT f.t,
+                       (SELECT x.payload ->> f.field
+                        FROM asked JOIN {table} x
+                          ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
+                        WHERE asked.n = f.src) AS i,
+                       -1::int8 AS after, $8::int8 + f.n AS n
                 FROM unnest($5::text[], $6::text[], $7::int8[]) WITH ORDINALITY AS f(t, field, src, n)
-                JOIN asked ON asked.n = f.src
-                JOIN {table} x ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
              ),
              s AS (
                 SELECT t, i, after, n FROM asked
