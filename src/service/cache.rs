@@ -4,7 +4,8 @@
 //! every load checks that the store still holds the cached last event (same position, time and
 //! content), so a database restored to an earlier point drops the entry.
 
-use std::collections::HashMap;
+// foldhash (seeded per process): looked up several times per decision.
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::domain::{AnyState, StreamMeta};

@@ -3,7 +3,8 @@
 //! each payload as JSON text (one compact allocation instead of a tree of values), so what is read
 //! back went through the same serialization a database would apply.
 
-use std::collections::HashMap;
+// foldhash: the streams are hashed on every append and read; SipHash was a tenth of an issuance.
+use foldhash::HashMap;
 use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
 
