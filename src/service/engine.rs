@@ -645,8 +645,8 @@ where
                 }),
             }
         }
-        // Which events end each cached stream, to name them once the store answers their
-        // positions (only cached and snapshotted streams — orgs and users — need the name).
+        // Which events end each stream the cache keeps, to name them once the store answers
+        // their positions.
         let lasts: Vec<Option<(&StreamId, u64, NewEvent)>> = appends
             .iter()
             .map(|append| {

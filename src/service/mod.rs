@@ -57,7 +57,8 @@ pub struct Config {
     pub policy: Policy,
     /// Attempts per command when concurrent writers conflict (≥ 1).
     pub max_attempts: u32,
-    /// Folded org and user states kept in memory, so loading reads only new events.
+    /// Folded states kept in memory (orgs, users, codes read), so loading reads only new
+    /// events and a decision on known states reads nothing.
     pub state_cache_capacity: usize,
     /// Whether passkey registrations require user verification (default preferred).
     pub user_verification: UserVerification,
