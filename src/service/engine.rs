@@ -253,8 +253,8 @@ where
     }
 
     /// Every stream `decision` (and its guard) asks for, from the cache alone — streams the
-    /// decision creates under a fresh id presumed empty — with the last events seen; `None`
-    /// when something is not cached with its last event.
+    /// decision creates whenever it accepts ([`Decide::fresh`]) presumed empty — with the last
+    /// events seen; `None` when something is not cached with its last event.
     fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Arc<Seen>>)> {
         let fresh = decision.fresh();
         let mut seen = Vec::new();
