@@ -227,6 +227,13 @@ pub trait Decide {
     fn fresh(&self) -> Vec<StreamId> {
         Vec::new()
     }
+
+    /// Streams the same command reads again right after this decision (a code issued for
+    /// mailing, whose delivery is recorded next): a caller that caches states keeps them once
+    /// written, whatever their kind, so that the next decision needs no read. Default: none.
+    fn read_again(&self) -> Vec<StreamId> {
+        Vec::new()
+    }
 }
 
 /// The state of one stream of any kind, as loaded. Behind an `Arc`: the few streams of a

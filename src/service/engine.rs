@@ -190,26 +190,30 @@ where
                     }),
                 });
             let recorded = record.is_some();
-            let appended = match Box::pin(self.append(&loaded, &changes, now, record, seen)).await {
-                Ok(appended) => appended,
-                Err(StoreError::Conflict { .. }) => {
-                    // Decide again on fresh state: the next load re-reads each cached state's
-                    // last event and what follows it, so it catches up with the writer that won
-                    // (and a state the store no longer holds is read afresh). Let that writer
-                    // finish first.
-                    YieldNow(false).await;
-                    continue;
-                }
-                Err(StoreError::DuplicateKey) => {
-                    let replayed = match &keyed {
-                        Some((key, op)) => Box::pin(self.replay(key, op)).await?,
-                        None => None,
-                    };
-                    return replayed
-                        .unwrap_or_else(|| Err(internal("a repeated key without its record")));
-                }
-                Err(other) => return Err(other.into()),
-            };
+            let read_again = decision.read_again();
+            let keeps =
+                |stream: &StreamId| read_again.contains(stream) || self.cache.keeps_written(stream);
+            let appended =
+                match Box::pin(self.append(&loaded, &changes, now, record, seen, &keeps)).await {
+                    Ok(appended) => appended,
+                    Err(StoreError::Conflict { .. }) => {
+                        // Decide again on fresh state: the next load re-reads each cached state's
+                        // last event and what follows it, so it catches up with the writer that won
+                        // (and a state the store no longer holds is read afresh). Let that writer
+                        // finish first.
+                        YieldNow(false).await;
+                        continue;
+                    }
+                    Err(StoreError::DuplicateKey) => {
+                        let replayed = match &keyed {
+                            Some((key, op)) => Box::pin(self.replay(key, op)).await?,
+                            None => None,
+                        };
+                        return replayed
+                            .unwrap_or_else(|| Err(internal("a repeated key without its record")));
+                    }
+                    Err(other) => return Err(other.into()),
+                };
             if recorded {
                 idempotency::mark_used();
             }
@@ -221,7 +225,7 @@ where
             }
             for change in &changes {
                 if let Some(entry) = loaded.get(change.stream())
-                    && self.cache.keeps_written(&entry.stream)
+                    && keeps(&entry.stream)
                 {
                     let last = appended
                         .iter()
@@ -612,7 +616,7 @@ where
     }
 
     /// Appends the changes (with the idempotency record, if any); answers each written stream
-    /// with its last event.
+    /// the cache `keeps` with its last event.
     async fn append<'c>(
         &self,
         loaded: &Loaded,
@@ -620,6 +624,7 @@ where
         now: DateTime<Utc>,
         record: Option<IdempotencyRecord>,
         seen: Vec<Arc<Seen>>,
+        keeps: &(dyn Fn(&StreamId) -> bool + Sync),
     ) -> Result<Vec<(&'c StreamId, EventStamp, Arc<Seen>)>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
@@ -650,7 +655,7 @@ where
         let lasts: Vec<Option<(&StreamId, u64, NewEvent)>> = appends
             .iter()
             .map(|append| {
-                if !self.cache.keeps_written(&append.stream) {
+                if !keeps(&append.stream) {
                     return None;
                 }
                 let stream = changes

@@ -377,7 +377,11 @@ where
                 },
                 &Guard::Open,
             )
-            .await?;
+            .await;
+        // Kept for that one decision: a mailed code is read next when its link is opened,
+        // most likely by another process, much later.
+        self.cache.evict(&StreamId::code(&issued.code_id));
+        let recorded = recorded?;
         if let Some(err) = failure {
             return Err(Error::delivery_failed(&err));
         }

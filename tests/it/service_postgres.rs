@@ -642,7 +642,7 @@ mod with_postgres {
             through_proxy(),
             RecordingNotifier::new(),
             StaticGrants::new(),
-            unlimited,
+            unlimited.clone(),
         )
         .with_clock(f.clock.clone());
         let me = f.me(&f.bob);
@@ -692,10 +692,30 @@ mod with_postgres {
             .await
             .unwrap();
         let cold_verify = counted(at);
+        let sending = PasskeyLinks::new(
+            through_proxy(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            unlimited.clone(),
+        )
+        .with_clock(f.clock.clone());
+        let _ = sending.add_my_passwordless_link(&me).await; // connects and prepares
+        let at = proxy.round_trips();
+        sending
+            .send_passwordless_registration(
+                &Caller::System,
+                None,
+                SendPasswordlessRegistrationRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        let cold_send = counted(at);
         eprintln!(
             "round trips — warm: issue {issued}, check {checked}, send {sent}, \
              register+verify {enrolled}; cold: check {cold_check}, issue {cold_issue}, \
-             register {cold_register}, verify {cold_verify}"
+             register {cold_register}, verify {cold_verify}, send {cold_send}"
         );
         // A warm issuance decides on the cached user and org and the presumed-empty new code:
         // its one append statement requires the events it saw to still be last. Reads of every
@@ -704,9 +724,13 @@ mod with_postgres {
         assert_eq!(issued, 1, "issue: one append, no read");
         assert_eq!(checked, 1, "check: one read");
         // Where a command reads more (what BENCHMARKS.md reports): these bound it.
-        assert!(
-            sent <= 3,
-            "send: issue (1), read the code with its user, append the delivery"
+        assert_eq!(
+            sent, 2,
+            "send: issue (an append), record the delivery on the code kept from it (an append)"
+        );
+        assert_eq!(
+            cold_send, 3,
+            "cold send: user and org in one read, the issuing append, the delivery's append"
         );
         assert_eq!(
             enrolled, 3,

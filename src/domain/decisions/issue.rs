@@ -154,6 +154,14 @@ impl Decide for IssueCode {
         vec![StreamId::code(&self.code_id)]
     }
 
+    /// A code mailed now has its delivery recorded right after.
+    fn read_again(&self) -> Vec<StreamId> {
+        match self.delivery {
+            Delivery::Email { .. } => vec![StreamId::code(&self.code_id)],
+            Delivery::Returned | Delivery::Outbox { .. } => Vec::new(),
+        }
+    }
+
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         view.require(&[
             StreamKey::user(&self.user_id),
