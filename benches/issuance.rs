@@ -193,12 +193,11 @@ fn operations(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let (service, org) = (service.clone(), org.clone());
             async move {
-                let mut requests = Vec::with_capacity(iters as usize);
-                for _ in 0..iters {
-                    let me = users(&service, &org, 1).await.remove(0);
-                    let code = returned_code(&service, &me).await;
-                    requests.push(register(&me, &code));
-                }
+                let requests: Vec<_> = fresh_codes(&service, &org, iters)
+                    .await
+                    .iter()
+                    .map(|(me, code)| register(me, code))
+                    .collect();
                 let start = Instant::now();
                 for request in requests {
                     service.register_passkey(request).await.unwrap();
@@ -213,9 +212,7 @@ fn operations(c: &mut Criterion) {
             async move {
                 let mut requests = Vec::with_capacity(iters as usize);
                 let mut authenticator_time = Duration::ZERO;
-                for _ in 0..iters {
-                    let me = users(&service, &org, 1).await.remove(0);
-                    let code = returned_code(&service, &me).await;
+                for (me, code) in fresh_codes(&service, &org, iters).await {
                     let started = service
                         .register_passkey(register(&me, &code))
                         .await
@@ -303,6 +300,21 @@ async fn returned_code<S: EventStore>(
         .unwrap()
         .code
         .unwrap()
+}
+
+/// `n` fresh users of `org`, each with a returned code: one per timed ceremony.
+async fn fresh_codes<S: EventStore>(
+    service: &Service<S>,
+    org: &str,
+    n: u64,
+) -> Vec<(Caller, PasskeyRegistrationCode)> {
+    let mut codes = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let me = users(service, org, 1).await.remove(0);
+        let code = returned_code(service, &me).await;
+        codes.push((me, code));
+    }
+    codes
 }
 
 fn user_id(caller: &Caller) -> String {
@@ -552,14 +564,8 @@ fn postgres(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| {
             let (service, org) = (service.clone(), org.clone());
             async move {
-                let mut codes = Vec::with_capacity(iters as usize);
-                for _ in 0..iters {
-                    let me = users(&service, &org, 1).await.remove(0);
-                    let code = returned_code(&service, &me).await;
-                    codes.push((me, code));
-                }
                 let mut elapsed = Duration::ZERO;
-                for (me, code) in codes {
+                for (me, code) in fresh_codes(&service, &org, iters).await {
                     let start = Instant::now();
                     let started = service
                         .register_passkey(register(&me, &code))

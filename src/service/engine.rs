@@ -357,14 +357,7 @@ where
         let mut loaded = Loaded::default();
         let mut prefetch = decision.prefetch();
         loop {
-            let missing = {
-                let view = View::new(&loaded);
-                match (decision.state(&view), guard.state(&view)) {
-                    (Ok(_), Ok(())) => None,
-                    (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
-                }
-            };
-            let Some(mut missing) = missing else {
+            let Some(mut missing) = next_ask(decision, guard, &loaded) else {
                 return Ok(loaded);
             };
             // What the decision will ask for next, as far as cached states tell (the org of a
@@ -695,6 +688,16 @@ where
     }
 }
 
+/// The streams `decision` or its guard asks for next on `loaded`; `None` once both have all
+/// they need.
+fn next_ask<D: Decide>(decision: &D, guard: &Guard, loaded: &Loaded) -> Option<Vec<StreamId>> {
+    let view = View::new(loaded);
+    match (decision.state(&view), guard.state(&view)) {
+        (Ok(_), Ok(())) => None,
+        (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
+    }
+}
+
 /// Walks what `decision` and its guard ask for, from `loaded` on, answering each stream asked
 /// with `resolve`: the states gathered, every stream asked for beyond `loaded` (in order), and
 /// whether the asks ended — `false` when `resolve` had no answer for a stream.
@@ -706,14 +709,7 @@ fn asks<D: Decide>(
 ) -> (Loaded, Vec<StreamId>, bool) {
     let mut asked = Vec::new();
     loop {
-        let missing = {
-            let view = View::new(&loaded);
-            match (decision.state(&view), guard.state(&view)) {
-                (Ok(_), Ok(())) => None,
-                (Err(missing), _) | (Ok(_), Err(missing)) => Some(missing.into_streams()),
-            }
-        };
-        let Some(missing) = missing else {
+        let Some(missing) = next_ask(decision, guard, &loaded) else {
             return (loaded, asked, true);
         };
         let mut answered = true;

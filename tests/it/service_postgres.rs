@@ -637,16 +637,22 @@ mod with_postgres {
         f.enroll(&user, &code_id, &code).await.unwrap();
         let enrolled = counted(at);
 
-        // A fresh process on the same (warmed) connection settings.
-        let cold = PasskeyLinks::new(
-            through_proxy(),
-            RecordingNotifier::new(),
-            StaticGrants::new(),
-            unlimited.clone(),
-        )
-        .with_clock(f.clock.clone());
+        // A fresh process on the same (warmed) connection settings: its first call connects
+        // and prepares, for another user than the ones counted.
         let me = f.me(&f.bob);
-        let _ = cold.add_my_passwordless_link(&me).await; // connects and prepares
+        let fresh_process = || async {
+            let process = PasskeyLinks::new(
+                through_proxy(),
+                RecordingNotifier::new(),
+                StaticGrants::new(),
+                unlimited.clone(),
+            )
+            .with_clock(f.clock.clone())
+            .with_relying_party(crate::scenarios::relying_party());
+            let _ = process.add_my_passwordless_link(&me).await;
+            process
+        };
+        let cold = fresh_process().await;
         let (_, link) = issue().await;
         let (user, _, code_id, code) = crate::scenarios::link_params(&link);
         let at = proxy.round_trips();
@@ -659,19 +665,7 @@ mod with_postgres {
         cold.add_my_passwordless_link(&carol).await.unwrap();
         let cold_issue = counted(at);
         // The ceremony's two steps, each in a process that has not seen the user before.
-        let fresh_process = || {
-            PasskeyLinks::new(
-                through_proxy(),
-                RecordingNotifier::new(),
-                StaticGrants::new(),
-                scenarios::config(),
-            )
-            .with_clock(f.clock.clone())
-            .with_relying_party(crate::scenarios::relying_party())
-        };
-        let (starting, finishing) = (fresh_process(), fresh_process());
-        let _ = starting.add_my_passwordless_link(&me).await; // connects and prepares
-        let _ = finishing.add_my_passwordless_link(&me).await;
+        let (starting, finishing) = (fresh_process().await, fresh_process().await);
         let (_, link) = issue().await;
         let (user, _, code_id, code) = crate::scenarios::link_params(&link);
         let at = proxy.round_trips();
@@ -692,14 +686,7 @@ mod with_postgres {
             .await
             .unwrap();
         let cold_verify = counted(at);
-        let sending = PasskeyLinks::new(
-            through_proxy(),
-            RecordingNotifier::new(),
-            StaticGrants::new(),
-            unlimited.clone(),
-        )
-        .with_clock(f.clock.clone());
-        let _ = sending.add_my_passwordless_link(&me).await; // connects and prepares
+        let sending = fresh_process().await;
         let at = proxy.round_trips();
         sending
             .send_passwordless_registration(
