@@ -599,130 +599,52 @@ impl PostgresStore {
         idempotency: Option<&IdempotencyRecord>,
         seen: &[Arc<Seen>],
     ) -> Result<Option<Vec<Appended>>, StoreError> {
-        let mut check_types = Vec::with_capacity(batch.len());
-        let mut check_ids = Vec::with_capacity(batch.len());
-        let mut check_expected: Vec<i64> = Vec::with_capacity(batch.len());
-        let mut types = Vec::new();
-        let mut ids = Vec::new();
-        let mut ordinals: Vec<i64> = Vec::new();
-        let mut event_types = Vec::new();
-        let mut schemas: Vec<i16> = Vec::new();
-        let mut payloads: Vec<&Value> = Vec::new();
-        let mut recorded: Vec<DateTime<Utc>> = Vec::new();
-        for append in batch {
-            check_types.push(append.stream.kind().as_str());
-            check_ids.push(append.stream.id());
-            check_expected.push(match append.expected {
-                ExpectedVersion::NoStream => 0,
-                ExpectedVersion::Exact(v) => i64::try_from(v)
-                    .map_err(|_| StoreError::Internal("version out of range".into()))?,
-                ExpectedVersion::Any => -1,
-            });
-            for (i, event) in append.events.iter().enumerate() {
-                types.push(append.stream.kind().as_str());
-                ids.push(append.stream.id());
-                ordinals.push(i as i64 + 1);
-                event_types.push(event.event_type.as_str());
-                schemas.push(
-                    i16::try_from(event.schema_version)
-                        .map_err(|_| StoreError::Internal("schema version out of range".into()))?,
-                );
-                payloads.push(&event.payload);
-                recorded.push(event.recorded_at);
-            }
-        }
+        let events = NewRows::of(batch)?;
+        let guard = Guard::of(batch, seen);
         let (key, outcome) = match idempotency {
             Some(record) => (Some(record.key.as_str()), Some(&record.outcome)),
             None => (None, None),
         };
-        let seen_types: Vec<&str> = seen.iter().map(|s| s.stream.kind().as_str()).collect();
-        let seen_ids: Vec<&str> = seen.iter().map(|s| s.stream.id()).collect();
-        let seen_versions: Vec<i64> = seen
-            .iter()
-            .map(|s| i64::try_from(s.version).unwrap_or(i64::MAX))
-            .collect();
-        let seen_positions: Vec<i64> = seen
-            .iter()
-            .map(|s| i64::try_from(s.position).unwrap_or(i64::MAX))
-            .collect();
-        let seen_event_types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
-        let seen_payloads: Vec<&Value> = seen.iter().map(|s| &s.payload).collect();
-        let seen_times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.recorded_at).collect();
-        // One statement: current versions, every expectation, the events seen still last in
-        // their streams, then the whole batch or nothing, and the idempotency key (if any) with
-        // what the batch wrote.
-        let sql = format!(
-            "WITH seen AS (
-                SELECT count(*) = 0 AS holds
-                FROM unnest($13::text[], $14::text[], $15::int8[], $16::int8[], $17::text[],
-                            $18::jsonb[], $19::timestamptz[]) AS a(t, i, v, p, e, d, r)
-                WHERE NOT EXISTS (
-                        SELECT 1 FROM {table} x
-                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v
-                          AND x.position = a.p AND x.event_type = a.e AND x.payload = a.d
-                          AND x.recorded_at = a.r)
-                   -- max(), not EXISTS(version > v): a generic plan runs the latter as a
-                   -- scan of the whole table when nothing follows (the usual case).
-                   OR (SELECT max(x.version) FROM {table} x
-                       WHERE x.stream_type = a.t AND x.stream_id = a.i) <> a.v
-             ),
-             c AS (
-                SELECT s.t, s.i, s.expected,
-                       COALESCE((SELECT max(e.version) FROM {table} e
-                                 WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) AS actual
-                FROM unnest($1::text[], $2::text[], $3::int8[]) AS s(t, i, expected)
-             ),
-             w AS (
-                INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
-                SELECT n.t, n.i, c.actual + n.ordinal, n.event_type, n.schema_version, n.payload, n.recorded_at
-                FROM unnest($4::text[], $5::text[], $6::int8[], $7::text[], $8::int2[], $9::jsonb[], $10::timestamptz[])
-                     WITH ORDINALITY AS n(t, i, ordinal, event_type, schema_version, payload, recorded_at, seq)
-                JOIN c ON c.t = n.t AND c.i = n.i
-                WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.expected >= 0 AND c.expected <> c.actual)
-                  AND (SELECT holds FROM seen)
-                ORDER BY n.seq
-                RETURNING stream_type, stream_id, version, position
-             ),
-             k AS (
-                INSERT INTO {keys} (key, outcome, streams)
-                SELECT $11::text, $12::jsonb,
-                       (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
-                WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
-             )
-             SELECT stream_type, stream_id, version, position FROM w",
-            table = self.table,
-            keys = self.keys_table,
+        let sql = append_statement(
+            &self.table,
+            &self.keys_table,
+            events.from_end.is_some(),
+            !guard.types.is_empty(),
+            key.is_some(),
         );
         let statement = client.prepare_cached(&sql).await.map_err(classify)?;
-        let result = client
-            .query(
-                &statement,
-                &[
-                    &check_types,
-                    &check_ids,
-                    &check_expected,
-                    &types,
-                    &ids,
-                    &ordinals,
-                    &event_types,
-                    &schemas,
-                    &payloads,
-                    &recorded,
-                    &key,
-                    &outcome,
-                    &seen_types,
-                    &seen_ids,
-                    &seen_versions,
-                    &seen_positions,
-                    &seen_event_types,
-                    &seen_payloads,
-                    &seen_times,
-                ],
-            )
-            .await;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &events.types,
+            &events.ids,
+            &events.versions,
+            &events.event_types,
+            &events.schemas,
+            &events.payloads,
+            &events.recorded,
+        ];
+        if let Some(from_end) = &events.from_end {
+            params.push(from_end);
+        }
+        if !guard.types.is_empty() {
+            params.extend([
+                &guard.types as &(dyn tokio_postgres::types::ToSql + Sync),
+                &guard.ids,
+                &guard.versions,
+                &guard.positions,
+                &guard.event_types,
+                &guard.payloads,
+                &guard.times,
+                &guard.last,
+            ]);
+        }
+        if key.is_some() {
+            params.extend([&key as &(dyn tokio_postgres::types::ToSql + Sync), &outcome]);
+        }
+        let result = client.query(&statement, &params).await;
         let rows = match result {
             Ok(rows) => rows,
             Err(err) if is_repeated_key(&err) => return Err(StoreError::DuplicateKey),
+            // A version taken by another writer: the caller finds out whose expectation failed.
             Err(err) if is_version_collision(&err) || lost_to_a_concurrent_writer(&err) => {
                 return Ok(None);
             }
@@ -750,6 +672,208 @@ impl PostgresStore {
         }
         Ok(Some(appended))
     }
+}
+
+/// The rows a batch inserts, as the append statement's array parameters. Versions are the
+/// expected version plus the event's place in its stream's append, so the unique (stream,
+/// version) constraint refuses a stream that moved past the expectation; `Any` streams count
+/// from the stream's end inside the statement (`from_end`, only when the batch has one).
+struct NewRows<'a> {
+    types: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    event_types: Vec<&'a str>,
+    schemas: Vec<i16>,
+    payloads: Vec<&'a Value>,
+    recorded: Vec<DateTime<Utc>>,
+    from_end: Option<Vec<bool>>,
+}
+
+impl<'a> NewRows<'a> {
+    fn of(batch: &'a [StreamAppend]) -> Result<Self, StoreError> {
+        let count = batch.iter().map(|a| a.events.len()).sum();
+        let mut rows = Self {
+            types: Vec::with_capacity(count),
+            ids: Vec::with_capacity(count),
+            versions: Vec::with_capacity(count),
+            event_types: Vec::with_capacity(count),
+            schemas: Vec::with_capacity(count),
+            payloads: Vec::with_capacity(count),
+            recorded: Vec::with_capacity(count),
+            from_end: batch
+                .iter()
+                .any(|a| a.expected == ExpectedVersion::Any)
+                .then(|| Vec::with_capacity(count)),
+        };
+        for append in batch {
+            let base = match append.expected {
+                ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                ExpectedVersion::Exact(v) => i64::try_from(v)
+                    .map_err(|_| StoreError::Internal("version out of range".into()))?,
+            };
+            for (ordinal, event) in (1..).zip(&append.events) {
+                rows.types.push(append.stream.kind().as_str());
+                rows.ids.push(append.stream.id());
+                rows.versions.push(base + ordinal);
+                rows.event_types.push(event.event_type.as_str());
+                rows.schemas.push(
+                    i16::try_from(event.schema_version)
+                        .map_err(|_| StoreError::Internal("schema version out of range".into()))?,
+                );
+                rows.payloads.push(&event.payload);
+                rows.recorded.push(event.recorded_at);
+                if let Some(from_end) = &mut rows.from_end {
+                    from_end.push(append.expected == ExpectedVersion::Any);
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The events that must stand in their streams for a batch to be written, as the append
+/// statement's array parameters: each seen event (content compared; `last`: nothing may follow
+/// it, unless the batch writes that stream — then the version constraint sees to that), and
+/// the event at each `Exact` expectation that no seen event covers (it must exist: no gaps).
+struct Guard<'a> {
+    types: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    positions: Vec<Option<i64>>,
+    event_types: Vec<Option<&'a str>>,
+    payloads: Vec<Option<&'a Value>>,
+    times: Vec<Option<DateTime<Utc>>>,
+    last: Vec<bool>,
+}
+
+impl<'a> Guard<'a> {
+    fn of(batch: &'a [StreamAppend], seen: &'a [Arc<Seen>]) -> Self {
+        let mut guard = Self {
+            types: Vec::new(),
+            ids: Vec::new(),
+            versions: Vec::new(),
+            positions: Vec::new(),
+            event_types: Vec::new(),
+            payloads: Vec::new(),
+            times: Vec::new(),
+            last: Vec::new(),
+        };
+        let version = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for seen in seen {
+            guard.types.push(seen.stream.kind().as_str());
+            guard.ids.push(seen.stream.id());
+            guard.versions.push(version(seen.version));
+            guard.positions.push(Some(version(seen.position)));
+            guard.event_types.push(Some(seen.event_type.as_str()));
+            guard.payloads.push(Some(&seen.payload));
+            guard.times.push(Some(seen.recorded_at));
+            guard
+                .last
+                .push(!batch.iter().any(|a| a.stream == seen.stream));
+        }
+        for append in batch {
+            let ExpectedVersion::Exact(v) = append.expected else {
+                continue;
+            };
+            if v == 0
+                || seen
+                    .iter()
+                    .any(|s| s.stream == append.stream && s.version == v)
+            {
+                continue;
+            }
+            guard.types.push(append.stream.kind().as_str());
+            guard.ids.push(append.stream.id());
+            guard.versions.push(version(v));
+            guard.positions.push(None);
+            guard.event_types.push(None);
+            guard.payloads.push(None);
+            guard.times.push(None);
+            guard.last.push(false);
+        }
+        guard
+    }
+}
+
+/// The append statement for a batch of this shape: one INSERT of every event, under the guard
+/// (if any), counting `Any` streams from their end (if any), recording the idempotency key with
+/// what was written (if any). Each part costs executor work on every call, so a batch's
+/// statement holds only the parts it needs (each shape is prepared once per session).
+///
+/// Every probe is a scalar subquery with an equality on the unique (stream, version) key, which
+/// the planner keeps as one index probe per row: a join, or an `EXISTS` (which it may hash),
+/// can be planned as a scan of the events when the session's generic plan was made on small
+/// tables.
+fn append_statement(table: &str, keys: &str, any: bool, guarded: bool, keyed: bool) -> String {
+    let (version, from_end, from_end_column) = if any {
+        (
+            format!(
+                "n.v + CASE WHEN n.from_end THEN
+                     COALESCE((SELECT max(x.version) FROM {table} x
+                               WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
+                   ELSE 0 END"
+            ),
+            ", $8::bool[]",
+            "from_end, ",
+        )
+    } else {
+        ("n.v".to_owned(), "", "")
+    };
+    let first_guard = if any { 9 } else { 8 };
+    let guard = if guarded {
+        let g = |k: usize| first_guard + k;
+        format!(
+            "WHERE NOT EXISTS (
+                SELECT 1
+                FROM unnest(${}::text[], ${}::text[], ${}::int8[], ${}::int8[], ${}::text[],
+                            ${}::jsonb[], ${}::timestamptz[], ${}::bool[])
+                     AS a(t, i, v, p, e, d, r, last)
+                WHERE (SELECT a.p IS NULL
+                              OR (x.position = a.p AND x.event_type = a.e AND x.payload = a.d
+                                  AND x.recorded_at = a.r)
+                       FROM {table} x
+                       WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v)
+                      IS NOT TRUE
+                   OR (a.last AND (
+                        SELECT x.version FROM {table} x
+                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v + 1)
+                      IS NOT NULL))",
+            g(0),
+            g(1),
+            g(2),
+            g(3),
+            g(4),
+            g(5),
+            g(6),
+            g(7)
+        )
+    } else {
+        String::new()
+    };
+    let insert = format!(
+        "INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
+         SELECT n.t, n.i, {version}, n.e, n.s, n.d, n.r
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int2[], $6::jsonb[], $7::timestamptz[]{from_end})
+              WITH ORDINALITY AS n(t, i, v, e, s, d, r, {from_end_column}seq)
+         {guard}
+         ORDER BY n.seq
+         RETURNING stream_type, stream_id, version, position"
+    );
+    if !keyed {
+        return insert;
+    }
+    let key = first_guard + if guarded { 8 } else { 0 };
+    format!(
+        "WITH w AS ({insert}),
+         k AS (
+            INSERT INTO {keys} (key, outcome, streams)
+            SELECT ${key}::text, ${}::jsonb,
+                   (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
+            WHERE EXISTS (SELECT 1 FROM w)
+         )
+         SELECT stream_type, stream_id, version, position FROM w",
+        key + 1
+    )
 }
 
 /// The stream named by the row's stream type and id at `first`, `first + 1` (its version at
