@@ -7,8 +7,9 @@
 //! never a panic.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest accepted id, in characters (ZITADEL accepts ids up to 200 characters).
@@ -64,9 +65,10 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Cloning shares the text: ids are copied into many events, states and streams.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps an id.
@@ -76,7 +78,7 @@ macro_rules! typed_id {
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 validate($kind, &value)?;
-                Ok(Self(value))
+                Ok(Self(value.into()))
             }
 
             /// The id as text.
@@ -100,6 +102,12 @@ macro_rules! typed_id {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
 
@@ -221,10 +229,22 @@ impl fmt::Display for AggregateKind {
 
 /// The identity of one event stream: aggregate kind plus aggregate id. Its fields are private so
 /// that every stream id went through validation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
     kind: AggregateKind,
-    id: String,
+    /// Shared with the typed id it was made from: a stream id is cloned into every batch, cache
+    /// entry and read.
+    id: Arc<str>,
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut stream = serializer.serialize_struct("StreamId", 2)?;
+        stream.serialize_field("kind", &self.kind)?;
+        stream.serialize_field("id", &*self.id)?;
+        stream.end()
+    }
 }
 
 impl<'de> Deserialize<'de> for StreamId {
@@ -247,7 +267,10 @@ impl StreamId {
     pub fn new(kind: AggregateKind, id: impl Into<String>) -> Result<Self, IdError> {
         let id = id.into();
         validate(kind.as_str(), &id)?;
-        Ok(Self { kind, id })
+        Ok(Self {
+            kind,
+            id: id.into(),
+        })
     }
 
     /// The aggregate kind (stream type).
@@ -261,8 +284,11 @@ impl StreamId {
     }
 
     /// A stream from an id that is valid by construction (e.g. a hex digest).
-    pub(crate) fn from_valid(kind: AggregateKind, id: String) -> Self {
-        Self { kind, id }
+    pub(crate) fn from_valid(kind: AggregateKind, id: &str) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+        }
     }
 
     /// The stream of an organization.

@@ -88,7 +88,7 @@ impl CredentialId {
     pub fn stream(&self) -> StreamId {
         let digest = Sha256::digest(&self.0);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        StreamId::from_valid(AggregateKind::Credential, hex)
+        StreamId::from_valid(AggregateKind::Credential, &hex)
     }
 }
 

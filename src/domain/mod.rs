@@ -138,8 +138,12 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamKey<'a> {
-    /// A stream named by a borrowed id.
-    Borrowed(AggregateKind, &'a str),
+    /// An org's stream.
+    Org(&'a OrgId),
+    /// A user's stream.
+    User(&'a UserId),
+    /// A code's stream.
+    Code(&'a CodeId),
     /// A stream whose id is computed (credential claims).
     Owned(StreamId),
 }
@@ -147,17 +151,17 @@ pub enum StreamKey<'a> {
 impl<'a> StreamKey<'a> {
     /// The stream of an org.
     pub fn org(id: &'a OrgId) -> Self {
-        Self::Borrowed(AggregateKind::Org, id.as_str())
+        Self::Org(id)
     }
 
     /// The stream of a user.
     pub fn user(id: &'a UserId) -> Self {
-        Self::Borrowed(AggregateKind::User, id.as_str())
+        Self::User(id)
     }
 
     /// The stream of a code.
     pub fn code(id: &'a CodeId) -> Self {
-        Self::Borrowed(AggregateKind::Code, id.as_str())
+        Self::Code(id)
     }
 
     /// The claim stream of a credential id.
@@ -167,14 +171,18 @@ impl<'a> StreamKey<'a> {
 
     fn parts(&self) -> (AggregateKind, &str) {
         match self {
-            Self::Borrowed(kind, id) => (*kind, id),
+            Self::Org(id) => (AggregateKind::Org, id.as_str()),
+            Self::User(id) => (AggregateKind::User, id.as_str()),
+            Self::Code(id) => (AggregateKind::Code, id.as_str()),
             Self::Owned(stream) => (stream.kind(), stream.id()),
         }
     }
 
     fn to_stream(&self) -> StreamId {
         match self {
-            Self::Borrowed(kind, id) => StreamId::from_valid(*kind, (*id).to_owned()),
+            Self::Org(id) => StreamId::org(id),
+            Self::User(id) => StreamId::user(id),
+            Self::Code(id) => StreamId::code(id),
             Self::Owned(stream) => stream.clone(),
         }
     }
