@@ -110,7 +110,7 @@ where
     /// answer is unavailable).
     pub(super) async fn notify(&self, envelope: &Envelope) -> Result<Receipt, NotifyError> {
         let call = async { Ok(self.notifier.deliver(envelope).await) };
-        match within_deadline(self.config.deadline, call).await {
+        match within_deadline(self.config.deadline, call, |left| self.store.sleep(left)).await {
             Ok(answer) => answer,
             Err(_) => Err(NotifyError::Unavailable(
                 "the notifier did not answer within the deadline".into(),

@@ -25,7 +25,6 @@ pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -278,7 +277,8 @@ where
         work: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         idempotency::start(op.name, &self.seeds, &self.random);
-        traced(op, self.config.deadline, work).await
+        let work = within_deadline(self.config.deadline, work, |left| self.store.sleep(left));
+        traced(op, work).await
     }
 
     /// The source of ids and secrets for the current command: under an idempotency key, the
@@ -343,34 +343,39 @@ impl Op {
     }
 }
 
-/// Runs `work` within `deadline`. The timer starts with the operation but is armed only if the
-/// work does not finish on its first poll, so operations that never wait (in memory) pay nothing.
-async fn within_deadline<T>(
+/// Runs `work` within `deadline`, on timers from `sleep`. The timer starts with the operation
+/// but is set only if the work does not finish on its first poll, so operations that never wait
+/// (in memory) pay nothing.
+async fn within_deadline<T, F: Future<Output = ()>>(
     deadline: Option<Duration>,
     work: impl Future<Output = Result<T, Error>>,
+    sleep: impl FnOnce(Duration) -> F,
 ) -> Result<T, Error> {
     let Some(deadline) = deadline else {
         return work.await;
     };
     let started = Instant::now();
     let mut work = std::pin::pin!(work);
-    let mut timer: Option<futures_timer::Delay> = None;
+    let mut timer = std::pin::pin!(None::<F>);
+    let mut sleep = Some(sleep);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(result) = work.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
-        let timer = timer.get_or_insert_with(|| {
-            futures_timer::Delay::new(deadline.saturating_sub(started.elapsed()))
-        });
-        match Pin::new(timer).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Error::catalogued(
+        if let Some(sleep) = sleep.take() {
+            timer
+                .as_mut()
+                .set(Some(sleep(deadline.saturating_sub(started.elapsed()))));
+        }
+        match timer.as_mut().as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Error::catalogued(
                 catalogue::DEADLINE_EXCEEDED,
                 format!(
                     "no answer within the deadline of {deadline:?}; a change may have been \
                      recorded (retry with the same idempotency key)"
                 ),
             ))),
-            Poll::Pending => Poll::Pending,
+            _ => Poll::Pending,
         }
     })
     .await
@@ -378,12 +383,7 @@ async fn within_deadline<T>(
 
 /// Runs one public operation inside its span and logs its outcome (feature `tracing`): the one
 /// tracing mechanism of the service.
-async fn traced<T>(
-    op: Op,
-    deadline: Option<Duration>,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    let work = within_deadline(deadline, work);
+async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
     #[cfg(feature = "tracing")]
     if op.enabled {
         use tracing::Instrument;

@@ -574,6 +574,14 @@ pub trait EventStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
+
+    /// A timer on the runtime this store's calls run on: the service's deadline around each
+    /// operation waits on it (set only once the operation waits at all). The default is
+    /// runtime-agnostic (`futures-timer`: a thread of its own, woken whenever a timer is set or
+    /// dropped); a store bound to a runtime gives that runtime's timer, which costs far less.
+    fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send {
+        futures_timer::Delay::new(duration)
+    }
 }
 
 /// [`EventStore::load_many`] without follows, by [`EventStore::read_snapshots`] and
@@ -625,4 +633,5 @@ forward_port!(EventStore {
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
     fn read_feed(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
     fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
+    fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send;
 });

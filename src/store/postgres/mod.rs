@@ -976,6 +976,11 @@ impl EventStore for PostgresStore {
     async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
         within(self.deadline, false, self.read_feed_now(after, limit)).await
     }
+
+    /// Tokio's timer: the store runs on Tokio (with its time driver) anyway.
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
 }
 
 impl PostgresStore {
