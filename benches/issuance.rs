@@ -520,26 +520,14 @@ fn postgres(c: &mut Criterion) {
         (service, me, store)
     });
     let mut group = c.benchmark_group("postgres");
+    let rows = rt.block_on(issuance_rows(&store, &service, &me));
     group.bench_function("raw_insert_commit", |b| {
-        let store = store.clone();
+        let (store, rows) = (store.clone(), rows.clone());
         b.to_async(&rt).iter_custom(move |iters| {
-            let store = store.clone();
+            let (store, rows) = (store.clone(), rows.clone());
             async move {
-                let mut client = store.pool().get().await.unwrap();
-                let sql = format!(
-                    "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
-                     VALUES ('raw', $1, 1, 'raw.inserted', 1, $2, now())",
-                    store.table()
-                );
-                let statement = client.prepare(&sql).await.unwrap();
-                let payload = serde_json::json!({"codeId": "x", "issuedAt": "2026-01-01T00:00:00Z"});
                 let start = Instant::now();
-                for _ in 0..iters {
-                    let id = OsRandom.new_id();
-                    let tx = client.transaction().await.unwrap();
-                    tx.execute(&statement, &[&id, &payload]).await.unwrap();
-                    tx.commit().await.unwrap();
-                }
+                raw_inserts(&store, iters, true, &rows).await;
                 start.elapsed()
             }
         })
@@ -608,6 +596,7 @@ fn postgres_throughput(c: &mut Criterion) {
         let callers = users(&service, &org, 64).await;
         (Arc::new(service), callers, store)
     });
+    let rows = rt.block_on(issuance_rows(&store, &service, &callers[0]));
     let mut group = c.benchmark_group("pg_throughput");
     group.sample_size(10);
     for tasks in [1usize, 4, 16, 64] {
@@ -638,15 +627,15 @@ fn postgres_throughput(c: &mut Criterion) {
         for (name, transaction) in [("raw_txn", true), ("raw_autocommit", false)] {
             group.bench_function(BenchmarkId::new(name, tasks), |b| {
                 b.to_async(&rt).iter_custom(|iters| {
-                    let store = store.clone();
+                    let (store, rows) = (store.clone(), rows.clone());
                     async move {
                         let per_task = iters.div_ceil(tasks as u64);
                         let start = Instant::now();
                         let mut handles = Vec::new();
                         for _ in 0..tasks {
-                            let store = store.clone();
+                            let (store, rows) = (store.clone(), rows.clone());
                             handles.push(tokio::spawn(async move {
-                                raw_inserts(&store, per_task, transaction).await;
+                                raw_inserts(&store, per_task, transaction, &rows).await;
                             }));
                         }
                         for handle in handles {
@@ -663,33 +652,48 @@ fn postgres_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-/// `count` writes of two rows (as an issuance writes: a user event and a code event), each in
-/// a transaction or as one autocommit statement.
+/// The two payloads one issuance writes (its user event and its code's first event), read back
+/// from the store: the raw baselines insert rows of the same content.
+#[cfg(feature = "postgres")]
+async fn issuance_rows<S: EventStore>(
+    store: &S,
+    service: &Service<S>,
+    me: &Caller,
+) -> Arc<[serde_json::Value; 2]> {
+    service.add_my_passwordless_link(me).await.unwrap();
+    let user = StreamId::new(AggregateKind::User, user_id(me)).unwrap();
+    let issued = store.read(&user, 0).await.unwrap().pop().unwrap();
+    let code_id = issued.payload["codeId"].as_str().unwrap();
+    let code = StreamId::new(AggregateKind::Code, code_id).unwrap();
+    let added = store.read(&code, 0).await.unwrap().remove(0);
+    Arc::new([issued.payload, added.payload])
+}
+
+/// `count` writes of two rows (as an issuance writes: a user event and a code event, with the
+/// same payloads), each in a transaction or as one autocommit statement.
 #[cfg(feature = "postgres")]
 async fn raw_inserts(
     store: &passkey_links::store::postgres::PostgresStore,
     count: u64,
     transaction: bool,
+    rows: &[serde_json::Value; 2],
 ) {
     let mut client = store.pool().get().await.unwrap();
     let sql = format!(
         "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
-         VALUES ('raw', $1, 1, 'raw.inserted', 1, $2, now()), ('raw', $3, 1, 'raw.inserted', 1, $2, now())",
+         VALUES ('raw', $1, 1, 'raw.inserted', 1, $2, now()), ('raw', $3, 1, 'raw.inserted', 1, $4, now())",
         store.table()
     );
     let statement = client.prepare(&sql).await.unwrap();
-    let payload = serde_json::json!({"codeId": "x", "issuedAt": "2026-01-01T00:00:00Z"});
     for _ in 0..count {
         let (a, b) = (OsRandom.new_id(), OsRandom.new_id());
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&a, &rows[0], &b, &rows[1]];
         if transaction {
             let tx = client.transaction().await.unwrap();
-            tx.execute(&statement, &[&a, &payload, &b]).await.unwrap();
+            tx.execute(&statement, &params).await.unwrap();
             tx.commit().await.unwrap();
         } else {
-            client
-                .execute(&statement, &[&a, &payload, &b])
-                .await
-                .unwrap();
+            client.execute(&statement, &params).await.unwrap();
         }
     }
 }
