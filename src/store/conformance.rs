@@ -491,6 +491,44 @@ pub async fn any_appends_whatever_the_version<S: EventStore>(store: S) {
             .unwrap(),
         [3]
     );
+    // With everything a batch can carry: an `Any` stream next to an exact one, an event seen
+    // and an idempotency key.
+    let exact = stream(AggregateKind::Code, "any-exact");
+    let seen = std::sync::Arc::new(crate::store::Seen::of(
+        &store.read(&s, 2).await.unwrap().remove(0),
+    ));
+    let full = batch(vec![
+        append(&s, ExpectedVersion::Any, vec![event(4), event(5)]),
+        append(&exact, ExpectedVersion::NoStream, vec![event(1)]),
+    ])
+    .with_seen(vec![seen.clone()])
+    .with_idempotency(IdempotencyRecord {
+        key: "any-full".into(),
+        outcome: json!({"ok": true}),
+    });
+    assert_eq!(
+        versions_of(&store.append(full).await.unwrap()),
+        [5, 1],
+        "Any counts from the stream's end beside a seen event and a key"
+    );
+    assert!(store.recall("any-full").await.unwrap().is_some());
+    // The event seen is no longer last: the same batch shape writes nothing.
+    let stale = batch(vec![
+        append(&s, ExpectedVersion::Any, vec![event(6)]),
+        append(&exact, ExpectedVersion::Exact(1), vec![event(2)]),
+    ])
+    .with_seen(vec![seen])
+    .with_idempotency(IdempotencyRecord {
+        key: "any-stale".into(),
+        outcome: json!({"ok": false}),
+    });
+    let result = store.append(stale).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict { .. })),
+        "{result:?}"
+    );
+    assert_eq!(store.read(&s, 0).await.unwrap().len(), 5, "nothing written");
+    assert_eq!(store.recall("any-stale").await.unwrap(), None);
 }
 
 /// Reads return events in version order, only after the given version, and positions grow in

@@ -733,7 +733,8 @@ impl<'a> NewRows<'a> {
 
 /// The events that must stand in their streams for a batch to be written, as the append
 /// statement's array parameters: each seen event (content compared; `last`: nothing may follow
-/// it, unless the batch writes that stream — then the version constraint sees to that), and
+/// it, unless the batch writes the version after it — then the version constraint sees to
+/// that), and
 /// the event at each `Exact` expectation that no seen event covers (it must exist: no gaps).
 struct Guard<'a> {
     types: Vec<&'a str>,
@@ -767,9 +768,12 @@ impl<'a> Guard<'a> {
             guard.event_types.push(Some(seen.event_type.as_str()));
             guard.payloads.push(Some(&seen.payload));
             guard.times.push(Some(seen.recorded_at));
-            guard
-                .last
-                .push(!batch.iter().any(|a| a.stream == seen.stream));
+            // Written right after the event seen, the stream's next version is taken by this
+            // batch: the unique (stream, version) constraint refuses it if anything follows.
+            let next_is_written = batch.iter().any(|a| {
+                a.stream == seen.stream && a.expected == ExpectedVersion::Exact(seen.version)
+            });
+            guard.last.push(!next_is_written);
         }
         for append in batch {
             let ExpectedVersion::Exact(v) = append.expected else {
