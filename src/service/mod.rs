@@ -277,8 +277,13 @@ where
         work: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         idempotency::start(op.name, &self.seeds, &self.random);
-        let work = within_deadline(self.config.deadline, work, |left| self.store.sleep(left));
-        traced(op, work).await
+        traced(
+            op,
+            self.config.deadline,
+            |left| self.store.sleep(left),
+            work,
+        )
+        .await
     }
 
     /// The source of ids and secrets for the current command: under an idempotency key, the
@@ -383,7 +388,13 @@ async fn within_deadline<T, F: Future<Output = ()>>(
 
 /// Runs one public operation inside its span and logs its outcome (feature `tracing`): the one
 /// tracing mechanism of the service.
-async fn traced<T>(op: Op, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+async fn traced<T, F: Future<Output = ()>>(
+    op: Op,
+    deadline: Option<Duration>,
+    sleep: impl FnOnce(Duration) -> F,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let work = within_deadline(deadline, work, sleep);
     #[cfg(feature = "tracing")]
     if op.enabled {
         use tracing::Instrument;
