@@ -28,7 +28,7 @@ pub fn validate_text(field: &'static str, value: &str, max: usize) -> Result<(),
 /// into a mail is refused.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Email(String);
+pub struct Email(std::sync::Arc<str>);
 
 impl Email {
     /// Validates an address.
@@ -62,7 +62,7 @@ impl Email {
         if !local_ok || !domain_ok {
             return Err(DomainError::InvalidEmail);
         }
-        Ok(Self(value))
+        Ok(Self(value.into()))
     }
 
     /// The address.

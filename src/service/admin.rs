@@ -50,7 +50,7 @@ where
                 org_id: org_id.clone(),
                 name: request.name,
             };
-            let outcome = serde_json::json!({ "id": org_id.as_str() });
+            let outcome = || serde_json::json!({ "id": org_id.as_str() });
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
@@ -155,7 +155,7 @@ where
         guard: &Guard,
         user_id: UserId,
     ) -> Result<AddUserResponse, Error> {
-        let outcome = serde_json::json!({ "id": user_id.as_str() });
+        let outcome = || serde_json::json!({ "id": user_id.as_str() });
         let executed = self.execute_recording(decision, guard, outcome).await?;
         let user_id = match executed.recalled_text("id") {
             Some(first) => UserId::new(first)?,

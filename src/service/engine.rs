@@ -107,17 +107,19 @@ where
         decision: &D,
         guard: &Guard,
     ) -> Result<Executed, Error> {
-        self.execute_recording(decision, guard, Value::Null).await
+        self.execute_recording(decision, guard, || Value::Null)
+            .await
     }
 
     /// As [`Self::execute`]; under an idempotency key not used yet, the append records the key
-    /// with `outcome` (what the command needs to answer a retry, never a secret), and a key the
-    /// store holds already answers from the first run instead of deciding again.
+    /// with `outcome` (what the command needs to answer a retry, never a secret; made only
+    /// under a key), and a key the store holds already answers from the first run instead of
+    /// deciding again.
     pub(crate) async fn execute_recording<D: Decide>(
         &self,
         decision: &D,
         guard: &Guard,
-        outcome: Value,
+        outcome: impl Fn() -> Value,
     ) -> Result<Executed, Error> {
         let keyed = idempotency::pending();
         let attempts = self.config.max_attempts.max(1);
@@ -182,7 +184,7 @@ where
                     key: key.clone(),
                     outcome: json!({
                         "op": op,
-                        "outcome": outcome,
+                        "outcome": outcome(),
                         "refusal": refusal.as_ref().map(|refusal| {
                             let error = Error::from(refusal.clone());
                             json!({"id": error.id(), "message": error.message()})

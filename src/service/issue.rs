@@ -254,7 +254,7 @@ where
             delivery,
             rate_limited: self.rate_limited(caller),
         };
-        let outcome = serde_json::json!({ "codeId": code_id.as_str() });
+        let outcome = || serde_json::json!({ "codeId": code_id.as_str() });
         let executed = self.execute_recording(&decision, &guard, outcome).await?;
         if let Some(recalled) = &executed.recalled {
             // A retry: the link is the first run's only if this process drew the same code

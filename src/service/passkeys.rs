@@ -100,10 +100,12 @@ where
                 ceremony: started.ceremony,
             };
             // The creation options are not secret: a retry answers with the first run's.
-            let outcome = serde_json::json!({
-                "passkeyId": passkey_id.as_str(),
-                "creationOptions": started.creation_options,
-            });
+            let outcome = || {
+                serde_json::json!({
+                    "passkeyId": passkey_id.as_str(),
+                    "creationOptions": started.creation_options,
+                })
+            };
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;

@@ -7,6 +7,7 @@
 //! [`MAX_OPEN_CEREMONIES`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -243,8 +244,9 @@ pub struct UserState {
     /// every code issued before it is superseded.
     superseding_version: u64,
     recent_codes: VecDeque<DateTime<Utc>>,
-    user_name: String,
-    display_name: String,
+    // Shared text: the state is copied whenever an event changes it.
+    user_name: Arc<str>,
+    display_name: Arc<str>,
     passkeys: Vec<Passkey>,
     ceremonies: VecDeque<Ceremony>,
     legacy_passkeys: u32,
@@ -263,8 +265,8 @@ impl UserState {
                 display_name,
                 ..
             } => {
-                self.user_name.clone_from(user_name);
-                self.display_name.clone_from(display_name);
+                self.user_name = user_name.as_str().into();
+                self.display_name = display_name.as_str().into();
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Human);
                 self.status = UserStatus::Initial;
@@ -276,8 +278,8 @@ impl UserState {
                 user_name,
                 name,
             } => {
-                self.user_name.clone_from(user_name);
-                self.display_name.clone_from(name);
+                self.user_name = user_name.as_str().into();
+                self.display_name = name.as_str().into();
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Machine);
                 self.status = UserStatus::Active;

@@ -113,6 +113,9 @@ struct Inner {
     read: read::ReadTables,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
+    /// Where payloads are written out before they are stored (reused: one exact allocation per
+    /// stored payload, none while writing).
+    scratch: Vec<u8>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -240,20 +243,25 @@ impl InMemoryStore {
                 });
             }
         }
-        // Serialize before writing anything, so a failure writes nothing either.
-        let mut texts = Vec::with_capacity(batch.len());
-        for append in &batch {
-            let payloads = append
-                .events
-                .iter()
-                .map(|event| serde_json::to_string(&event.payload).map(String::into_boxed_str))
-                .collect::<Result<Vec<_>, _>>()
+        // Serialize before writing anything, so a failure writes nothing either: each payload
+        // into one reused buffer, then copied into an allocation of its exact size.
+        let mut texts: Vec<Box<str>> =
+            Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
+        let mut scratch = std::mem::take(&mut inner.scratch);
+        for event in batch.iter().flat_map(|append| &append.events) {
+            scratch.clear();
+            serde_json::to_writer(&mut scratch, &event.payload)
                 .map_err(|err| StoreError::Internal(err.to_string()))?;
-            texts.push(payloads);
+            let text = std::str::from_utf8(&scratch)
+                .map_err(|err| StoreError::Internal(err.to_string()))?;
+            texts.push(text.into());
         }
+        inner.scratch = scratch;
+        let mut texts = texts.into_iter();
         let mut versions = Vec::with_capacity(batch.len());
-        let mut written = Vec::with_capacity(batch.len());
-        for (append, payloads) in batch.into_iter().zip(texts) {
+        // What the idempotency record names: only kept when there is a record.
+        let mut written = Vec::with_capacity(if record.is_some() { batch.len() } else { 0 });
+        for append in batch {
             let Inner {
                 streams,
                 appended,
@@ -264,7 +272,7 @@ impl InMemoryStore {
                 Some(events) => events,
                 None => streams.entry(append.stream.clone()).or_default(),
             };
-            for (event, payload) in append.events.into_iter().zip(payloads) {
+            for (event, payload) in append.events.into_iter().zip(texts.by_ref()) {
                 *appended += 1;
                 feed.push((append.stream.clone(), events.len() as u64 + 1));
                 events.push(Stored {
@@ -276,7 +284,9 @@ impl InMemoryStore {
                 });
             }
             versions.push(Appended::new(events.len() as u64, *appended));
-            written.push((append.stream, events.len() as u64));
+            if record.is_some() {
+                written.push((append.stream, events.len() as u64));
+            }
         }
         if let Some(record) = record {
             inner
