@@ -25,6 +25,7 @@ pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -356,27 +357,27 @@ async fn within_deadline<T, F: Future<Output = ()>>(
     work: impl Future<Output = Result<T, Error>>,
     sleep: impl FnOnce(Duration) -> F,
 ) -> Result<T, Error> {
-    let Some(deadline) = deadline else {
-        return work.await;
-    };
+    // One suspension point holding `work`: each more would give it a slot of its own in this
+    // future, and operations' futures are large.
     let started = Instant::now();
     let mut work = std::pin::pin!(work);
-    let mut timer = std::pin::pin!(None::<F>);
-    let mut sleep = Some(sleep);
+    // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
+    let mut timer: Option<Pin<Box<F>>> = None;
+    let mut sleep = deadline.map(|deadline| (deadline, sleep));
+    let mut limit = Duration::ZERO;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(result) = work.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
-        if let Some(sleep) = sleep.take() {
-            timer
-                .as_mut()
-                .set(Some(sleep(deadline.saturating_sub(started.elapsed()))));
+        if let Some((deadline, sleep)) = sleep.take() {
+            limit = deadline;
+            timer = Some(Box::pin(sleep(deadline.saturating_sub(started.elapsed()))));
         }
-        match timer.as_mut().as_pin_mut().map(|timer| timer.poll(cx)) {
+        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(Error::catalogued(
                 catalogue::DEADLINE_EXCEEDED,
                 format!(
-                    "no answer within the deadline of {deadline:?}; a change may have been \
+                    "no answer within the deadline of {limit:?}; a change may have been \
                      recorded (retry with the same idempotency key)"
                 ),
             ))),

@@ -23,7 +23,8 @@ use crate::ids::{StreamId, UserId};
 #[derive(Clone)]
 struct Stored {
     position: u64,
-    event_type: Box<str>,
+    /// Shared with every event of the same type (a handful of types, millions of events).
+    event_type: Arc<str>,
     schema_version: u16,
     payload: Box<str>,
     recorded_at: DateTime<Utc>,
@@ -113,6 +114,8 @@ struct Inner {
     read: read::ReadTables,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
+    /// Each event type once, shared by the events of that type.
+    event_types: foldhash::HashSet<Arc<str>>,
     /// Where payloads are written out before they are stored (reused: one exact allocation per
     /// stored payload, none while writing).
     scratch: Vec<u8>,
@@ -266,18 +269,22 @@ impl InMemoryStore {
                 streams,
                 appended,
                 feed,
+                event_types,
                 ..
             } = &mut *inner;
             let events = match streams.get_mut(&append.stream) {
                 Some(events) => events,
-                None => streams.entry(append.stream.clone()).or_default(),
+                // Sized for what is written now: most streams (codes, claims) stay that short.
+                None => streams
+                    .entry(append.stream.clone())
+                    .or_insert_with(|| Vec::with_capacity(append.events.len())),
             };
             for (event, payload) in append.events.into_iter().zip(texts.by_ref()) {
                 *appended += 1;
                 feed.push((append.stream.clone(), events.len() as u64 + 1));
                 events.push(Stored {
                     position: *appended,
-                    event_type: event.event_type.into_boxed_str(),
+                    event_type: shared_type(event_types, event.event_type),
                     schema_version: event.schema_version,
                     payload,
                     recorded_at: event.recorded_at,
@@ -295,6 +302,16 @@ impl InMemoryStore {
         }
         Ok(versions)
     }
+}
+
+/// The shared text of `event_type`, added to `types` the first time it is seen.
+fn shared_type(types: &mut foldhash::HashSet<Arc<str>>, event_type: String) -> Arc<str> {
+    if let Some(shared) = types.get(event_type.as_str()) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = event_type.into();
+    types.insert(shared.clone());
+    shared
 }
 
 impl EventStore for InMemoryStore {
