@@ -604,23 +604,10 @@ fn postgres_throughput(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (service, callers) = (service.clone(), callers.clone());
                 async move {
-                    let per_task = iters.div_ceil(tasks as u64);
-                    let start = Instant::now();
-                    let mut handles = Vec::new();
-                    for caller in callers.into_iter().take(tasks) {
-                        let service = service.clone();
-                        handles.push(tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                service.add_my_passwordless_link(&caller).await.unwrap();
-                            }
-                        }));
-                    }
-                    for handle in handles {
-                        handle.await.unwrap();
-                    }
-                    start
-                        .elapsed()
-                        .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+                    per_op(iters, tasks, |per_task| {
+                        issue_for(&service, &callers, tasks, per_task)
+                    })
+                    .await
                 }
             })
         });
@@ -629,27 +616,118 @@ fn postgres_throughput(c: &mut Criterion) {
                 b.to_async(&rt).iter_custom(|iters| {
                     let (store, rows) = (store.clone(), rows.clone());
                     async move {
-                        let per_task = iters.div_ceil(tasks as u64);
-                        let start = Instant::now();
-                        let mut handles = Vec::new();
-                        for _ in 0..tasks {
-                            let (store, rows) = (store.clone(), rows.clone());
-                            handles.push(tokio::spawn(async move {
-                                raw_inserts(&store, per_task, transaction, &rows).await;
-                            }));
-                        }
-                        for handle in handles {
-                            handle.await.unwrap();
-                        }
-                        start
-                            .elapsed()
-                            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+                        per_op(iters, tasks, |per_task| {
+                            raw_for(&store, &rows, tasks, per_task, transaction)
+                        })
+                        .await
                     }
                 })
             });
         }
     }
     group.finish();
+    // The same three, interleaved: rounds of issuance, raw transaction and raw autocommit back to
+    // back (the order rotating each round), so a checkpoint or a busy neighbour weighs on all
+    // three alike. Per-round ratios; the medians go to BENCHMARKS.md.
+    let mut report = Vec::new();
+    for tasks in [1usize, 4, 16, 64] {
+        let per_task = (2_000 / tasks as u64).max(50);
+        let mut ratios = (Vec::new(), Vec::new());
+        for round in 0..7 {
+            let mut took = [Duration::ZERO; 3];
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                took[which] = rt.block_on(async {
+                    match which {
+                        0 => issue_for(&service, &callers, tasks, per_task).await,
+                        1 => raw_for(&store, &rows, tasks, per_task, true).await,
+                        _ => raw_for(&store, &rows, tasks, per_task, false).await,
+                    }
+                });
+            }
+            // Throughput ratio = inverse time ratio (same number of operations).
+            ratios.0.push(took[1].as_secs_f64() / took[0].as_secs_f64());
+            ratios.1.push(took[2].as_secs_f64() / took[0].as_secs_f64());
+        }
+        let (txn, auto) = (median(&mut ratios.0), median(&mut ratios.1));
+        println!(
+            "pg_interleaved/{tasks}: issuance / raw transaction {txn:.2}×, issuance / raw autocommit {auto:.2}× (medians of 7 rounds)"
+        );
+        report.push(
+            serde_json::json!({"tasks": tasks, "vs_txn": txn, "vs_autocommit": auto, "rounds": 7}),
+        );
+    }
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("..")
+        .join("criterion")
+        .join("pg_interleaved.json");
+    let _ = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap());
+}
+
+#[cfg(feature = "postgres")]
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Time per operation of `iters` operations spread over `tasks` tasks, run by `run(per_task)`.
+#[cfg(feature = "postgres")]
+async fn per_op<F: std::future::Future<Output = Duration>>(
+    iters: u64,
+    tasks: usize,
+    run: impl FnOnce(u64) -> F,
+) -> Duration {
+    let per_task = iters.div_ceil(tasks as u64);
+    run(per_task)
+        .await
+        .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+}
+
+/// `tasks` tasks, each issuing `per_task` links for its own user: the wall time.
+#[cfg(feature = "postgres")]
+async fn issue_for<S: EventStore + 'static>(
+    service: &Arc<Service<S>>,
+    callers: &[Caller],
+    tasks: usize,
+    per_task: u64,
+) -> Duration {
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for caller in callers.iter().take(tasks) {
+        let (service, caller) = (service.clone(), caller.clone());
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                service.add_my_passwordless_link(&caller).await.unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// `tasks` tasks, each writing `per_task` times the two rows of an issuance: the wall time.
+#[cfg(feature = "postgres")]
+async fn raw_for(
+    store: &passkey_links::store::postgres::PostgresStore,
+    rows: &Arc<[serde_json::Value; 2]>,
+    tasks: usize,
+    per_task: u64,
+    transaction: bool,
+) -> Duration {
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (store, rows) = (store.clone(), rows.clone());
+        handles.push(tokio::spawn(async move {
+            raw_inserts(&store, per_task, transaction, &rows).await;
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    start.elapsed()
 }
 
 /// The two payloads one issuance writes (its user event and its code's first event), read back
