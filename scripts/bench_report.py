@@ -105,3 +105,11 @@ if rows:
     for tasks, issuance, txn, auto in rows:
         ops = lambda ns: 1e9 / ns
         print(f"| {tasks} | {ops(issuance):,.0f} | {ops(txn):,.0f} | {ops(auto):,.0f} | {txn / issuance:.2f}× | {auto / issuance:.2f}× |")
+
+# The same comparison interleaved (benches/issuance.rs prints it after `pg_throughput`).
+interleaved = ROOT / "pg_interleaved.json"
+if interleaved.exists():
+    print("\n| tasks | issuance / transaction (interleaved, median) | issuance / autocommit (interleaved, median) |")
+    print("|---|---|---|")
+    for row in json.loads(interleaved.read_text()):
+        print(f"| {row['tasks']} | {row['vs_txn']:.2f}× | {row['vs_autocommit']:.2f}× |")
