@@ -147,7 +147,7 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                 Err(err) => return Err(err),
             };
             if idle {
-                let mut delay = pin!(futures_timer::Delay::new(self.poll_interval));
+                let mut delay = pin!(self.store.sleep(self.poll_interval));
                 let stopped = std::future::poll_fn(|cx| {
                     if stop.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(true);

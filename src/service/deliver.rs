@@ -155,7 +155,7 @@ where
                 Attempted::Finished => return Ok(()),
                 Attempted::Transient => {
                     // The next attempt checks expiry before it sends.
-                    futures_timer::Delay::new(retry.delay(attempt)).await;
+                    self.store.sleep(retry.delay(attempt)).await;
                 }
             }
         }

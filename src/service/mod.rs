@@ -364,21 +364,20 @@ async fn within_deadline<T, F: Future<Output = ()>>(
     // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
     let mut timer: Option<Pin<Box<F>>> = None;
     let mut sleep = deadline.map(|deadline| (deadline, sleep));
-    let mut limit = Duration::ZERO;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(result) = work.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
         if let Some((deadline, sleep)) = sleep.take() {
-            limit = deadline;
             timer = Some(Box::pin(sleep(deadline.saturating_sub(started.elapsed()))));
         }
         match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(Error::catalogued(
                 catalogue::DEADLINE_EXCEEDED,
                 format!(
-                    "no answer within the deadline of {limit:?}; a change may have been \
-                     recorded (retry with the same idempotency key)"
+                    "no answer within the deadline of {:?}; a change may have been \
+                     recorded (retry with the same idempotency key)",
+                    deadline.unwrap_or_default()
                 ),
             ))),
             _ => Poll::Pending,

@@ -576,7 +576,8 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
 
     /// A timer on the runtime this store's calls run on: the service's deadline around each
-    /// operation waits on it (set only once the operation waits at all). The default is
+    /// operation (set only once the operation waits at all), the outbox's retry delays and the
+    /// projection runner's polling wait on it. The default is
     /// runtime-agnostic (`futures-timer`: a thread of its own, woken whenever a timer is set or
     /// dropped); a store bound to a runtime gives that runtime's timer, which costs far less.
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send {
