@@ -36,9 +36,9 @@ pub use credential::{
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
     FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PendingDelivery,
-    PresentCode, ReadCode, ReadDelivery, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery,
-    RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration, UserChange, is_live,
-    pending_delivery,
+    PresentCode, ReadCeremony, ReadCode, ReadDelivery, ReadOrg, ReadUser, ReadUserAndOrg,
+    RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration,
+    UserChange, is_live, pending_delivery,
 };
 pub use error::{CheckFailure, DomainError};
 pub use org::{OrgEvent, OrgState, OrgStatus};
@@ -47,7 +47,10 @@ pub use passkey::{
     Passkey, PasskeyState, RegisteredPasskey, VerifiedCredential,
 };
 pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN, validate_text};
-pub use user::{MAX_LANGUAGE_LEN, USER_ORG_FIELD, UserEvent, UserKind, UserState, UserStatus};
+pub use user::{
+    CEREMONY_CODE_FIELD, CEREMONY_PASSKEY_FIELD, CEREMONY_STARTED, MAX_LANGUAGE_LEN,
+    USER_ORG_FIELD, UserEvent, UserKind, UserState, UserStatus,
+};
 
 /// One new event for one stream. Built only through the typed constructors, so the stream's
 /// kind always matches the event's.
@@ -224,6 +227,15 @@ pub trait Decide {
     /// org of a user, when the caller names it): read with the first ones, in the same round
     /// trip. Only a guess: what [`Decide::state`] asks for is what counts. Default: none.
     fn prefetch(&self) -> Vec<StreamId> {
+        Vec::new()
+    }
+
+    /// Streams the decision will probably ask for once a stream it asks for first is read,
+    /// named by an event of that stream (the code of a passkey ceremony, named by the user
+    /// event that started it): each read in the same round trip as its source when the source
+    /// is read, as the store follows it ([`crate::store::Follow`], whose `from` the reader
+    /// points at the source). Only a guess, like [`Decide::prefetch`]. Default: none.
+    fn follow(&self) -> Vec<(StreamId, crate::store::Follow)> {
         Vec::new()
     }
 

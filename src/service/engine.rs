@@ -358,6 +358,7 @@ where
     async fn load<D: Decide>(&self, decision: &D, guard: &Guard) -> Result<Loaded, Error> {
         let mut loaded = Loaded::default();
         let mut prefetch = decision.prefetch();
+        let mut follow = decision.follow();
         loop {
             let Some(mut missing) = next_ask(decision, guard, &loaded) else {
                 return Ok(loaded);
@@ -377,7 +378,8 @@ where
                     missing.push(stream);
                 }
             }
-            for (stream, state, meta) in self.load_streams(missing, &loaded).await? {
+            let follow = std::mem::take(&mut follow);
+            for (stream, state, meta) in self.load_streams(missing, follow, &loaded).await? {
                 loaded.insert(stream, state, meta);
             }
         }
@@ -392,11 +394,13 @@ where
     ///
     /// The org of a user the cache does not know is read in the same call, named by the
     /// user's first event (decisions that read a user read its org next), unless an org is
-    /// asked for or loaded already. A prediction is only a read: the decision still asks for
+    /// asked for or loaded already; so is each stream the decision follows from a stream read
+    /// here ([`Decide::follow`]). A prediction is only a read: the decision still asks for
     /// what it needs, and anything else is read then.
     async fn load_streams(
         &self,
         mut streams: Vec<StreamId>,
+        decision_follows: Vec<(StreamId, Follow)>,
         loaded: &Loaded,
     ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
         let cached = |stream: &StreamId| {
@@ -424,13 +428,23 @@ where
             || loaded
                 .entries()
                 .any(|e| e.stream.kind() == AggregateKind::Org);
-        let follow: Vec<Follow> = streams
+        let read_whole = |stream: &StreamId| {
+            streams
+                .iter()
+                .zip(&starts)
+                .position(|(s, start)| s == stream && start.is_none())
+        };
+        let users_org = streams
             .iter()
             .zip(&starts)
             .position(|(stream, start)| stream.kind() == AggregateKind::User && start.is_none())
             .filter(|_| !org_asked)
-            .map(|user| Follow::new(user, USER_ORG_FIELD, AggregateKind::Org))
+            .map(|user| Follow::new(user, USER_ORG_FIELD, AggregateKind::Org));
+        let follow: Vec<Follow> = users_org
             .into_iter()
+            .chain(decision_follows.into_iter().filter_map(|(source, follow)| {
+                read_whole(&source).map(|from| Follow { from, ..follow })
+            }))
             .collect();
         let mut reads = self.store.load_many(&wanted, &follow, LOAD_PAGE).await?;
         for read in reads.split_off(streams.len().min(reads.len())) {

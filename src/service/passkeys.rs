@@ -10,7 +10,7 @@ use super::redeem::present;
 use super::{Op, PasskeyLinks};
 use crate::domain::{
     CheckCode, CredentialId, DomainError, FinishPasskeyRegistration, LookUpCredential,
-    MAX_NAME_LEN, Passkey, PasskeyState, ReadUser, RecordPasskeyUse, RemovePasskey,
+    MAX_NAME_LEN, Passkey, PasskeyState, ReadCeremony, ReadUser, RecordPasskeyUse, RemovePasskey,
     StartPasskeyRegistration, UserState,
 };
 use crate::error::Error;
@@ -174,9 +174,11 @@ where
             let ceremony = match ceremony {
                 Some(ceremony) => Some(ceremony),
                 None => {
-                    let read = ReadUser {
+                    // The user, its org and the ceremony's code, in one read: finishing then
+                    // decides on them without reading again.
+                    let read = ReadCeremony {
                         user_id: user_id.clone(),
-                        org_context: None,
+                        passkey_id: passkey_id.clone(),
                     };
                     let read = self
                         .execute(&read, &Guard::Open)

@@ -76,6 +76,7 @@ where
     snapshots_keep_the_newest_per_stream(make().await).await;
     load_many_starts_at_the_snapshot_or_the_version_asked(make().await).await;
     load_many_reads_the_streams_first_events_name(make().await).await;
+    load_many_follows_the_newest_matching_event(make().await).await;
     a_batch_is_written_only_while_the_events_seen_are_last(make().await).await;
     a_conflicting_batch_writes_nothing(make().await).await;
     a_stream_twice_in_one_batch_is_refused(make().await).await;
@@ -650,6 +651,95 @@ pub async fn load_many_starts_at_the_snapshot_or_the_version_asked<S: EventStore
     assert_eq!(versions(2), [2, 3]);
     let paged = store.load_many(&asked[..1], &[], 2).await.unwrap();
     assert_eq!(paged[0].events.len(), 2, "at most the limit");
+}
+
+/// `load_many` reads a stream named by the newest event of a type whose field matches, among
+/// the last [`crate::store::FOLLOW_WINDOW`] events of the stream followed — whether that is
+/// read from a later version or from its snapshot —; an older match, another type, a match
+/// beyond the window or no match at all is not followed.
+pub async fn load_many_follows_the_newest_matching_event<S: EventStore>(store: S) {
+    use crate::store::{FOLLOW_WINDOW, Follow, ReadFrom, Snapshot};
+    let user = stream(AggregateKind::User, "latest-user");
+    let old = stream(AggregateKind::User, "latest-old");
+    let code = |n: u64| stream(AggregateKind::Code, &format!("latest-code-{n}"));
+    let started = |n: u64, event_type: &str, passkey: &str, code_n: u64| NewEvent {
+        event_type: event_type.to_owned(),
+        payload: json!({ "n": n, "passkeyId": passkey, "codeId": code(code_n).id() }),
+        ..event(n)
+    };
+    let fillers = |from: u64, to: u64| (from..=to).map(event).collect::<Vec<_>>();
+    let mut history = vec![
+        started(1, "test.started", "old", 5),
+        started(2, "test.started", "edge", 6),
+    ];
+    history.extend(fillers(3, FOLLOW_WINDOW + 1));
+    let mut appends = vec![
+        append(
+            &user,
+            ExpectedVersion::NoStream,
+            vec![
+                event(1),
+                started(2, "test.started", "a", 1),
+                started(3, "test.started", "b", 2),
+                started(4, "test.started", "a", 3),
+                started(5, "test.other", "b", 4),
+            ],
+        ),
+        append(&old, ExpectedVersion::NoStream, history),
+    ];
+    appends.extend((1..=6).map(|n| append(&code(n), ExpectedVersion::NoStream, fillers(1, n))));
+    store.append(batch(appends)).await.unwrap();
+    store
+        .write_snapshot(Snapshot::new(old.clone(), 10, json!({"at": 10})))
+        .await
+        .unwrap();
+    let asked = [
+        (user.clone(), ReadFrom::After(3)),
+        (old.clone(), ReadFrom::Snapshot),
+    ];
+    let latest = |from: usize, field: &'static str, passkey: &str| {
+        Follow::latest(
+            from,
+            field,
+            AggregateKind::Code,
+            "test.started",
+            "passkeyId",
+            passkey,
+        )
+    };
+    let follow = [
+        latest(0, "codeId", "a"),
+        latest(0, "codeId", "b"),
+        latest(0, "codeId", "none"),
+        latest(1, "codeId", "old"),
+        latest(1, "codeId", "edge"),
+        latest(0, "noSuchField", "a"),
+    ];
+    let reads = store.load_many(&asked, &follow, 100).await.unwrap();
+    assert_eq!(reads.len(), asked.len() + follow.len());
+    let user_versions: Vec<u64> = reads[0].events.iter().map(|e| e.version).collect();
+    assert_eq!(user_versions, [4, 5], "the streams asked are read as asked");
+    for (i, expected, why) in [
+        (2, Some(3), "the newest of two matches"),
+        (3, Some(2), "a match, a newer event of another type ignored"),
+        (4, None, "no match"),
+        (5, None, "a match beyond the last events"),
+        (6, Some(6), "the oldest match within the last events"),
+        (7, None, "no such field"),
+    ] {
+        match expected {
+            Some(n) => {
+                let versions: Vec<u64> = reads[i].events.iter().map(|e| e.version).collect();
+                assert!(
+                    reads[i].events.iter().all(|e| e.stream == code(n)),
+                    "{why}: {:?}",
+                    reads[i].events.first().map(|e| &e.stream)
+                );
+                assert_eq!(versions, (1..=n).collect::<Vec<_>>(), "{why}");
+            }
+            None => assert_eq!(reads[i], crate::store::StreamRead::default(), "{why}"),
+        }
+    }
 }
 
 /// `load_many` reads a [`crate::store::Follow`]ed stream — named by a field of another

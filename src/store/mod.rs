@@ -157,34 +157,103 @@ pub enum ReadFrom {
 }
 
 /// A stream for [`EventStore::load_many`] to read along with the streams asked, whose id the
-/// caller does not know yet: the stream of `kind` named by the text field `field` of the first
-/// event of the stream asked at index `from` (a user's org, named by the user's first event),
+/// caller does not know yet: the stream of `kind` named by the text field `field` of an event
+/// of the stream asked at index `from` — its first event (a user's org), or the newest of its
+/// recent events that matches ([`Naming::Latest`]: the code of a user's passkey ceremony) —,
 /// read from its newest snapshot. It saves the round trip of reading the first stream before
 /// naming the second; what it reads is only a prediction until the caller checks the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Follow {
-    /// The index, in the streams asked, of the stream whose first event names the stream.
+    /// The index, in the streams asked, of the stream whose event names the stream.
     pub from: usize,
-    /// The top-level text field of that first event's payload holding the id.
+    /// The top-level text field of that event's payload holding the id.
     pub field: &'static str,
     /// The kind of the stream named.
     pub kind: AggregateKind,
+    /// Which event of the stream at `from` names it.
+    pub naming: Naming,
+}
+
+/// How many of a stream's last events a [`Naming::Latest`] follow looks through: a follow is
+/// a prediction, and a bounded one costs the same whatever a stream's length or a caller's
+/// guess.
+pub const FOLLOW_WINDOW: u64 = 64;
+
+/// Which event of the stream followed names the stream to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Naming {
+    /// Its first event (version 1).
+    First,
+    /// The newest event of `event_type` among its last [`FOLLOW_WINDOW`] events whose
+    /// top-level text field `key` is `value`.
+    Latest {
+        /// The event type.
+        event_type: &'static str,
+        /// The payload field compared.
+        key: &'static str,
+        /// The text it must hold.
+        value: Arc<str>,
+    },
 }
 
 impl Follow {
     /// The stream of `kind` named by `field` of the first event of the stream asked at `from`.
     pub fn new(from: usize, field: &'static str, kind: AggregateKind) -> Self {
-        Self { from, field, kind }
+        Self {
+            from,
+            field,
+            kind,
+            naming: Naming::First,
+        }
     }
 
-    /// The stream `first` (the first event of the stream followed) names, if it names a valid
-    /// one.
-    pub fn named_by(&self, first: &RecordedEvent) -> Option<StreamId> {
-        if first.version != 1 {
-            return None;
+    /// The stream of `kind` named by `field` of the newest event of `event_type` (among the
+    /// last [`FOLLOW_WINDOW`]) of the stream asked at `from` whose field `key` is `value`.
+    pub fn latest(
+        from: usize,
+        field: &'static str,
+        kind: AggregateKind,
+        event_type: &'static str,
+        key: &'static str,
+        value: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            from,
+            field,
+            kind,
+            naming: Naming::Latest {
+                event_type,
+                key,
+                value: value.into(),
+            },
         }
-        let id = first.payload.get(self.field)?.as_str()?;
+    }
+
+    /// The stream `events` name, if they name a valid one: `events` are the followed stream's
+    /// events in version order — from its first for [`Naming::First`], through its last for
+    /// [`Naming::Latest`] (of which only the last [`FOLLOW_WINDOW`] count).
+    pub fn named_by(&self, events: &[RecordedEvent]) -> Option<StreamId> {
+        let naming = match &self.naming {
+            Naming::First => events.first().filter(|first| first.version == 1),
+            Naming::Latest {
+                event_type,
+                key,
+                value,
+            } => {
+                let last = events.last()?.version;
+                events
+                    .iter()
+                    .rev()
+                    .take_while(|e| e.version + FOLLOW_WINDOW > last)
+                    .find(|e| {
+                        e.event_type == *event_type
+                            && e.payload.get(*key).and_then(Value::as_str) == Some(&**value)
+                    })
+            }
+        }?;
+        let id = naming.payload.get(self.field)?.as_str()?;
         StreamId::new(self.kind, id).ok()
     }
 }
@@ -490,19 +559,13 @@ pub trait EventStore: Send + Sync {
             let mut named = Vec::with_capacity(follow.len());
             for follow in follow {
                 let source = streams.get(follow.from).zip(reads.get(follow.from));
-                let first = match source {
-                    Some((_, read)) if read.events.first().is_some_and(|e| e.version == 1) => {
-                        read.events.first().cloned()
+                let events = match source {
+                    Some(((stream, from), read)) => {
+                        follow_source(self, stream, *from, read, &follow.naming, limit).await?
                     }
-                    Some(((stream, _), _)) => self
-                        .read_many(&[(stream.clone(), 0)], 1)
-                        .await?
-                        .into_iter()
-                        .flatten()
-                        .next(),
-                    None => None,
+                    None => Vec::new(),
                 };
-                named.push(first.as_ref().and_then(|first| follow.named_by(first)));
+                named.push(follow.named_by(&events));
             }
             let wanted: Vec<(StreamId, ReadFrom)> = named
                 .iter()
@@ -583,6 +646,50 @@ pub trait EventStore: Send + Sync {
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send {
         futures_timer::Delay::new(duration)
     }
+}
+
+/// The events of a followed stream that [`Follow::named_by`] needs, from what `load_many`
+/// read of it (`read`, read from `from` with `limit`): its first event, or its last
+/// [`FOLLOW_WINDOW`] events — none when the read stopped short of the stream's end.
+async fn follow_source<S: EventStore + ?Sized>(
+    store: &S,
+    stream: &StreamId,
+    from: ReadFrom,
+    read: &StreamRead,
+    naming: &Naming,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let events = &read.events;
+    let start = events.first().map(|e| e.version);
+    let after = match naming {
+        Naming::First if start == Some(1) => return Ok(events.iter().take(1).cloned().collect()),
+        Naming::First => 0,
+        Naming::Latest { .. } if events.len() >= limit => return Ok(Vec::new()),
+        Naming::Latest { .. } => {
+            let last = match (events.last(), &read.snapshot, from) {
+                (Some(event), _, _) => event.version,
+                (None, Some(snapshot), _) => snapshot.version,
+                (None, None, ReadFrom::After(after)) => after,
+                (None, None, ReadFrom::Snapshot) => 0,
+            };
+            let after = last.saturating_sub(FOLLOW_WINDOW);
+            if start.is_some_and(|start| start <= after + 1) {
+                return Ok(events.clone());
+            }
+            after
+        }
+    };
+    let wanted = usize::try_from(FOLLOW_WINDOW).unwrap_or(usize::MAX);
+    let page = match naming {
+        Naming::First => 1,
+        Naming::Latest { .. } => wanted,
+    };
+    Ok(store
+        .read_many(&[(stream.clone(), after)], page)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// [`EventStore::load_many`] without follows, by [`EventStore::read_snapshots`] and

@@ -2050,6 +2050,91 @@ pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + 
     assert_eq!(locked_elsewhere.details, locked.details);
 }
 
+/// A ceremony finishes in a process that has never seen its user: that process reads the
+/// user, its org and the code of the ceremony answered — not of the user's newer ceremony —
+/// together (see the round-trip count on PostgreSQL); a ceremony older than the store's
+/// follow window finishes all the same, with one more read.
+pub async fn a_ceremony_finishes_in_a_process_that_never_saw_the_user<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let f = Fixture::new(store).await;
+    let process = || {
+        PasskeyLinks::new(
+            f.store.clone(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            // Links issued back to back, each left live.
+            config().with_policy(
+                Policy::default()
+                    .with_rate_limit(None)
+                    .with_one_live_link(false),
+            ),
+        )
+        .with_clock(f.clock.clone())
+        .with_relying_party(relying_party())
+    };
+    let issuer = process();
+    let link = || async {
+        let response = issuer
+            .add_passwordless_registration(
+                &Caller::System,
+                None,
+                AddPasswordlessRegistrationRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        link_params(&response.link)
+    };
+    let start = |(user, _, code_id, code): (String, String, String, String)| {
+        let issuer = &issuer;
+        async move {
+            let started = issuer
+                .register_passkey(register_request(&user, &code_id, &code))
+                .await
+                .unwrap();
+            let response =
+                Authenticator::new().create(&started.public_key_credential_creation_options);
+            verify_request(&user, &started.passkey_id, &response)
+        }
+    };
+    let first = start(link().await).await;
+    let newer = start(link().await).await;
+    process()
+        .verify_passkey_registration(first)
+        .await
+        .expect("the first ceremony, with its own code");
+    process()
+        .verify_passkey_registration(newer)
+        .await
+        .expect("the newer ceremony: its code was not the one consumed");
+
+    let old = start(link().await).await;
+    let window = passkey_links::store::FOLLOW_WINDOW;
+    for _ in 0..window {
+        link().await;
+    }
+    process()
+        .verify_passkey_registration(old)
+        .await
+        .expect("a ceremony started more than the follow window's events ago");
+    let listed = f
+        .service
+        .list_passkeys(
+            &Caller::System,
+            None,
+            ListPasskeysRequest {
+                user_id: f.ada.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.result.len(), 3);
+}
+
 /// Generates one `#[tokio::test]` per scenario for a backend. `$store` is an async fn returning
 /// `Option<store>` (`None`: the backend is not available; the test says so and returns).
 #[macro_export]
@@ -2086,7 +2171,8 @@ macro_rules! service_scenarios {
             clock_skew_cannot_stretch_a_lifetime,
             idempotent_retries_answer_as_the_first_run,
             a_warm_decision_never_outlives_another_process_change,
-            a_warm_ceremony_never_outlives_another_process_change
+            a_warm_ceremony_never_outlives_another_process_change,
+            a_ceremony_finishes_in_a_process_that_never_saw_the_user
         );
     };
     (@each $store:ident, $($name:ident),*) => {$(

@@ -730,8 +730,9 @@ mod with_postgres {
             "cold register: code, user and its org in one read, then the append"
         );
         assert_eq!(
-            cold_verify, 3,
-            "cold verify: the user and its org (the ceremony), then the code, then the append"
+            cold_verify, 2,
+            "cold verify: the user, its org and the ceremony's code (named by the user event \
+             that started it) in one read, then the append"
         );
         assert_eq!(
             cold_check, 1,

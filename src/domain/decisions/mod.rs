@@ -19,5 +19,5 @@ pub use deliver::{
 pub use issue::{Delivery, IssueCode};
 pub use passkeys::{LookUpCredential, ReadUser, RecordPasskeyUse, RemovePasskey};
 pub use read::{ReadOrg, ReadUserAndOrg, is_live};
-pub use register::{FinishPasskeyRegistration, StartPasskeyRegistration};
+pub use register::{FinishPasskeyRegistration, ReadCeremony, StartPasskeyRegistration};
 pub use revoke::RevokeCode;

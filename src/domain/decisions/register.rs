@@ -16,11 +16,14 @@ use crate::domain::passkey::{
     VerifiedCredential,
 };
 use crate::domain::text::{MAX_NAME_LEN, validate_text};
-use crate::domain::user::{UserEvent, UserState};
+use crate::domain::user::{
+    CEREMONY_CODE_FIELD, CEREMONY_PASSKEY_FIELD, CEREMONY_STARTED, UserEvent, UserState,
+};
 use crate::domain::{
     Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
 };
-use crate::ids::{CodeId, PasskeyId, StreamId, UserId};
+use crate::ids::{AggregateKind, CodeId, PasskeyId, StreamId, UserId};
+use crate::store::Follow;
 
 /// Start a registration with a presented code: the code is checked like a check (failures
 /// recorded, generic error) and the relying party's ceremony is recorded, open for at most
@@ -73,6 +76,49 @@ impl Decide for StartPasskeyRegistration {
                 expires_at,
             },
         )])
+    }
+}
+
+/// Read the user of a passkey ceremony with the code the ceremony was started with (appends
+/// nothing): what finishing the ceremony needs, read before the relying party judges the
+/// browser's response. The code is named by the user event that started the ceremony: a
+/// store reads it along with the user ([`Decide::follow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCeremony {
+    /// The user.
+    pub user_id: UserId,
+    /// The passkey whose ceremony is read.
+    pub passkey_id: PasskeyId,
+}
+
+impl Decide for ReadCeremony {
+    type State<'a> = &'a UserState;
+
+    fn follow(&self) -> Vec<(StreamId, Follow)> {
+        let started = Follow::latest(
+            0,
+            CEREMONY_CODE_FIELD,
+            AggregateKind::Code,
+            CEREMONY_STARTED,
+            CEREMONY_PASSKEY_FIELD,
+            self.passkey_id.as_str(),
+        );
+        vec![(StreamId::user(&self.user_id), started)]
+    }
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        let user = view.user(&self.user_id)?;
+        if let Some(ceremony) = user.ceremony(&self.passkey_id) {
+            view.require(&[StreamKey::code(&ceremony.code_id)])?;
+        }
+        Ok(user)
+    }
+
+    fn decide(&self, user: &UserState, _: &Ctx<'_>) -> Outcome {
+        match user.locate(None) {
+            Ok(_) => Outcome::Accept(Vec::new()),
+            Err(err) => Outcome::Reject(err),
+        }
     }
 }
 
@@ -276,6 +322,46 @@ mod tests {
                 expires_at: t0() + CEREMONY_LIFETIME,
             },
         )
+    }
+
+    /// A store finds a ceremony's code by the type and fields of the user event that started
+    /// it: what [`ReadCeremony`] follows matches that event as encoded, and no other passkey's.
+    #[test]
+    fn reading_a_ceremony_follows_the_event_that_started_it() {
+        use crate::domain::Event;
+        use crate::store::RecordedEvent;
+        let change = started(1);
+        let (event_type, payload) = Event::User(match change.event() {
+            Event::User(event) => event.clone(),
+            other => panic!("a user event: {other:?}"),
+        })
+        .encode()
+        .unwrap();
+        let recorded = RecordedEvent {
+            stream: StreamId::user(&user()),
+            version: 7,
+            position: 70,
+            event_type,
+            schema_version: 1,
+            payload,
+            recorded_at: t0(),
+        };
+        let follows = |n: u32| {
+            ReadCeremony {
+                user_id: user(),
+                passkey_id: passkey_id(n),
+            }
+            .follow()
+        };
+        let [(source, follow)] = &follows(1)[..] else {
+            panic!("one follow");
+        };
+        assert_eq!(source, &StreamId::user(&user()));
+        assert_eq!(
+            follow.named_by(std::slice::from_ref(&recorded)),
+            Some(StreamId::code(&code(1)))
+        );
+        assert_eq!(follows(2)[0].1.named_by(&[recorded]), None);
     }
 
     #[test]

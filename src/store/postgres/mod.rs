@@ -42,8 +42,9 @@ pub use rustls;
 pub use tokio_postgres;
 
 use super::{
-    AppendBatch, Appended, EventStore, ExpectedVersion, FeedEvent, Follow, IdempotencyRecord,
-    ReadFrom, Recalled, RecordedEvent, Seen, Snapshot, StoreError, StreamAppend, StreamRead,
+    AppendBatch, Appended, EventStore, ExpectedVersion, FOLLOW_WINDOW, FeedEvent, Follow,
+    IdempotencyRecord, Naming, ReadFrom, Recalled, RecordedEvent, Seen, Snapshot, StoreError,
+    StreamAppend, StreamRead,
 };
 use crate::ids::{AggregateKind, StreamId};
 
@@ -1290,17 +1291,33 @@ impl PostgresStore {
                 SELECT t, i, after, n
                 FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
              ),
-             -- Per follow, one probe of its source's first event: a correlated subquery, so
-             -- no plan (generic plans are made once, maybe on an empty table) can drive the
-             -- lookup from the events table.
+             -- Per follow, one probe of its source's first event, or one backward walk of
+             -- its last events for the newest that matches: correlated subqueries, so no plan
+             -- (generic plans are made once, maybe on an empty table) can drive the lookup
+             -- from the events table.
              followed AS (
                 SELECT f.t,
-                       (SELECT x.payload ->> f.field
-                        FROM asked JOIN {table} x
-                          ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
-                        WHERE asked.n = f.src) AS i,
+                       CASE WHEN f.et IS NULL THEN
+                           (SELECT x.payload ->> f.field
+                            FROM asked JOIN {table} x
+                              ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
+                            WHERE asked.n = f.src)
+                       ELSE
+                           (SELECT y.payload ->> f.field
+                            FROM asked CROSS JOIN LATERAL (
+                                SELECT x.version, x.event_type, x.payload
+                                FROM {table} x
+                                WHERE x.stream_type = asked.t AND x.stream_id = asked.i
+                                ORDER BY x.version DESC
+                                LIMIT {window}
+                            ) y
+                            WHERE asked.n = f.src AND y.event_type = f.et AND y.payload ->> f.k = f.v
+                            ORDER BY y.version DESC
+                            LIMIT 1)
+                       END AS i,
                        -1::int8 AS after, $8::int8 + f.n AS n
-                FROM unnest($5::text[], $6::text[], $7::int8[]) WITH ORDINALITY AS f(t, field, src, n)
+                FROM unnest($5::text[], $6::text[], $7::int8[], $9::text[], $10::text[], $11::text[])
+                     WITH ORDINALITY AS f(t, field, src, et, k, v, n)
              ),
              s AS (
                 SELECT t, i, after, n FROM asked
@@ -1333,6 +1350,7 @@ impl PostgresStore {
              ORDER BY 1, 2 DESC, 3",
             snapshots = self.snapshots_table(),
             table = self.table,
+            window = FOLLOW_WINDOW,
         );
         let statement = client.prepare_cached(&sql).await.map_err(classify)?;
         let types: Vec<&str> = streams.iter().map(|(s, _)| s.kind().as_str()).collect();
@@ -1352,6 +1370,23 @@ impl PostgresStore {
             .iter()
             .map(|f| i64::try_from(f.from).map_or(0, |from| from + 1))
             .collect();
+        // What a latest-matching follow compares (nulls for a first-event follow).
+        let mut event_types: Vec<Option<&str>> = Vec::with_capacity(follow.len());
+        let mut keys: Vec<Option<&str>> = Vec::with_capacity(follow.len());
+        let mut values: Vec<Option<&str>> = Vec::with_capacity(follow.len());
+        for f in follow {
+            let (event_type, key, value) = match &f.naming {
+                Naming::Latest {
+                    event_type,
+                    key,
+                    value,
+                } => (Some(*event_type), Some(*key), Some(&**value)),
+                _ => (None, None, None),
+            };
+            event_types.push(event_type);
+            keys.push(key);
+            values.push(value);
+        }
         let base = i64::try_from(streams.len()).unwrap_or(i64::MAX);
         let rows = client
             .query(
@@ -1365,6 +1400,9 @@ impl PostgresStore {
                     &fields,
                     &sources,
                     &base,
+                    &event_types,
+                    &keys,
+                    &values,
                 ],
             )
             .await
