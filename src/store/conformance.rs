@@ -836,9 +836,48 @@ pub async fn load_many_reads_the_streams_first_events_name<S: EventStore>(store:
 /// (a database restored to an earlier point and written differently), is a conflict, and
 /// nothing is written.
 pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStore>(store: S) {
+    // Small batches, and batches with more rows and more events seen than a store may treat
+    // as small, are held to the same rules.
+    seen_checks(&store, "seen", 0).await;
+    seen_checks(&store, "seen-large", 5).await;
+}
+
+/// The checks of [`a_batch_is_written_only_while_the_events_seen_are_last`]; with `padding`,
+/// each batch also writes `padding` events to a fresh stream and sees `padding` more streams
+/// as they stand.
+async fn seen_checks<S: EventStore>(store: &S, name: &str, padding: u64) {
     use crate::store::Seen;
-    let read_only = stream(AggregateKind::Org, "seen-org");
-    let written = stream(AggregateKind::User, "seen-user");
+    use std::sync::Arc;
+    let read_only = stream(AggregateKind::Org, &format!("{name}-org"));
+    let written = stream(AggregateKind::User, &format!("{name}-user"));
+    let mut padded_seen = Vec::new();
+    for k in 0..padding {
+        let other = stream(AggregateKind::Org, &format!("{name}-pad-{k}"));
+        store
+            .append(batch(vec![append(
+                &other,
+                ExpectedVersion::NoStream,
+                vec![event(1)],
+            )]))
+            .await
+            .unwrap();
+        let last = store.read(&other, 0).await.unwrap().remove(0);
+        padded_seen.push(Arc::new(Seen::of(&last)));
+    }
+    let batches = std::sync::atomic::AtomicU64::new(0);
+    let padded = |mut appends: Vec<StreamAppend>, mut seen: Vec<Arc<Seen>>| {
+        if padding > 0 {
+            let n = batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let fresh = stream(AggregateKind::Code, &format!("{name}-fresh-{n}"));
+            appends.push(append(
+                &fresh,
+                ExpectedVersion::NoStream,
+                (1..=padding).map(event).collect(),
+            ));
+            seen.extend(padded_seen.iter().cloned());
+        }
+        batch(appends).with_seen(seen)
+    };
     store
         .append(batch(vec![append(
             &read_only,
@@ -850,16 +889,17 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
     let last = store.read(&read_only, 1).await.unwrap().remove(0);
     let seen = Seen::of(&last);
     let write = |n: u64, expected| {
-        batch(vec![append(&written, expected, vec![event(n)])])
-            .with_seen(vec![std::sync::Arc::new(seen.clone())])
+        padded(
+            vec![append(&written, expected, vec![event(n)])],
+            vec![Arc::new(seen.clone())],
+        )
     };
+    let appended = store
+        .append(write(1, ExpectedVersion::NoStream))
+        .await
+        .unwrap();
     assert_eq!(
-        versions_of(
-            &store
-                .append(write(1, ExpectedVersion::NoStream))
-                .await
-                .unwrap()
-        ),
+        versions_of(&appended[..1]),
         [1],
         "the event seen is still last: written"
     );
@@ -883,12 +923,10 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
     let now_last = store.read(&read_only, 2).await.unwrap().remove(0);
     let mut other = Seen::of(&now_last);
     other.payload = json!({"n": "not what is stored"});
-    let stale = batch(vec![append(
-        &written,
-        ExpectedVersion::Exact(1),
-        vec![event(2)],
-    )])
-    .with_seen(vec![std::sync::Arc::new(other)]);
+    let stale = padded(
+        vec![append(&written, ExpectedVersion::Exact(1), vec![event(2)])],
+        vec![Arc::new(other)],
+    );
     assert!(
         matches!(store.append(stale).await, Err(StoreError::Conflict { .. })),
         "a batch that saw another event at the same version was written"
@@ -898,6 +936,17 @@ pub async fn a_batch_is_written_only_while_the_events_seen_are_last<S: EventStor
         1,
         "nothing written"
     );
+    if padding > 0 {
+        let fresh: usize = {
+            let mut total = 0;
+            for n in 0..batches.load(std::sync::atomic::Ordering::Relaxed) {
+                let fresh = stream(AggregateKind::Code, &format!("{name}-fresh-{n}"));
+                total += store.read(&fresh, 0).await.unwrap().len();
+            }
+            total
+        };
+        assert_eq!(fresh as u64, padding, "only the first batch was written");
+    }
 }
 
 /// Snapshots: none until written, the newest kept per stream, an older one never replacing

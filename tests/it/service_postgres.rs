@@ -637,8 +637,9 @@ mod with_postgres {
         f.enroll(&user, &code_id, &code).await.unwrap();
         let enrolled = counted(at);
 
-        // A fresh process on the same (warmed) connection settings: its first call connects
-        // and prepares, for another user than the ones counted.
+        // A fresh process on the same (warmed) connection settings: its first calls connect
+        // and prepare each statement the counted call runs (a statement's shape follows its
+        // batch), for another user than the ones counted.
         let me = f.me(&f.bob);
         let fresh_process = || async {
             let process = PasskeyLinks::new(
@@ -664,8 +665,29 @@ mod with_postgres {
         let at = proxy.round_trips();
         cold.add_my_passwordless_link(&carol).await.unwrap();
         let cold_issue = counted(at);
-        // The ceremony's two steps, each in a process that has not seen the user before.
+        // The ceremony's two steps, each in a process that has not seen the user before (each
+        // has run the same step for another user).
         let (starting, finishing) = (fresh_process().await, fresh_process().await);
+        let bobs_link = f.admin_link(&f.bob).await.unwrap().link;
+        let (bob, _, bobs_code_id, bobs_code) = crate::scenarios::link_params(&bobs_link);
+        let started = starting
+            .register_passkey(crate::scenarios::register_request(
+                &bob,
+                &bobs_code_id,
+                &bobs_code,
+            ))
+            .await
+            .unwrap();
+        let response = crate::scenarios::Authenticator::new()
+            .create(&started.public_key_credential_creation_options);
+        finishing
+            .verify_passkey_registration(crate::scenarios::verify_request(
+                &bob,
+                &started.passkey_id,
+                &response,
+            ))
+            .await
+            .unwrap();
         let (_, link) = issue().await;
         let (user, _, code_id, code) = crate::scenarios::link_params(&link);
         let at = proxy.round_trips();
@@ -687,17 +709,18 @@ mod with_postgres {
             .unwrap();
         let cold_verify = counted(at);
         let sending = fresh_process().await;
-        let at = proxy.round_trips();
-        sending
-            .send_passwordless_registration(
+        let send_for = |user: &str| {
+            sending.send_passwordless_registration(
                 &Caller::System,
                 None,
                 SendPasswordlessRegistrationRequest {
-                    user_id: f.ada.clone(),
+                    user_id: user.to_owned(),
                 },
             )
-            .await
-            .unwrap();
+        };
+        send_for(&f.carol).await.unwrap();
+        let at = proxy.round_trips();
+        send_for(&f.ada).await.unwrap();
         let cold_send = counted(at);
         eprintln!(
             "round trips — warm: issue {issued}, check {checked}, send {sent}, \
