@@ -375,6 +375,11 @@ impl PostgresStore {
         };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections.max(1))
+            // The connection used last, whose server process is still hot in the CPU's
+            // caches: first in, first out cycles every statement through every connection the
+            // pool ever opened (at 16 tasks on a pool once grown to 64, issuance ran at 0.6
+            // times the rate it had before the pool grew).
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(deadline))
             .create_timeout(Some(deadline))
