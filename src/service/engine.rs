@@ -428,7 +428,7 @@ where
             || loaded
                 .entries()
                 .any(|e| e.stream.kind() == AggregateKind::Org);
-        let read_whole = |stream: &StreamId| {
+        let uncached_at = |stream: &StreamId| {
             streams
                 .iter()
                 .zip(&starts)
@@ -443,7 +443,7 @@ where
         let follow: Vec<Follow> = users_org
             .into_iter()
             .chain(decision_follows.into_iter().filter_map(|(source, follow)| {
-                read_whole(&source).map(|from| Follow { from, ..follow })
+                uncached_at(&source).map(|from| Follow { from, ..follow })
             }))
             .collect();
         let mut reads = self.store.load_many(&wanted, &follow, LOAD_PAGE).await?;

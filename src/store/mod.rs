@@ -246,7 +246,7 @@ impl Follow {
                 events
                     .iter()
                     .rev()
-                    .take_while(|e| e.version + FOLLOW_WINDOW > last)
+                    .take_while(|e| e.version.saturating_add(FOLLOW_WINDOW) > last)
                     .find(|e| {
                         e.event_type == *event_type
                             && e.payload.get(*key).and_then(Value::as_str) == Some(&**value)

@@ -942,16 +942,7 @@ fn scalar_append_statement(
                  WHERE x.stream_type = ${t} AND x.stream_id = ${id} AND x.version = ${v} + 1) IS NULL)"
         ));
     }
-    let version = if any {
-        format!(
-            "n.v + CASE WHEN n.from_end THEN
-                 COALESCE((SELECT max(x.version) FROM {table} x
-                           WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
-               ELSE 0 END"
-        )
-    } else {
-        "n.v".to_owned()
-    };
+    let version = row_version(table, any);
     let columns = if any {
         "t, i, v, e, s, d, r, from_end"
     } else {
@@ -972,17 +963,7 @@ fn scalar_append_statement(
     if !keyed {
         return insert;
     }
-    let (key, outcome) = (param(), param());
-    format!(
-        "WITH w AS ({insert}),
-         k AS (
-            INSERT INTO {keys} (key, outcome, streams)
-            SELECT ${key}::text, ${outcome}::jsonb,
-                   (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
-            WHERE EXISTS (SELECT 1 FROM w)
-         )
-         SELECT stream_type, stream_id, version, position FROM w"
-    )
+    with_key(&insert, keys, param())
 }
 
 /// The append statement of a large batch, one array parameter per column: one INSERT of every
@@ -996,19 +977,11 @@ fn scalar_append_statement(
 /// can be planned as a scan of the events when the session's generic plan was made on small
 /// tables.
 fn append_statement(table: &str, keys: &str, any: bool, guarded: bool, keyed: bool) -> String {
-    let (version, from_end, from_end_column) = if any {
-        (
-            format!(
-                "n.v + CASE WHEN n.from_end THEN
-                     COALESCE((SELECT max(x.version) FROM {table} x
-                               WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
-                   ELSE 0 END"
-            ),
-            ", $8::bool[]",
-            "from_end, ",
-        )
+    let version = row_version(table, any);
+    let (from_end, from_end_column) = if any {
+        (", $8::bool[]", "from_end, ")
     } else {
-        ("n.v".to_owned(), "", "")
+        ("", "")
     };
     let first_guard = if any { 9 } else { 8 };
     let guard = if guarded {
@@ -1054,6 +1027,26 @@ fn append_statement(table: &str, keys: &str, any: bool, guarded: bool, keyed: bo
         return insert;
     }
     let key = first_guard + if guarded { 8 } else { 0 };
+    with_key(&insert, keys, key)
+}
+
+/// The version a new row gets: its place after the expectation, and for an `Any` stream
+/// (`from_end`) after the stream's end as the statement finds it.
+fn row_version(table: &str, any: bool) -> String {
+    if !any {
+        return "n.v".to_owned();
+    }
+    format!(
+        "n.v + CASE WHEN n.from_end THEN
+             COALESCE((SELECT max(x.version) FROM {table} x
+                       WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
+           ELSE 0 END"
+    )
+}
+
+/// `insert` recording the idempotency key (parameter `key`, its outcome the next one) with the
+/// streams and versions it wrote, when it wrote anything.
+fn with_key(insert: &str, keys: &str, key: usize) -> String {
     format!(
         "WITH w AS ({insert}),
          k AS (
