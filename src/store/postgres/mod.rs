@@ -730,39 +730,59 @@ impl<'a> NewRows<'a> {
 /// A statement parameter.
 type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
 
+/// One column of a batch's parameters: sent whole, as an array, or value by value.
+trait Column: Sync {
+    fn whole(&self) -> Param<'_>;
+    fn at(&self, row: usize) -> Param<'_>;
+}
+
+impl<T> Column for Vec<T>
+where
+    T: tokio_postgres::types::ToSql + Sync,
+    Vec<T>: tokio_postgres::types::ToSql + Sync,
+{
+    fn whole(&self) -> Param<'_> {
+        self
+    }
+
+    fn at(&self, row: usize) -> Param<'_> {
+        &self[row]
+    }
+}
+
+/// `columns` (each `rows` long) as parameters: value by value, row after row, for a small
+/// batch ([`scalar_append_statement`]); else one array per column ([`append_statement`]).
+fn push_columns<'p>(
+    columns: &[&'p dyn Column],
+    rows: usize,
+    small: bool,
+    params: &mut Vec<Param<'p>>,
+) {
+    if small {
+        for row in 0..rows {
+            params.extend(columns.iter().map(|column| column.at(row)));
+        }
+    } else {
+        params.extend(columns.iter().map(|column| column.whole()));
+    }
+}
+
 impl NewRows<'_> {
-    /// The rows as parameters: each value on its own for a small batch
-    /// ([`scalar_append_statement`]), else one array per column ([`append_statement`]).
+    /// The rows as parameters ([`push_columns`]).
     fn push_params<'p>(&'p self, small: bool, params: &mut Vec<Param<'p>>) {
-        if !small {
-            params.extend([
-                &self.types as Param<'p>,
-                &self.ids,
-                &self.versions,
-                &self.event_types,
-                &self.schemas,
-                &self.payloads,
-                &self.recorded,
-            ]);
-            if let Some(from_end) = &self.from_end {
-                params.push(from_end);
-            }
-            return;
+        let mut columns: Vec<&'p dyn Column> = vec![
+            &self.types,
+            &self.ids,
+            &self.versions,
+            &self.event_types,
+            &self.schemas,
+            &self.payloads,
+            &self.recorded,
+        ];
+        if let Some(from_end) = &self.from_end {
+            columns.push(from_end);
         }
-        for i in 0..self.types.len() {
-            params.extend([
-                &self.types[i] as Param<'p>,
-                &self.ids[i],
-                &self.versions[i],
-                &self.event_types[i],
-                &self.schemas[i],
-                &self.payloads[i],
-                &self.recorded[i],
-            ]);
-            if let Some(from_end) = &self.from_end {
-                params.push(&from_end[i]);
-            }
-        }
+        push_columns(&columns, self.types.len(), small, params);
     }
 }
 
@@ -835,35 +855,22 @@ impl<'a> Guard<'a> {
 }
 
 impl Guard<'_> {
-    /// The guard's entries as parameters, as [`NewRows::push_params`] (none when empty).
+    /// The guard's entries as parameters ([`push_columns`]); none when it is empty.
     fn push_params<'p>(&'p self, small: bool, params: &mut Vec<Param<'p>>) {
-        if !small {
-            if !self.types.is_empty() {
-                params.extend([
-                    &self.types as Param<'p>,
-                    &self.ids,
-                    &self.versions,
-                    &self.positions,
-                    &self.event_types,
-                    &self.payloads,
-                    &self.times,
-                    &self.last,
-                ]);
-            }
+        if self.types.is_empty() {
             return;
         }
-        for j in 0..self.types.len() {
-            params.extend([
-                &self.types[j] as Param<'p>,
-                &self.ids[j],
-                &self.versions[j],
-                &self.positions[j],
-                &self.event_types[j],
-                &self.payloads[j],
-                &self.times[j],
-                &self.last[j],
-            ]);
-        }
+        let columns: [&'p dyn Column; 8] = [
+            &self.types,
+            &self.ids,
+            &self.versions,
+            &self.positions,
+            &self.event_types,
+            &self.payloads,
+            &self.times,
+            &self.last,
+        ];
+        push_columns(&columns, self.types.len(), small, params);
     }
 }
 
