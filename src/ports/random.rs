@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
+use rand::rand_core::block::{BlockRng, BlockRngCore};
 #[cfg(feature = "testing")]
 use rand::SeedableRng;
 #[cfg(feature = "testing")]
@@ -67,23 +68,25 @@ impl RandomSource for SeededRandom {
     }
 }
 
-/// Lets a [`RandomSource`] drive rand's samplers.
-pub(crate) struct SourceRng<'a, R: RandomSource + ?Sized>(pub(crate) &'a R);
+/// Lets a [`RandomSource`] drive rand's samplers, a block of 64 bytes per call to the source:
+/// a sampler draws a few bytes per symbol, and each call to a source may cost a thread-local
+/// lookup or a lock.
+pub(crate) fn source_rng<R: RandomSource + ?Sized>(source: &R) -> BlockRng<SourceBlocks<'_, R>> {
+    BlockRng::new(SourceBlocks(source))
+}
 
-impl<R: RandomSource + ?Sized> RngCore for SourceRng<'_, R> {
-    fn next_u32(&mut self) -> u32 {
-        let mut bytes = [0u8; 4];
+/// Blocks of random words from a [`RandomSource`] (see [`source_rng`]).
+pub(crate) struct SourceBlocks<'a, R: RandomSource + ?Sized>(&'a R);
+
+impl<R: RandomSource + ?Sized> BlockRngCore for SourceBlocks<'_, R> {
+    type Item = u32;
+    type Results = [u32; 16];
+
+    fn generate(&mut self, results: &mut Self::Results) {
+        let mut bytes = [0u8; 64];
         self.0.fill_bytes(&mut bytes);
-        u32::from_le_bytes(bytes)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut bytes = [0u8; 8];
-        self.0.fill_bytes(&mut bytes);
-        u64::from_le_bytes(bytes)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest);
+        for (word, chunk) in results.iter_mut().zip(bytes.chunks_exact(4)) {
+            *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
     }
 }

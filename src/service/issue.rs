@@ -12,7 +12,7 @@ use crate::link::{Link, LinkValues, UrlTemplate};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
-use crate::ports::random::{RandomSource, SourceRng};
+use crate::ports::random::{RandomSource, source_rng};
 use crate::ports::relying_party::RelyingParty;
 use crate::secret::Secret;
 use crate::store::EventStore;
@@ -243,7 +243,7 @@ where
         let secret = match (&self.config.outbox, &delivery) {
             // The worker that delivers it later derives the same secret: it is stored nowhere.
             (Some(key), Delivery::Outbox { .. }) => key.derive(secret_config, code_id.as_str()),
-            _ => secret_config.generate(&mut SourceRng(&self.call_random())),
+            _ => secret_config.generate(&mut source_rng(&self.call_random())),
         };
         let template = delivery.emailed().flatten().cloned();
         let decision = IssueCode {
