@@ -1,7 +1,11 @@
 //! The in-memory event store of the default build. It enforces what real stores enforce:
 //! expected versions, gapless versions and all-or-nothing batches. Like a real store it keeps
-//! each payload as JSON text (one compact allocation instead of a tree of values), so what is read
-//! back went through the same serialization a database would apply.
+//! each payload as JSON text, so what is read back went through the same serialization a
+//! database would apply.
+//!
+//! Layout: one log of every event in position order (it is the feed), each stream the positions
+//! of its events, the payload texts back to back in large chunks. An issuance adds two log
+//! entries, one stream and its texts — no allocation of its own per event or per stream.
 
 // foldhash: the streams are hashed on every append and read; SipHash was a tenth of an issuance.
 use foldhash::HashMap;
@@ -11,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 mod read;
+mod texts;
 
 use super::projections::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
 use super::{
@@ -18,50 +23,39 @@ use super::{
     StoreError,
 };
 use crate::ids::{StreamId, UserId};
+use texts::{TextRef, Texts};
 
-/// One stored event; its stream is the map key.
-#[derive(Clone)]
+/// One stored event, at its place in the log.
 struct Stored {
-    position: u64,
-    /// Shared with every event of the same type (a handful of types, millions of events).
-    event_type: Arc<str>,
+    stream: StreamId,
+    version: u64,
+    /// Index into the store's event types (a handful of types, millions of events).
+    event_type: u16,
     schema_version: u16,
-    payload: Box<str>,
+    payload: TextRef,
     recorded_at: DateTime<Utc>,
 }
 
-impl Stored {
-    /// Whether this is the event `seen` (at `seen`'s version): compared in place, the payload
-    /// by writing the seen one out against the stored text (both are serde_json's compact
-    /// form, so equal payloads write equal text) — no parse, no allocation.
-    fn is(&self, seen: &Seen) -> bool {
-        let mut same = SameText {
-            rest: self.payload.as_bytes(),
-            same: true,
-        };
-        self.position == seen.position
-            && *self.event_type == *seen.event_type
-            && self.recorded_at == seen.recorded_at
-            && serde_json::to_writer(&mut same, &seen.payload).is_ok()
-            && same.same
-            && same.rest.is_empty()
+/// The positions of a stream's events, in version order. Most streams (codes) hold one or two
+/// events: the first is kept inline.
+enum Positions {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Positions {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Self::One(position) => std::slice::from_ref(position),
+            Self::Many(positions) => positions,
+        }
     }
 
-    fn recorded(&self, stream: &StreamId, version: u64) -> Result<RecordedEvent, StoreError> {
-        let payload = serde_json::from_str(&self.payload).map_err(|err| StoreError::Corrupt {
-            stream: stream.clone(),
-            version,
-            reason: format!("payload is not JSON: {err}"),
-        })?;
-        Ok(RecordedEvent {
-            stream: stream.clone(),
-            version,
-            position: self.position,
-            event_type: self.event_type.to_string(),
-            schema_version: self.schema_version,
-            payload,
-            recorded_at: self.recorded_at,
-        })
+    fn push(&mut self, position: u64) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, position]),
+            Self::Many(positions) => positions.push(position),
+        }
     }
 }
 
@@ -85,39 +79,22 @@ impl std::io::Write for SameText<'_> {
     }
 }
 
-fn recorded_from(
-    stream: &StreamId,
-    events: &[Stored],
-    after: usize,
-    limit: usize,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    events
-        .get(after..)
-        .unwrap_or_default()
-        .iter()
-        .take(limit)
-        .enumerate()
-        .map(|(i, event)| event.recorded(stream, (after + i + 1) as u64))
-        .collect()
-}
-
 #[derive(Default)]
 struct Inner {
-    streams: HashMap<StreamId, Vec<Stored>>,
-    /// Events appended so far: the next global position is `appended + 1`.
-    appended: u64,
+    /// Every event in append order: position `i + 1` is `log[i]`.
+    log: Vec<Stored>,
+    streams: HashMap<StreamId, Positions>,
+    /// The payload texts of the log.
+    texts: Texts,
+    /// Each event type once, indexed by [`Stored::event_type`].
+    event_types: Vec<Arc<str>>,
     /// Idempotency records by key.
     keys: HashMap<String, Recalled>,
-    /// Every event's stream and version, in append order: the feed (position `i + 1`).
-    feed: Vec<(StreamId, u64)>,
     /// Projection checkpoints and the read models' tables.
     read: read::ReadTables,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
-    /// Each event type once, shared by the events of that type.
-    event_types: foldhash::HashSet<Arc<str>>,
-    /// Where payloads are written out before they are stored (reused: one exact allocation per
-    /// stored payload, none while writing).
+    /// Where a payload is written out before it is kept (reused: no allocation per write).
     scratch: Vec<u8>,
 }
 
@@ -130,12 +107,52 @@ pub struct InMemoryStore {
 impl std::fmt::Debug for InMemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InMemoryStore")
-            .field("events", &self.lock().appended)
+            .field("events", &self.lock().log.len())
             .finish()
     }
 }
 
 impl Inner {
+    fn version(&self, stream: &StreamId) -> u64 {
+        self.streams
+            .get(stream)
+            .map_or(0, |positions| positions.as_slice().len() as u64)
+    }
+
+    fn at(&self, position: u64) -> Option<&Stored> {
+        self.log.get(usize::try_from(position.checked_sub(1)?).ok()?)
+    }
+
+    fn recorded(&self, position: u64) -> Result<RecordedEvent, StoreError> {
+        let stored = self
+            .at(position)
+            .ok_or_else(|| StoreError::Internal("a stream names a missing event".into()))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: stored.stream.clone(),
+            version: stored.version,
+            reason,
+        };
+        let text = self
+            .texts
+            .get(stored.payload)
+            .ok_or_else(|| corrupt("payload text missing".into()))?;
+        let payload = serde_json::from_str(text)
+            .map_err(|err| corrupt(format!("payload is not JSON: {err}")))?;
+        let event_type = self
+            .event_types
+            .get(usize::from(stored.event_type))
+            .ok_or_else(|| corrupt("unknown event type".into()))?;
+        Ok(RecordedEvent {
+            stream: stored.stream.clone(),
+            version: stored.version,
+            position,
+            event_type: event_type.to_string(),
+            schema_version: stored.schema_version,
+            payload,
+            recorded_at: stored.recorded_at,
+        })
+    }
+
     fn read(
         &self,
         stream: &StreamId,
@@ -143,10 +160,64 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let after = usize::try_from(after_version).unwrap_or(usize::MAX);
-        match self.streams.get(stream) {
-            Some(events) => recorded_from(stream, events, after, limit),
-            None => Ok(Vec::new()),
-        }
+        let Some(positions) = self.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        positions
+            .as_slice()
+            .get(after..)
+            .unwrap_or_default()
+            .iter()
+            .take(limit)
+            .map(|position| self.recorded(*position))
+            .collect()
+    }
+
+    /// Whether `seen` is still the last event of its stream: compared in place, the payload by
+    /// writing the seen one out against the stored text (both are serde_json's compact form,
+    /// so equal payloads write equal text) — no parse, no allocation.
+    fn ends_with(&self, seen: &Seen) -> bool {
+        let Some(positions) = self.streams.get(&seen.stream) else {
+            return false;
+        };
+        let positions = positions.as_slice();
+        let Some(stored) = positions.last().and_then(|last| self.at(*last)) else {
+            return false;
+        };
+        let Some(text) = self.texts.get(stored.payload) else {
+            return false;
+        };
+        let mut same = SameText {
+            rest: text.as_bytes(),
+            same: true,
+        };
+        positions.len() as u64 == seen.version
+            && positions.last() == Some(&seen.position)
+            && self
+                .event_types
+                .get(usize::from(stored.event_type))
+                .is_some_and(|event_type| **event_type == *seen.event_type)
+            && stored.recorded_at == seen.recorded_at
+            && serde_json::to_writer(&mut same, &seen.payload).is_ok()
+            && same.same
+            && same.rest.is_empty()
+    }
+
+    /// The index of `event_type`, added the first time it is seen (a handful of types: a scan
+    /// beats hashing a long name).
+    fn event_type(&mut self, event_type: &str) -> Result<u16, StoreError> {
+        let index = match self
+            .event_types
+            .iter()
+            .position(|known| **known == *event_type)
+        {
+            Some(index) => index,
+            None => {
+                self.event_types.push(event_type.into());
+                self.event_types.len() - 1
+            }
+        };
+        u16::try_from(index).map_err(|_| StoreError::Internal("too many event types".into()))
     }
 }
 
@@ -168,23 +239,14 @@ impl InMemoryStore {
     /// JSON (corrupted on purpose by a test) are left out.
     pub fn all_events(&self) -> Vec<RecordedEvent> {
         let inner = self.lock();
-        let mut all: Vec<RecordedEvent> = inner
-            .streams
-            .iter()
-            .flat_map(|(stream, events)| {
-                events
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(i, event)| event.recorded(stream, i as u64 + 1).ok())
-            })
-            .collect();
-        all.sort_by_key(|event| event.position);
-        all
+        (1..=inner.log.len() as u64)
+            .filter_map(|position| inner.recorded(position).ok())
+            .collect()
     }
 
     /// Number of events stored.
     pub fn len(&self) -> usize {
-        usize::try_from(self.lock().appended).unwrap_or(usize::MAX)
+        self.lock().log.len()
     }
 
     /// Whether the store holds no events.
@@ -198,13 +260,21 @@ impl InMemoryStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
     pub fn corrupt_payload(&self, stream: &StreamId, version: u64, payload: &str) -> bool {
         let mut inner = self.lock();
-        let slot = inner.streams.get_mut(stream).and_then(|events| {
+        let Some(position) = inner.streams.get(stream).and_then(|positions| {
             let index = usize::try_from(version.checked_sub(1)?).ok()?;
-            events.get_mut(index)
-        });
-        match slot {
-            Some(event) => {
-                event.payload = payload.into();
+            positions.as_slice().get(index).copied()
+        }) else {
+            return false;
+        };
+        let Some(text) = inner.texts.push(payload) else {
+            return false;
+        };
+        match usize::try_from(position - 1)
+            .ok()
+            .and_then(|index| inner.log.get_mut(index))
+        {
+            Some(stored) => {
+                stored.payload = text;
                 true
             }
             None => false,
@@ -215,17 +285,11 @@ impl InMemoryStore {
         let (batch, record, seen) = batch.into_parts();
         let mut inner = self.lock();
         for seen in &seen {
-            let events = inner.streams.get(&seen.stream);
-            let actual = events.map_or(0, Vec::len) as u64;
-            let holds = events
-                .and_then(|events| events.last())
-                .filter(|_| actual == seen.version)
-                .is_some_and(|last| last.is(seen));
-            if !holds {
+            if !inner.ends_with(seen) {
                 return Err(StoreError::Conflict {
                     stream: seen.stream.clone(),
                     expected: super::ExpectedVersion::Exact(seen.version),
-                    actual,
+                    actual: inner.version(&seen.stream),
                 });
             }
         }
@@ -237,7 +301,7 @@ impl InMemoryStore {
         }
         // Validate every stream before writing any, so a conflict writes nothing.
         for append in &batch {
-            let actual = inner.streams.get(&append.stream).map_or(0, Vec::len) as u64;
+            let actual = inner.version(&append.stream);
             if !append.expected.matches(actual) {
                 return Err(StoreError::Conflict {
                     stream: append.stream.clone(),
@@ -246,10 +310,9 @@ impl InMemoryStore {
                 });
             }
         }
-        // Serialize before writing anything, so a failure writes nothing either: each payload
-        // into one reused buffer, then copied into an allocation of its exact size.
-        let mut texts: Vec<Box<str>> =
-            Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
+        // Write out every payload and type before any event, so a failure writes no event
+        // (a text kept before the failure is never named).
+        let mut kept = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
         let mut scratch = std::mem::take(&mut inner.scratch);
         for event in batch.iter().flat_map(|append| &append.events) {
             scratch.clear();
@@ -257,42 +320,46 @@ impl InMemoryStore {
                 .map_err(|err| StoreError::Internal(err.to_string()))?;
             let text = std::str::from_utf8(&scratch)
                 .map_err(|err| StoreError::Internal(err.to_string()))?;
-            texts.push(text.into());
+            let payload = inner
+                .texts
+                .push(text)
+                .ok_or_else(|| StoreError::Internal("payload text too large".into()))?;
+            kept.push((inner.event_type(&event.event_type)?, payload));
         }
         inner.scratch = scratch;
-        let mut texts = texts.into_iter();
+        let mut kept = kept.into_iter();
         let mut versions = Vec::with_capacity(batch.len());
         // What the idempotency record names: only kept when there is a record.
         let mut written = Vec::with_capacity(if record.is_some() { batch.len() } else { 0 });
         for append in batch {
-            let Inner {
-                streams,
-                appended,
-                feed,
-                event_types,
-                ..
-            } = &mut *inner;
-            let events = match streams.get_mut(&append.stream) {
-                Some(events) => events,
-                // Sized for what is written now: most streams (codes, claims) stay that short.
-                None => streams
-                    .entry(append.stream.clone())
-                    .or_insert_with(|| Vec::with_capacity(append.events.len())),
-            };
-            for (event, payload) in append.events.into_iter().zip(texts.by_ref()) {
-                *appended += 1;
-                feed.push((append.stream.clone(), events.len() as u64 + 1));
-                events.push(Stored {
-                    position: *appended,
-                    event_type: shared_type(event_types, event.event_type),
+            let Inner { log, streams, .. } = &mut *inner;
+            let mut positions = streams.get_mut(&append.stream);
+            let mut version = positions.as_ref().map_or(0, |p| p.as_slice().len() as u64);
+            for (event, (event_type, payload)) in append.events.into_iter().zip(kept.by_ref()) {
+                version += 1;
+                log.push(Stored {
+                    stream: append.stream.clone(),
+                    version,
+                    event_type,
                     schema_version: event.schema_version,
                     payload,
                     recorded_at: event.recorded_at,
                 });
+                let position = log.len() as u64;
+                match positions.as_mut() {
+                    Some(positions) => positions.push(position),
+                    None => {
+                        positions = Some(
+                            streams
+                                .entry(append.stream.clone())
+                                .or_insert(Positions::One(position)),
+                        );
+                    }
+                }
             }
-            versions.push(Appended::new(events.len() as u64, *appended));
+            versions.push(Appended::new(version, log.len() as u64));
             if record.is_some() {
-                written.push((append.stream, events.len() as u64));
+                written.push((append.stream, version));
             }
         }
         if let Some(record) = record {
@@ -302,16 +369,6 @@ impl InMemoryStore {
         }
         Ok(versions)
     }
-}
-
-/// The shared text of `event_type`, added to `types` the first time it is seen.
-fn shared_type(types: &mut foldhash::HashSet<Arc<str>>, event_type: String) -> Arc<str> {
-    if let Some(shared) = types.get(event_type.as_str()) {
-        return shared.clone();
-    }
-    let shared: Arc<str> = event_type.into();
-    types.insert(shared.clone());
-    shared
 }
 
 impl EventStore for InMemoryStore {
@@ -375,27 +432,14 @@ impl EventStore for InMemoryStore {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send {
-        // Appends hold the lock while they write: the feed is the append order, gap-free.
+        // Appends hold the lock while they write: the log is the append order, gap-free.
         let inner = self.lock();
-        let start = usize::try_from(after).unwrap_or(usize::MAX);
-        let page = inner
-            .feed
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take(limit)
-            .enumerate()
-            .map(|(i, (stream, version))| {
-                let stored = inner
-                    .streams
-                    .get(stream)
-                    .and_then(|events| events.get(usize::try_from(*version - 1).ok()?))
-                    .ok_or_else(|| StoreError::Internal("feed names a missing event".into()))?;
-                let event = stored.recorded(stream, *version)?;
-                Ok(FeedEvent::new(after + i as u64 + 1, event))
-            })
-            .collect();
-        ready(page)
+        let last = (inner.log.len() as u64).min(after.saturating_add(limit as u64));
+        ready(
+            (after.saturating_add(1)..=last)
+                .map(|position| Ok(FeedEvent::new(position, inner.recorded(position)?)))
+                .collect(),
+        )
     }
 
     fn recall(
