@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
-use rand::rand_core::block::{BlockRng, BlockRngCore};
 #[cfg(feature = "testing")]
 use rand::SeedableRng;
+use rand::rand_core::block::{BlockRng, BlockRngCore};
 #[cfg(feature = "testing")]
 use rand::rngs::StdRng;
 

@@ -10,6 +10,7 @@
 // foldhash: the streams are hashed on every append and read; SipHash was a tenth of an issuance.
 use foldhash::HashMap;
 use std::future::{Future, ready};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -59,6 +60,56 @@ impl Positions {
     }
 }
 
+/// A stream's events, with the hash of its id: a table of millions of code streams compares and
+/// moves entries by the stored hash, without reading each id's text from wherever it lies.
+struct StreamEntry {
+    hash: u64,
+    stream: StreamId,
+    positions: Positions,
+}
+
+/// Every stream, by id.
+#[derive(Default)]
+struct Streams {
+    table: hashbrown::HashTable<StreamEntry>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Streams {
+    fn hash(&self, stream: &StreamId) -> u64 {
+        self.hasher.hash_one(stream)
+    }
+
+    fn get(&self, stream: &StreamId) -> Option<&Positions> {
+        let hash = self.hash(stream);
+        self.table
+            .find(hash, |entry| entry.hash == hash && entry.stream == *stream)
+            .map(|entry| &entry.positions)
+    }
+
+    /// Adds `position` to the end of `stream`, creating the stream with it.
+    fn push(&mut self, stream: &StreamId, position: u64) {
+        let hash = self.hash(stream);
+        match self
+            .table
+            .find_mut(hash, |entry| entry.hash == hash && entry.stream == *stream)
+        {
+            Some(entry) => entry.positions.push(position),
+            None => {
+                self.table.insert_unique(
+                    hash,
+                    StreamEntry {
+                        hash,
+                        stream: stream.clone(),
+                        positions: Positions::One(position),
+                    },
+                    |entry| entry.hash,
+                );
+            }
+        }
+    }
+}
+
 /// A writer that only checks that what is written is `rest`, piece by piece.
 struct SameText<'a> {
     rest: &'a [u8],
@@ -83,7 +134,7 @@ impl std::io::Write for SameText<'_> {
 struct Inner {
     /// Every event in append order: position `i + 1` is `log[i]`.
     log: Vec<Stored>,
-    streams: HashMap<StreamId, Positions>,
+    streams: Streams,
     /// The payload texts of the log.
     texts: Texts,
     /// Each event type once, indexed by [`Stored::event_type`].
@@ -120,7 +171,8 @@ impl Inner {
     }
 
     fn at(&self, position: u64) -> Option<&Stored> {
-        self.log.get(usize::try_from(position.checked_sub(1)?).ok()?)
+        self.log
+            .get(usize::try_from(position.checked_sub(1)?).ok()?)
     }
 
     fn recorded(&self, position: u64) -> Result<RecordedEvent, StoreError> {
@@ -333,8 +385,9 @@ impl InMemoryStore {
         let mut written = Vec::with_capacity(if record.is_some() { batch.len() } else { 0 });
         for append in batch {
             let Inner { log, streams, .. } = &mut *inner;
-            let mut positions = streams.get_mut(&append.stream);
-            let mut version = positions.as_ref().map_or(0, |p| p.as_slice().len() as u64);
+            let mut version = streams
+                .get(&append.stream)
+                .map_or(0, |positions| positions.as_slice().len() as u64);
             for (event, (event_type, payload)) in append.events.into_iter().zip(kept.by_ref()) {
                 version += 1;
                 log.push(Stored {
@@ -345,17 +398,7 @@ impl InMemoryStore {
                     payload,
                     recorded_at: event.recorded_at,
                 });
-                let position = log.len() as u64;
-                match positions.as_mut() {
-                    Some(positions) => positions.push(position),
-                    None => {
-                        positions = Some(
-                            streams
-                                .entry(append.stream.clone())
-                                .or_insert(Positions::One(position)),
-                        );
-                    }
-                }
+                streams.push(&append.stream, log.len() as u64);
             }
             versions.push(Appended::new(version, log.len() as u64));
             if record.is_some() {
