@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 
 /// Tells the time.
 pub trait Clock: Send + Sync {
@@ -17,7 +17,10 @@ super::forward_port!(Clock {
 
 /// Truncates to whole microseconds.
 pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(Duration::microseconds(1)).unwrap_or(at)
+    // The sub-second field alone (a leap second's runs past 10⁹ and stays valid): no division
+    // of the whole timestamp, and no range limit of a timestamp in nanoseconds.
+    at.with_nanosecond(at.nanosecond() - at.nanosecond() % 1_000)
+        .unwrap_or(at)
 }
 
 /// The system clock.
@@ -59,5 +62,31 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone};
+
+    fn at(nanos: u32) -> DateTime<Utc> {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        Utc.from_utc_datetime(&day.and_hms_nano_opt(23, 59, 59, nanos).unwrap())
+    }
+
+    #[test]
+    fn truncation_drops_only_what_is_below_a_microsecond() {
+        assert_eq!(truncate_to_micros(at(123_456_789)), at(123_456_000));
+        assert_eq!(truncate_to_micros(at(123_456_000)), at(123_456_000));
+        // A leap second keeps its place; times before 1970 and past the year 2262 (beyond a
+        // timestamp in nanoseconds) truncate too.
+        assert_eq!(truncate_to_micros(at(1_000_000_999)), at(1_000_000_000));
+        for year in [1900, 3000] {
+            let day = NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            let time = Utc.from_utc_datetime(&day.and_hms_nano_opt(0, 0, 0, 999).unwrap());
+            assert_eq!(truncate_to_micros(time).timestamp_subsec_nanos(), 0);
+            assert_eq!(truncate_to_micros(time).timestamp(), time.timestamp());
+        }
     }
 }
