@@ -10,12 +10,12 @@
 // foldhash: the streams are hashed on every append and read; SipHash was a tenth of an issuance.
 use foldhash::HashMap;
 use std::future::{Future, ready};
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
 mod read;
+mod streams;
 mod texts;
 
 use super::projections::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
@@ -24,6 +24,7 @@ use super::{
     StoreError,
 };
 use crate::ids::{StreamId, UserId};
+use streams::Streams;
 use texts::{TextRef, Texts};
 
 /// One stored event, at its place in the log.
@@ -35,79 +36,6 @@ struct Stored {
     schema_version: u16,
     payload: TextRef,
     recorded_at: DateTime<Utc>,
-}
-
-/// The positions of a stream's events, in version order. Most streams (codes) hold one or two
-/// events: the first is kept inline.
-enum Positions {
-    One(u64),
-    Many(Vec<u64>),
-}
-
-impl Positions {
-    fn as_slice(&self) -> &[u64] {
-        match self {
-            Self::One(position) => std::slice::from_ref(position),
-            Self::Many(positions) => positions,
-        }
-    }
-
-    fn push(&mut self, position: u64) {
-        match self {
-            Self::One(first) => *self = Self::Many(vec![*first, position]),
-            Self::Many(positions) => positions.push(position),
-        }
-    }
-}
-
-/// A stream's events, with the hash of its id: a table of millions of code streams compares and
-/// moves entries by the stored hash, without reading each id's text from wherever it lies.
-struct StreamEntry {
-    hash: u64,
-    stream: StreamId,
-    positions: Positions,
-}
-
-/// Every stream, by id.
-#[derive(Default)]
-struct Streams {
-    table: hashbrown::HashTable<StreamEntry>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Streams {
-    fn hash(&self, stream: &StreamId) -> u64 {
-        self.hasher.hash_one(stream)
-    }
-
-    fn get(&self, stream: &StreamId) -> Option<&Positions> {
-        let hash = self.hash(stream);
-        self.table
-            .find(hash, |entry| entry.hash == hash && entry.stream == *stream)
-            .map(|entry| &entry.positions)
-    }
-
-    /// Adds `position` to the end of `stream`, creating the stream with it.
-    fn push(&mut self, stream: &StreamId, position: u64) {
-        let hash = self.hash(stream);
-        match self
-            .table
-            .find_mut(hash, |entry| entry.hash == hash && entry.stream == *stream)
-        {
-            Some(entry) => entry.positions.push(position),
-            None => {
-                self.table.insert_unique(
-                    hash,
-                    StreamEntry {
-                        hash,
-                        stream: stream.clone(),
-                        positions: Positions::One(position),
-                    },
-                    |entry| entry.hash,
-                );
-            }
-        }
-    }
 }
 
 /// A writer that only checks that what is written is `rest`, piece by piece.
@@ -164,12 +92,6 @@ impl std::fmt::Debug for InMemoryStore {
 }
 
 impl Inner {
-    fn version(&self, stream: &StreamId) -> u64 {
-        self.streams
-            .get(stream)
-            .map_or(0, |positions| positions.as_slice().len() as u64)
-    }
-
     fn at(&self, position: u64) -> Option<&Stored> {
         self.log
             .get(usize::try_from(position.checked_sub(1)?).ok()?)
@@ -212,11 +134,8 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let after = usize::try_from(after_version).unwrap_or(usize::MAX);
-        let Some(positions) = self.streams.get(stream) else {
-            return Ok(Vec::new());
-        };
-        positions
-            .as_slice()
+        self.streams
+            .positions(stream)
             .get(after..)
             .unwrap_or_default()
             .iter()
@@ -229,10 +148,7 @@ impl Inner {
     /// writing the seen one out against the stored text (both are serde_json's compact form,
     /// so equal payloads write equal text) — no parse, no allocation.
     fn ends_with(&self, seen: &Seen) -> bool {
-        let Some(positions) = self.streams.get(&seen.stream) else {
-            return false;
-        };
-        let positions = positions.as_slice();
+        let positions = self.streams.positions(&seen.stream);
         let Some(stored) = positions.last().and_then(|last| self.at(*last)) else {
             return false;
         };
@@ -312,10 +228,12 @@ impl InMemoryStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
     pub fn corrupt_payload(&self, stream: &StreamId, version: u64, payload: &str) -> bool {
         let mut inner = self.lock();
-        let Some(position) = inner.streams.get(stream).and_then(|positions| {
-            let index = usize::try_from(version.checked_sub(1)?).ok()?;
-            positions.as_slice().get(index).copied()
-        }) else {
+        let positions = inner.streams.positions(stream);
+        let Some(position) = version
+            .checked_sub(1)
+            .and_then(|index| usize::try_from(index).ok())
+            .and_then(|index| positions.get(index).copied())
+        else {
             return false;
         };
         let Some(text) = inner.texts.push(payload) else {
@@ -341,7 +259,7 @@ impl InMemoryStore {
                 return Err(StoreError::Conflict {
                     stream: seen.stream.clone(),
                     expected: super::ExpectedVersion::Exact(seen.version),
-                    actual: inner.version(&seen.stream),
+                    actual: inner.streams.version(&seen.stream),
                 });
             }
         }
@@ -353,7 +271,7 @@ impl InMemoryStore {
         }
         // Validate every stream before writing any, so a conflict writes nothing.
         for append in &batch {
-            let actual = inner.version(&append.stream);
+            let actual = inner.streams.version(&append.stream);
             if !append.expected.matches(actual) {
                 return Err(StoreError::Conflict {
                     stream: append.stream.clone(),
@@ -385,9 +303,8 @@ impl InMemoryStore {
         let mut written = Vec::with_capacity(if record.is_some() { batch.len() } else { 0 });
         for append in batch {
             let Inner { log, streams, .. } = &mut *inner;
-            let mut version = streams
-                .get(&append.stream)
-                .map_or(0, |positions| positions.as_slice().len() as u64);
+            let count = append.events.len() as u64;
+            let mut version = streams.extend(&append.stream, log.len() as u64 + 1, count);
             for (event, (event_type, payload)) in append.events.into_iter().zip(kept.by_ref()) {
                 version += 1;
                 log.push(Stored {
@@ -398,7 +315,6 @@ impl InMemoryStore {
                     payload,
                     recorded_at: event.recorded_at,
                 });
-                streams.push(&append.stream, log.len() as u64);
             }
             versions.push(Appended::new(version, log.len() as u64));
             if record.is_some() {
