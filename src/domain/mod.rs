@@ -458,13 +458,6 @@ impl Loaded {
         }
     }
 
-    /// Records which stored event is the last of `stream`.
-    pub(crate) fn set_last_event(&mut self, stream: &StreamId, stamp: EventStamp) {
-        if let Some(entry) = self.0.iter_mut().find(|entry| &entry.stream == stream) {
-            entry.meta.last_event = Some(stamp);
-        }
-    }
-
     /// The version of `stream` (0 when not loaded).
     pub(crate) fn version(&self, stream: &StreamId) -> u64 {
         self.get(stream).map_or(0, |entry| entry.state.version())

@@ -13,7 +13,7 @@ use crate::ids::{AggregateKind, StreamId};
 use crate::store::Seen;
 
 /// A cached state, its meta, and its last event when known.
-type CacheEntry = (AnyState, StreamMeta, Option<Arc<Seen>>);
+pub(crate) type CacheEntry = (AnyState, StreamMeta, Option<Arc<Seen>>);
 
 #[derive(Debug, Default)]
 pub(crate) struct StateCache {
@@ -45,13 +45,12 @@ impl StateCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn get(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta)> {
+    /// A cached state, with its last event when known.
+    pub(crate) fn get(&self, stream: &StreamId) -> Option<CacheEntry> {
         if !Self::cacheable(stream) {
             return None;
         }
-        self.lock()
-            .get(stream)
-            .map(|(state, meta, _)| (state.clone(), *meta))
+        self.lock().get(stream).cloned()
     }
 
     /// A cached state with the last event it was folded up to, when that event is known.

@@ -222,25 +222,22 @@ where
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
             }
-            for (stream, stamp, _) in &appended {
-                loaded.set_last_event(stream, *stamp);
-            }
             for change in &changes {
                 if let Some(entry) = loaded.get(change.stream())
                     && keeps(&entry.stream)
                 {
                     let last = appended
                         .iter()
-                        .find(|(stream, _, _)| **stream == entry.stream)
-                        .map(|(_, _, seen)| seen.clone());
+                        .find(|(stream, _)| **stream == entry.stream)
+                        .map(|(_, seen)| seen.clone());
                     self.cache.put(
                         &entry.stream,
                         &entry.state,
                         entry.meta,
-                        last,
+                        last.clone(),
                         self.config.state_cache_capacity,
                     );
-                    self.snapshot_if_due(&entry.stream, &entry.state, entry.meta)
+                    self.snapshot_if_due(&entry.stream, &entry.state, entry.meta, last.as_deref())
                         .await;
                 }
             }
@@ -367,11 +364,10 @@ where
             // cached user, the code of its ceremony), rides along with this read — a stream
             // not cached counts as empty for the guess —; so do the decision's own guesses.
             let (_, ahead, _) = asks(decision, guard, loaded.clone(), |stream| {
-                Some(
-                    self.cache
-                        .get(stream)
-                        .unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default())),
-                )
+                Some(self.cache.get(stream).map_or_else(
+                    || (AnyState::empty(stream.kind()), StreamMeta::default()),
+                    |(state, meta, _)| (state, meta),
+                ))
             });
             for stream in ahead.into_iter().chain(prefetch.drain(..)) {
                 if !missing.contains(&stream) {
@@ -404,18 +400,18 @@ where
         loaded: &Loaded,
     ) -> Result<Vec<(StreamId, AnyState, StreamMeta)>, Error> {
         let cached = |stream: &StreamId| {
-            self.cache
-                .get(stream)
-                .filter(|(state, meta)| state.version() > 0 && meta.last_event.is_some())
+            self.cache.get(stream).filter(|(state, meta, last)| {
+                state.version() > 0 && (last.is_some() || meta.last_event.is_some())
+            })
         };
-        let mut starts: Vec<Option<(AnyState, StreamMeta)>> = streams.iter().map(cached).collect();
+        let mut starts: Vec<Option<Start>> = streams.iter().map(cached).collect();
         let snapshots = self.config.snapshot_every > 0;
         let wanted: Vec<(StreamId, ReadFrom)> = streams
             .iter()
             .zip(&starts)
             .map(|(stream, start)| {
                 let from = match start {
-                    Some((state, _)) => ReadFrom::After(state.version() - 1),
+                    Some((state, _, _)) => ReadFrom::After(state.version() - 1),
                     None if snapshots && snapshot::taken_of(stream) => ReadFrom::Snapshot,
                     None => ReadFrom::After(0),
                 };
@@ -467,7 +463,7 @@ where
             let start = match (start, &read.snapshot) {
                 (Some(cached), _) => Some(cached),
                 (None, Some(stored)) => match snapshot::decode(stored) {
-                    Some(decoded) => Some(decoded),
+                    Some((state, meta)) => Some((state, meta, None)),
                     None => {
                         // Another format: the page read starts mid-stream; read it all.
                         again.push(Cursor::new(stream, None, u64::MAX));
@@ -483,7 +479,7 @@ where
         next.extend(again);
         done.extend(self.fold_streams(next).await?);
         for (stream, state, meta) in &done {
-            self.snapshot_if_due(stream, state, *meta).await;
+            self.snapshot_if_due(stream, state, *meta, None).await;
         }
         Ok(done)
     }
@@ -521,7 +517,7 @@ where
         for (mut cursor, mut events) in cursors.into_iter().zip(pages) {
             let more = events.len() == LOAD_PAGE;
             if cursor.validate {
-                if !still_stored(&cursor.state, &cursor.meta, events.first()) {
+                if !still_stored(&cursor, events.first()) {
                     // A restored database, or a stale cache: read it all again.
                     self.cache.evict(&cursor.stream);
                     next.push(Cursor::new(cursor.stream, None, cursor.until));
@@ -529,6 +525,11 @@ where
                 }
                 let validated = events.remove(0);
                 cursor.validate = false;
+                cursor.meta.last_event = Some(EventStamp::new(
+                    validated.position,
+                    &validated.event_type,
+                    &validated.payload,
+                ));
                 if events.is_empty() {
                     // Nothing to fold: keep the start (a snapshot's, say) cached with its event.
                     let seen = StateCache::cacheable(&cursor.stream)
@@ -550,6 +551,7 @@ where
                 next.push(Cursor {
                     state,
                     meta,
+                    last: None,
                     ..cursor
                 });
             } else {
@@ -561,9 +563,24 @@ where
 
     /// Stores a snapshot of an org or user state that has grown by the configured number of
     /// events since the last one. Only ever an optimization: a failure is logged and ignored.
-    async fn snapshot_if_due(&self, stream: &StreamId, state: &AnyState, mut meta: StreamMeta) {
+    /// `last` is the state's last event when only the event names it (after an append): the
+    /// snapshot's stamp is taken from it.
+    async fn snapshot_if_due(
+        &self,
+        stream: &StreamId,
+        state: &AnyState,
+        mut meta: StreamMeta,
+        last: Option<&Seen>,
+    ) {
         if !snapshot::due(state, &meta, self.config.snapshot_every) {
             return;
+        }
+        if let (None, Some(last)) = (meta.last_event, last) {
+            meta.last_event = Some(EventStamp::new(
+                last.position,
+                &last.event_type,
+                &last.payload,
+            ));
         }
         let Some(snapshot) = snapshot::encode(stream, state, &meta) else {
             return;
@@ -625,7 +642,8 @@ where
     }
 
     /// Appends the changes (with the idempotency record, if any); answers each written stream
-    /// the cache `keeps` with its last event.
+    /// the cache `keeps` with its last event. The event itself names it, so no digest is taken
+    /// here: a snapshot, the one place that needs the digest, takes it from that event.
     async fn append<'c>(
         &self,
         loaded: &Loaded,
@@ -634,7 +652,7 @@ where
         record: Option<IdempotencyRecord>,
         seen: Vec<Arc<Seen>>,
         keeps: &(dyn Fn(&StreamId) -> bool + Sync),
-    ) -> Result<Vec<(&'c StreamId, EventStamp, Arc<Seen>)>, StoreError> {
+    ) -> Result<Vec<(&'c StreamId, Arc<Seen>)>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -661,7 +679,7 @@ where
         }
         // Which events end each stream the cache keeps, to name them once the store answers
         // their positions.
-        let lasts: Vec<Option<(&StreamId, u64, NewEvent)>> = appends
+        let lasts: Vec<Option<(&StreamId, NewEvent)>> = appends
             .iter()
             .map(|append| {
                 if !keeps(&append.stream) {
@@ -671,9 +689,7 @@ where
                     .iter()
                     .map(Change::stream)
                     .find(|s| **s == append.stream)?;
-                let last = append.events.last()?;
-                let digest = EventStamp::digest(&last.event_type, &last.payload);
-                Some((stream, digest, last.clone()))
+                Some((stream, append.events.last()?.clone()))
             })
             .collect();
         let mut batch = AppendBatch::new(appends)?.with_seen(seen);
@@ -685,11 +701,7 @@ where
             .into_iter()
             .zip(appended)
             .filter_map(|(named, appended)| {
-                let (stream, digest, last) = named?;
-                let stamp = EventStamp {
-                    position: appended.position,
-                    digest,
-                };
+                let (stream, last) = named?;
                 let seen = Seen {
                     stream: stream.clone(),
                     version: appended.version,
@@ -698,7 +710,7 @@ where
                     payload: last.payload,
                     recorded_at: last.recorded_at,
                 };
-                Some((stream, stamp, Arc::new(seen)))
+                Some((stream, Arc::new(seen)))
             })
             .collect())
     }
@@ -749,6 +761,9 @@ fn asks<D: Decide>(
 /// Events read per stream per store call while loading: the most a load holds at once.
 pub(crate) const LOAD_PAGE: usize = 1_000;
 
+/// A state to fold on from, with its meta and, when the cache kept it, its last event.
+type Start = (AnyState, StreamMeta, Option<Arc<Seen>>);
+
 /// Where the fold of one stream stands while it loads.
 struct Cursor {
     stream: StreamId,
@@ -757,20 +772,23 @@ struct Cursor {
     /// Whether the state came from a cache or snapshot whose last event must be re-read and
     /// compared before anything is folded onto it.
     validate: bool,
+    /// That last event, when the cache kept it (a snapshot names it by its stamp alone).
+    last: Option<Arc<Seen>>,
     /// The last version to fold.
     until: u64,
 }
 
 impl Cursor {
-    fn new(stream: StreamId, start: Option<(AnyState, StreamMeta)>, until: u64) -> Self {
+    fn new(stream: StreamId, start: Option<Start>, until: u64) -> Self {
         let validate = start.is_some();
-        let (state, meta) =
-            start.unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()));
+        let (state, meta, last) =
+            start.unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default(), None));
         Self {
             stream,
             state,
             meta,
             validate,
+            last,
             until,
         }
     }
@@ -785,18 +803,24 @@ impl Cursor {
     }
 }
 
-/// Whether the store still holds the cached state's last event: same version, same global
-/// position, same time, same content.
-fn still_stored(state: &AnyState, meta: &StreamMeta, first: Option<&RecordedEvent>) -> bool {
+/// Whether the store still holds the last event of the cursor's start: same version, same
+/// global position, same time, same content — compared whole when the cache kept the event, by
+/// its stamp for a snapshot.
+fn still_stored(cursor: &Cursor, first: Option<&RecordedEvent>) -> bool {
     first.is_some_and(|event| {
-        event.version == state.version()
-            && Some(event.recorded_at) == meta.changed_at
-            && meta.last_event
-                == Some(EventStamp::new(
-                    event.position,
-                    &event.event_type,
-                    &event.payload,
-                ))
+        event.version == cursor.state.version()
+            && Some(event.recorded_at) == cursor.meta.changed_at
+            && match &cursor.last {
+                Some(last) => last.matches(event),
+                None => {
+                    cursor.meta.last_event
+                        == Some(EventStamp::new(
+                            event.position,
+                            &event.event_type,
+                            &event.payload,
+                        ))
+                }
+            }
     })
 }
 
