@@ -29,7 +29,8 @@ use texts::{TextRef, Texts};
 
 /// One stored event, at its place in the log.
 struct Stored {
-    stream: StreamId,
+    /// Index of its stream in [`Streams`].
+    stream: usize,
     version: u64,
     /// Index into the store's event types (a handful of types, millions of events).
     event_type: u16,
@@ -98,11 +99,11 @@ impl Inner {
     }
 
     fn recorded(&self, position: u64) -> Result<RecordedEvent, StoreError> {
-        let stored = self
-            .at(position)
-            .ok_or_else(|| StoreError::Internal("a stream names a missing event".into()))?;
+        let missing = || StoreError::Internal("a stream names a missing event".into());
+        let stored = self.at(position).ok_or_else(missing)?;
+        let stream = self.streams.stream(stored.stream).ok_or_else(missing)?;
         let corrupt = |reason: String| StoreError::Corrupt {
-            stream: stored.stream.clone(),
+            stream: stream.clone(),
             version: stored.version,
             reason,
         };
@@ -117,7 +118,7 @@ impl Inner {
             .get(usize::from(stored.event_type))
             .ok_or_else(|| corrupt("unknown event type".into()))?;
         Ok(RecordedEvent {
-            stream: stored.stream.clone(),
+            stream: stream.clone(),
             version: stored.version,
             position,
             event_type: event_type.to_string(),
@@ -304,11 +305,14 @@ impl InMemoryStore {
         for append in batch {
             let Inner { log, streams, .. } = &mut *inner;
             let count = append.events.len() as u64;
-            let mut version = streams.extend(&append.stream, log.len() as u64 + 1, count);
+            // No stream is created for no events: it stays at version 0, and no event names it.
+            let (index, mut version) = streams
+                .extend(&append.stream, log.len() as u64 + 1, count)
+                .unwrap_or_default();
             for (event, (event_type, payload)) in append.events.into_iter().zip(kept.by_ref()) {
                 version += 1;
                 log.push(Stored {
-                    stream: append.stream.clone(),
+                    stream: index,
                     version,
                     event_type,
                     schema_version: event.schema_version,

@@ -68,22 +68,33 @@ impl Streams {
         self.positions(stream).len() as u64
     }
 
+    /// The stream at `index` (as [`Streams::extend`] answers it).
+    pub(super) fn stream(&self, index: usize) -> Option<&StreamId> {
+        self.entries.get(index).map(|entry| &entry.stream)
+    }
+
     /// Adds the `count` positions from `first` on to the end of `stream` (creating it if
-    /// `count > 0`); answers the stream's version before.
-    pub(super) fn extend(&mut self, stream: &StreamId, first: u64, count: u64) -> u64 {
+    /// `count > 0`); answers the stream's index and its version before (`None` for a stream
+    /// that is not created).
+    pub(super) fn extend(
+        &mut self,
+        stream: &StreamId,
+        first: u64,
+        count: u64,
+    ) -> Option<(usize, u64)> {
         let hash = self.hasher.hash_one(stream);
         let Self { entries, table, .. } = self;
         let found = table.find(hash, |slot| {
             slot.hash == hash && entries.get(slot.entry).is_some_and(|e| e.stream == *stream)
         });
         let added = first..first.saturating_add(count);
-        match found.and_then(|slot| entries.get_mut(slot.entry)) {
-            Some(entry) => {
+        match found.and_then(|slot| Some((slot.entry, entries.get_mut(slot.entry)?))) {
+            Some((index, entry)) => {
                 let before = entry.positions.as_slice().len() as u64;
                 added.for_each(|position| entry.positions.push(position));
-                before
+                Some((index, before))
             }
-            None if count == 0 => 0,
+            None if count == 0 => None,
             None => {
                 let positions = if count == 1 {
                     Positions::One(first)
@@ -96,7 +107,7 @@ impl Streams {
                 });
                 let entry = entries.len() - 1;
                 table.insert_unique(hash, Slot { hash, entry }, |slot| slot.hash);
-                0
+                Some((entry, 0))
             }
         }
     }
@@ -119,7 +130,13 @@ mod tests {
                 // Streams grow by one, two or none at a time.
                 let count = (i as u64 + round) % 3;
                 let before = streams.version(stream);
-                assert_eq!(streams.extend(stream, position + 1, count), before);
+                match streams.extend(stream, position + 1, count) {
+                    Some((index, version)) => {
+                        assert_eq!(version, before);
+                        assert_eq!(streams.stream(index), Some(stream));
+                    }
+                    None => assert_eq!((before, count), (0, 0)),
+                }
                 position += count;
             }
         }
@@ -134,7 +151,7 @@ mod tests {
         assert_eq!(seen.len() as u64, position);
         let unknown = StreamId::new(AggregateKind::Code, "f".repeat(32)).unwrap();
         assert_eq!(streams.version(&unknown), 0);
-        assert_eq!(streams.extend(&unknown, position + 1, 0), 0);
+        assert_eq!(streams.extend(&unknown, position + 1, 0), None);
         assert_eq!(streams.version(&unknown), 0);
     }
 }
