@@ -55,12 +55,12 @@ impl StateCache {
 
     /// A cached state with the last event it was folded up to, when that event is known.
     pub(crate) fn known(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta, Arc<Seen>)> {
-        if !Self::cacheable(stream) {
-            return None;
-        }
-        let entries = self.lock();
-        let (state, meta, last) = entries.get(stream)?;
-        Some((state.clone(), *meta, last.clone()?))
+        self.held().known(stream)
+    }
+
+    /// The cache held for several lookups in a row (one lock for a decision's streams).
+    pub(crate) fn held(&self) -> Held<'_> {
+        Held(self.lock())
     }
 
     /// Forgets `stream`.
@@ -98,5 +98,19 @@ impl StateCache {
             entries.clear();
         }
         entries.insert(stream.clone(), (state.clone(), meta, last));
+    }
+}
+
+/// The cache, locked: see [`StateCache::held`].
+pub(crate) struct Held<'a>(std::sync::MutexGuard<'a, HashMap<StreamId, CacheEntry>>);
+
+impl Held<'_> {
+    /// As [`StateCache::known`].
+    pub(crate) fn known(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta, Arc<Seen>)> {
+        if !StateCache::cacheable(stream) {
+            return None;
+        }
+        let (state, meta, last) = self.0.get(stream)?;
+        Some((state.clone(), *meta, last.clone()?))
     }
 }

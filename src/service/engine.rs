@@ -261,8 +261,9 @@ where
     fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Arc<Seen>>)> {
         let fresh = decision.fresh();
         let mut seen = Vec::new();
+        let cache = self.cache.held();
         let (loaded, _, complete) = asks(decision, guard, Loaded::default(), |stream| {
-            if let Some((state, meta, last)) = self.cache.known(stream) {
+            if let Some((state, meta, last)) = cache.known(stream) {
                 seen.push(last);
                 Some((state, meta))
             } else if fresh.contains(stream) {
