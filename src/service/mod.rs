@@ -14,6 +14,7 @@ mod deliver;
 mod engine;
 mod idempotency;
 mod issue;
+mod operation;
 mod passkeys;
 mod read;
 mod redeem;
@@ -25,17 +26,16 @@ pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use self::cache::StateCache;
-use crate::error::{Error, catalogue};
+use self::operation::{Op, operation, within_deadline};
+use crate::error::Error;
 use crate::link::LinkConfig;
 use crate::policy::Policy;
-use crate::ports::authorizer::{Authorizer, Caller};
+use crate::ports::authorizer::Authorizer;
 use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
@@ -272,19 +272,19 @@ where
     }
 
     /// Runs one public operation: its span, its outcome log and its deadline.
-    async fn traced<T>(
+    fn traced<T>(
         &self,
         op: Op,
         work: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        idempotency::start(op.name, &self.seeds, &self.random);
-        traced(
+    ) -> impl Future<Output = Result<T, Error>> {
+        let name = op.name();
+        operation(
             op,
+            move || idempotency::start(name, &self.seeds, &self.random),
             self.config.deadline,
             |left| self.store.sleep(left),
             work,
         )
-        .await
     }
 
     /// The source of ids and secrets for the current command: under an idempotency key, the
@@ -296,122 +296,4 @@ where
     fn now(&self) -> DateTime<Utc> {
         truncate_to_micros(self.clock.now())
     }
-}
-
-/// What one public operation is, for its tracing span: a name and ids — never a secret, never a
-/// code id (only its derived reference). The ids are formatted only when a subscriber listens.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-struct Op {
-    name: &'static str,
-    enabled: bool,
-    caller: Option<String>,
-    user_id: Option<String>,
-    code: Option<String>,
-}
-
-impl Op {
-    fn new(name: &'static str) -> Self {
-        #[cfg(feature = "tracing")]
-        let enabled = tracing::enabled!(tracing::Level::INFO);
-        #[cfg(not(feature = "tracing"))]
-        let enabled = false;
-        Self {
-            name,
-            enabled,
-            ..Self::default()
-        }
-    }
-
-    fn caller(mut self, caller: &Caller) -> Self {
-        if self.enabled {
-            self.caller = Some(caller.to_string());
-        }
-        self
-    }
-
-    fn user(mut self, user_id: &str) -> Self {
-        if self.enabled {
-            self.user_id = Some(user_id.to_owned());
-        }
-        self
-    }
-
-    /// The derived reference of the code named by a request (ids are validated later; an
-    /// invalid one gets no reference).
-    fn code(mut self, code_id: &str) -> Self {
-        if self.enabled {
-            self.code = crate::ids::CodeId::new(code_id)
-                .ok()
-                .map(|id| id.reference().to_string());
-        }
-        self
-    }
-}
-
-/// Runs `work` within `deadline`, on timers from `sleep`. The timer starts with the operation
-/// but is set only if the work does not finish on its first poll, so operations that never wait
-/// (in memory) pay nothing.
-async fn within_deadline<T, F: Future<Output = ()>>(
-    deadline: Option<Duration>,
-    work: impl Future<Output = Result<T, Error>>,
-    sleep: impl FnOnce(Duration) -> F,
-) -> Result<T, Error> {
-    // One suspension point holding `work`: each more would give it a slot of its own in this
-    // future, and operations' futures are large.
-    let started = Instant::now();
-    let mut work = std::pin::pin!(work);
-    // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
-    let mut timer: Option<Pin<Box<F>>> = None;
-    let mut sleep = deadline.map(|deadline| (deadline, sleep));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = work.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        if let Some((deadline, sleep)) = sleep.take() {
-            timer = Some(Box::pin(sleep(deadline.saturating_sub(started.elapsed()))));
-        }
-        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Error::catalogued(
-                catalogue::DEADLINE_EXCEEDED,
-                format!(
-                    "no answer within the deadline of {:?}; a change may have been \
-                     recorded (retry with the same idempotency key)",
-                    deadline.unwrap_or_default()
-                ),
-            ))),
-            _ => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// Runs one public operation inside its span and logs its outcome (feature `tracing`): the one
-/// tracing mechanism of the service.
-async fn traced<T, F: Future<Output = ()>>(
-    op: Op,
-    deadline: Option<Duration>,
-    sleep: impl FnOnce(Duration) -> F,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    let work = within_deadline(deadline, work, sleep);
-    #[cfg(feature = "tracing")]
-    if op.enabled {
-        use tracing::Instrument;
-        let span = tracing::info_span!(
-            "passkey_links",
-            op = op.name,
-            caller = op.caller.as_deref().unwrap_or("-"),
-            user_id = op.user_id.as_deref().unwrap_or("-"),
-            code = op.code.as_deref().unwrap_or("-"),
-        );
-        let result = work.instrument(span.clone()).await;
-        span.in_scope(|| match &result {
-            Ok(_) => tracing::info!(op = op.name, "ok"),
-            Err(err) => tracing::warn!(op = op.name, kind = ?err.kind(), id = err.id(), "{err}"),
-        });
-        return result;
-    }
-    let _ = op;
-    work.await
 }

@@ -1,0 +1,213 @@
+//! One public operation as a future: it begins on its first poll, runs within the deadline, and
+//! (feature `tracing`) inside its span, with its outcome logged — the one tracing and deadline
+//! mechanism of the service.
+//!
+//! A future of its own rather than `async fn` wrappers: an `async fn` keeps a future it is given
+//! twice, as its argument and as the value it polls, and each layer doubled an operation's
+//! kilobytes that every call then copies.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, catalogue};
+use crate::ports::authorizer::Caller;
+
+/// What one public operation is, for its tracing span: a name and ids — never a secret, never a
+/// code id (only its derived reference). The ids are formatted only when a subscriber listens.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(super) struct Op {
+    name: &'static str,
+    enabled: bool,
+    caller: Option<String>,
+    user_id: Option<String>,
+    code: Option<String>,
+}
+
+impl Op {
+    pub(super) fn new(name: &'static str) -> Self {
+        #[cfg(feature = "tracing")]
+        let enabled = tracing::enabled!(tracing::Level::INFO);
+        #[cfg(not(feature = "tracing"))]
+        let enabled = false;
+        Self {
+            name,
+            enabled,
+            ..Self::default()
+        }
+    }
+
+    /// The operation's name.
+    pub(super) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(super) fn caller(mut self, caller: &Caller) -> Self {
+        if self.enabled {
+            self.caller = Some(caller.to_string());
+        }
+        self
+    }
+
+    pub(super) fn user(mut self, user_id: &str) -> Self {
+        if self.enabled {
+            self.user_id = Some(user_id.to_owned());
+        }
+        self
+    }
+
+    /// The derived reference of the code named by a request (ids are validated later; an
+    /// invalid one gets no reference).
+    pub(super) fn code(mut self, code_id: &str) -> Self {
+        if self.enabled {
+            self.code = crate::ids::CodeId::new(code_id)
+                .ok()
+                .map(|id| id.reference().to_string());
+        }
+        self
+    }
+}
+
+/// An operation's span and outcome log (feature `tracing`; nothing otherwise).
+#[cfg(feature = "tracing")]
+struct Trace {
+    op: Op,
+    span: Option<tracing::Span>,
+}
+
+/// An operation's span and outcome log (feature `tracing`; nothing otherwise).
+#[cfg(not(feature = "tracing"))]
+struct Trace;
+
+impl Trace {
+    fn new(_op: Op) -> Self {
+        #[cfg(feature = "tracing")]
+        return Self {
+            op: _op,
+            span: None,
+        };
+        #[cfg(not(feature = "tracing"))]
+        Self
+    }
+
+    /// Runs `poll` inside the operation's span, opened on the first poll when a subscriber
+    /// listens.
+    fn in_span<R>(&mut self, poll: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        if self.op.enabled {
+            let op = &self.op;
+            let span = self.span.get_or_insert_with(|| {
+                tracing::info_span!(
+                    "passkey_links",
+                    op = op.name,
+                    caller = op.caller.as_deref().unwrap_or("-"),
+                    user_id = op.user_id.as_deref().unwrap_or("-"),
+                    code = op.code.as_deref().unwrap_or("-"),
+                )
+            });
+            return span.in_scope(poll);
+        }
+        poll()
+    }
+
+    /// Logs the outcome, in the span.
+    fn finish<T>(&self, _result: &Result<T, Error>) {
+        #[cfg(feature = "tracing")]
+        if let Some(span) = &self.span {
+            let name = self.op.name;
+            span.in_scope(|| match _result {
+                Ok(_) => tracing::info!(op = name, "ok"),
+                Err(err) => tracing::warn!(op = name, kind = ?err.kind(), id = err.id(), "{err}"),
+            });
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `work` as one operation: see the module.
+    pub(super) struct Operation<W, B, S, F> {
+        #[pin]
+        work: W,
+        // Run on the first poll, inside the command's scope (its idempotency key).
+        begin: Option<B>,
+        deadline: Option<Duration>,
+        sleep: Option<S>,
+        started: Option<Instant>,
+        // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
+        timer: Option<Pin<Box<F>>>,
+        trace: Trace,
+    }
+}
+
+/// Runs `work` as operation `op`: `begin` on its first poll, within `deadline` on timers from
+/// `sleep`. The timer starts with the operation but is set only if the work does not finish on
+/// its first poll, so operations that never wait (in memory) pay nothing.
+pub(super) fn operation<W, B, S, F>(
+    op: Op,
+    begin: B,
+    deadline: Option<Duration>,
+    sleep: S,
+    work: W,
+) -> Operation<W, B, S, F> {
+    Operation {
+        work,
+        begin: Some(begin),
+        deadline,
+        sleep: Some(sleep),
+        started: None,
+        timer: None,
+        trace: Trace::new(op),
+    }
+}
+
+/// Runs `work` within `deadline`, on timers from `sleep` (as [`operation`], without a span).
+pub(super) fn within_deadline<W, S, F>(
+    deadline: Option<Duration>,
+    work: W,
+    sleep: S,
+) -> Operation<W, fn(), S, F> {
+    operation(Op::default(), || {}, deadline, sleep, work)
+}
+
+impl<T, W, B, S, F> Future for Operation<W, B, S, F>
+where
+    W: Future<Output = Result<T, Error>>,
+    B: FnOnce(),
+    S: FnOnce(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let started = *this.started.get_or_insert_with(Instant::now);
+        if let Some(begin) = this.begin.take() {
+            begin();
+        }
+        let mut work = this.work;
+        if let Poll::Ready(result) = this.trace.in_span(|| work.as_mut().poll(cx)) {
+            this.trace.finish(&result);
+            return Poll::Ready(result);
+        }
+        if let (Some(deadline), Some(sleep)) = (*this.deadline, this.sleep.take()) {
+            *this.timer = Some(Box::pin(sleep(deadline.saturating_sub(started.elapsed()))));
+        }
+        match this.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                let expired = Err(Error::catalogued(
+                    catalogue::DEADLINE_EXCEEDED,
+                    format!(
+                        "no answer within the deadline of {:?}; a change may have been \
+                         recorded (retry with the same idempotency key)",
+                        this.deadline.unwrap_or_default()
+                    ),
+                ));
+                this.trace.finish(&expired);
+                Poll::Ready(expired)
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
