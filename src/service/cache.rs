@@ -30,17 +30,6 @@ impl StateCache {
         )
     }
 
-    /// Whether a write of `stream` is worth keeping: orgs and users always, a code only if it
-    /// was read already — a code just issued is opened somewhere else, much later, if at all,
-    /// and would only push the users out.
-    pub(crate) fn keeps_written(&self, stream: &StreamId) -> bool {
-        match stream.kind() {
-            AggregateKind::Org | AggregateKind::User => true,
-            AggregateKind::Code => self.lock().contains_key(stream),
-            AggregateKind::Credential => false,
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, CacheEntry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,6 +94,17 @@ impl StateCache {
 pub(crate) struct Held<'a>(std::sync::MutexGuard<'a, HashMap<StreamId, CacheEntry>>);
 
 impl Held<'_> {
+    /// Whether a write of `stream` is worth keeping: orgs and users always, a code only if it
+    /// was read already — a code just issued is opened somewhere else, much later, if at all,
+    /// and would only push the users out.
+    pub(crate) fn keeps_written(&self, stream: &StreamId) -> bool {
+        match stream.kind() {
+            AggregateKind::Org | AggregateKind::User => true,
+            AggregateKind::Code => self.0.contains_key(stream),
+            AggregateKind::Credential => false,
+        }
+    }
+
     /// As [`StateCache::known`].
     pub(crate) fn known(&self, stream: &StreamId) -> Option<(AnyState, StreamMeta, Arc<Seen>)> {
         if !StateCache::cacheable(stream) {

@@ -193,8 +193,20 @@ where
                 });
             let recorded = record.is_some();
             let read_again = decision.read_again();
-            let keeps =
-                |stream: &StreamId| read_again.contains(stream) || self.cache.keeps_written(stream);
+            // Decided once per written stream, under one lock.
+            let kept: Vec<&StreamId> = {
+                let cache = self.cache.held();
+                let mut kept = Vec::with_capacity(changes.len());
+                for stream in changes.iter().map(Change::stream) {
+                    if !kept.contains(&stream)
+                        && (read_again.contains(stream) || cache.keeps_written(stream))
+                    {
+                        kept.push(stream);
+                    }
+                }
+                kept
+            };
+            let keeps = |stream: &StreamId| kept.contains(&stream);
             let appended =
                 match Box::pin(self.append(&loaded, &changes, now, record, seen, &keeps)).await {
                     Ok(appended) => appended,

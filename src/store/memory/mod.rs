@@ -111,7 +111,7 @@ impl Inner {
             .texts
             .get(stored.payload)
             .ok_or_else(|| corrupt("payload text missing".into()))?;
-        let payload = serde_json::from_str(text)
+        let payload = serde_json::from_slice(text)
             .map_err(|err| corrupt(format!("payload is not JSON: {err}")))?;
         let event_type = self
             .event_types
@@ -157,7 +157,7 @@ impl Inner {
             return false;
         };
         let mut same = SameText {
-            rest: text.as_bytes(),
+            rest: text,
             same: true,
         };
         positions.len() as u64 == seen.version
@@ -237,7 +237,7 @@ impl InMemoryStore {
         else {
             return false;
         };
-        let Some(text) = inner.texts.push(payload) else {
+        let Some(text) = inner.texts.push(payload.as_bytes()) else {
             return false;
         };
         match usize::try_from(position - 1)
@@ -289,11 +289,9 @@ impl InMemoryStore {
             scratch.clear();
             serde_json::to_writer(&mut scratch, &event.payload)
                 .map_err(|err| StoreError::Internal(err.to_string()))?;
-            let text = std::str::from_utf8(&scratch)
-                .map_err(|err| StoreError::Internal(err.to_string()))?;
             let payload = inner
                 .texts
-                .push(text)
+                .push(&scratch)
                 .ok_or_else(|| StoreError::Internal("payload text too large".into()))?;
             kept.push((inner.event_type(&event.event_type)?, payload));
         }
