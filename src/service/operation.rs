@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, catalogue};
 use crate::ports::authorizer::Caller;
@@ -134,7 +134,6 @@ pin_project_lite::pin_project! {
         begin: Option<B>,
         deadline: Option<Duration>,
         sleep: Option<S>,
-        started: Option<Instant>,
         // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
         timer: Option<Pin<Box<F>>>,
         trace: Trace,
@@ -142,8 +141,9 @@ pin_project_lite::pin_project! {
 }
 
 /// Runs `work` as operation `op`: `begin` on its first poll, within `deadline` on timers from
-/// `sleep`. The timer starts with the operation but is set only if the work does not finish on
-/// its first poll, so operations that never wait (in memory) pay nothing.
+/// `sleep`. The deadline counts from the first time the work waits (its first poll runs without
+/// waiting, for microseconds), so operations that never wait (in memory) do not even read the
+/// clock.
 pub(super) fn operation<W, B, S, F>(
     op: Op,
     begin: B,
@@ -156,7 +156,6 @@ pub(super) fn operation<W, B, S, F>(
         begin: Some(begin),
         deadline,
         sleep: Some(sleep),
-        started: None,
         timer: None,
         trace: Trace::new(op),
     }
@@ -182,7 +181,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let started = *this.started.get_or_insert_with(Instant::now);
         if let Some(begin) = this.begin.take() {
             begin();
         }
@@ -192,7 +190,7 @@ where
             return Poll::Ready(result);
         }
         if let (Some(deadline), Some(sleep)) = (*this.deadline, this.sleep.take()) {
-            *this.timer = Some(Box::pin(sleep(deadline.saturating_sub(started.elapsed()))));
+            *this.timer = Some(Box::pin(sleep(deadline)));
         }
         match this.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => {
