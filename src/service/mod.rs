@@ -62,9 +62,9 @@ pub struct Config {
     pub state_cache_capacity: usize,
     /// Whether passkey registrations require user verification (default preferred).
     pub user_verification: UserVerification,
-    /// How long one public operation may take in all — every store call, the notifier and the
-    /// relying party included — before it answers Unavailable (`PKL-SVC-03`). `None`: no bound
-    /// beyond the ports' own.
+    /// How long one public operation may wait in all — every store call, the notifier and the
+    /// relying party included — before it answers Unavailable (`PKL-SVC-03`), counted from the
+    /// first time it waits. `None`: no bound beyond the ports' own.
     pub deadline: Option<Duration>,
     /// The delivery outbox: with a key, sends return once the code is recorded as waiting for
     /// delivery, and a [`crate::read::DeliveryWorker`] (which needs the same key) sends it.
