@@ -207,27 +207,29 @@ where
                 kept
             };
             let keeps = |stream: &StreamId| kept.contains(&stream);
-            let appended =
-                match Box::pin(self.append(&loaded, &changes, now, record, seen, &keeps)).await {
-                    Ok(appended) => appended,
-                    Err(StoreError::Conflict { .. }) => {
-                        // Decide again on fresh state: the next load re-reads each cached state's
-                        // last event and what follows it, so it catches up with the writer that won
-                        // (and a state the store no longer holds is read afresh). Let that writer
-                        // finish first.
-                        YieldNow(false).await;
-                        continue;
-                    }
-                    Err(StoreError::DuplicateKey) => {
-                        let replayed = match &keyed {
-                            Some((key, op)) => Box::pin(self.replay(key, op)).await?,
-                            None => None,
-                        };
-                        return replayed
-                            .unwrap_or_else(|| Err(internal("a repeated key without its record")));
-                    }
-                    Err(other) => return Err(other.into()),
-                };
+            let appended = match self
+                .append(&loaded, &changes, now, record, seen, &keeps)
+                .await
+            {
+                Ok(appended) => appended,
+                Err(StoreError::Conflict { .. }) => {
+                    // Decide again on fresh state: the next load re-reads each cached state's
+                    // last event and what follows it, so it catches up with the writer that won
+                    // (and a state the store no longer holds is read afresh). Let that writer
+                    // finish first.
+                    YieldNow(false).await;
+                    continue;
+                }
+                Err(StoreError::DuplicateKey) => {
+                    let replayed = match &keyed {
+                        Some((key, op)) => Box::pin(self.replay(key, op)).await?,
+                        None => None,
+                    };
+                    return replayed
+                        .unwrap_or_else(|| Err(internal("a repeated key without its record")));
+                }
+                Err(other) => return Err(other.into()),
+            };
             if recorded {
                 idempotency::mark_used();
             }
