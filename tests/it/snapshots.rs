@@ -102,16 +102,17 @@ fn cold<S: EventStore + Clone>(
     .with_clock(f.clock.clone())
 }
 
-pub async fn a_cold_load_reads_from_the_snapshot_in_pages<
-    S: EventStore + Clone + Inspect + Sync,
->(
+/// A fixture whose process snapshots every `snapshot_every` events (0: never) and has locked and
+/// unlocked ada `pairs` times: a long stream, written by a warm process.
+async fn long_history<S: EventStore + Clone + Inspect + Sync>(
     store: S,
-) {
-    let mut with_snapshots = config();
-    with_snapshots.snapshot_every = 100;
-    let f = Fixture::with_config(Counting::new(store), with_snapshots).await;
-    // 1,250 events on ada's stream: longer than a page (1,000).
-    for i in 0..625 {
+    snapshot_every: u64,
+    pairs: usize,
+) -> Fixture<Counting<S>> {
+    let mut config = config();
+    config.snapshot_every = snapshot_every;
+    let f = Fixture::with_config(Counting::new(store), config).await;
+    for i in 0..pairs {
         for change in [UserChange::Lock, UserChange::Unlock] {
             f.service
                 .update_user(&Caller::System, None, &f.ada, change)
@@ -119,6 +120,16 @@ pub async fn a_cold_load_reads_from_the_snapshot_in_pages<
                 .unwrap_or_else(|err| panic!("{i}: {err:?}"));
         }
     }
+    f
+}
+
+pub async fn a_cold_load_reads_from_the_snapshot_in_pages<
+    S: EventStore + Clone + Inspect + Sync,
+>(
+    store: S,
+) {
+    // 1,250 events on ada's stream: longer than a page (1,000).
+    let f = long_history(store, 100, 625).await;
     let me = f.me(&f.ada);
     f.store.take();
 
@@ -169,17 +180,7 @@ pub async fn a_stale_cache_reads_only_what_follows_its_last_event<
 >(
     store: S,
 ) {
-    let mut without_snapshots = config();
-    without_snapshots.snapshot_every = 0;
-    let f = Fixture::with_config(Counting::new(store), without_snapshots).await;
-    for i in 0..600 {
-        for change in [UserChange::Lock, UserChange::Unlock] {
-            f.service
-                .update_user(&Caller::System, None, &f.ada, change)
-                .await
-                .unwrap_or_else(|err| panic!("{i}: {err:?}"));
-        }
-    }
+    let f = long_history(store, 0, 600).await;
     let me = f.me(&f.ada);
     // Another process writes to ada: the first process's cache no longer ends her stream.
     let other = cold(&f, 0);
