@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::PasskeyLinks;
 use super::access::Guard;
-use super::cache::StateCache;
+use super::cache::{CacheEntry, StateCache};
 use super::idempotency;
 use super::snapshot;
 use crate::domain::{
@@ -419,7 +419,7 @@ where
                 state.version() > 0 && (last.is_some() || meta.last_event.is_some())
             })
         };
-        let mut starts: Vec<Option<Start>> = streams.iter().map(cached).collect();
+        let mut starts: Vec<Option<CacheEntry>> = streams.iter().map(cached).collect();
         let snapshots = self.config.snapshot_every > 0;
         let wanted: Vec<(StreamId, ReadFrom)> = streams
             .iter()
@@ -540,12 +540,14 @@ where
                 }
                 let validated = events.remove(0);
                 cursor.validate = false;
-                cursor.meta.last_event = Some(EventStamp::new(
-                    validated.position,
-                    &validated.event_type,
-                    &validated.payload,
-                ));
                 if events.is_empty() {
+                    // The stamp a snapshot of this start would need (folding names the next
+                    // last event itself).
+                    cursor.meta.last_event = Some(EventStamp::new(
+                        validated.position,
+                        &validated.event_type,
+                        &validated.payload,
+                    ));
                     // Nothing to fold: keep the start (a snapshot's, say) cached with its event.
                     let seen = StateCache::cacheable(&cursor.stream)
                         .then(|| Arc::new(Seen::of(&validated)));
@@ -776,9 +778,6 @@ fn asks<D: Decide>(
 /// Events read per stream per store call while loading: the most a load holds at once.
 pub(crate) const LOAD_PAGE: usize = 1_000;
 
-/// A state to fold on from, with its meta and, when the cache kept it, its last event.
-type Start = (AnyState, StreamMeta, Option<Arc<Seen>>);
-
 /// Where the fold of one stream stands while it loads.
 struct Cursor {
     stream: StreamId,
@@ -794,7 +793,7 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn new(stream: StreamId, start: Option<Start>, until: u64) -> Self {
+    fn new(stream: StreamId, start: Option<CacheEntry>, until: u64) -> Self {
         let validate = start.is_some();
         let (state, meta, last) =
             start.unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default(), None));
