@@ -75,18 +75,42 @@ impl StateCache {
         last: Option<Arc<Seen>>,
         capacity: usize,
     ) {
-        if !Self::cacheable(stream) || capacity == 0 {
+        self.put_all([(stream, state, meta, last)], capacity);
+    }
+
+    /// [`Self::put`] for several streams, under one lock.
+    pub(crate) fn put_all<'a>(
+        &self,
+        states: impl IntoIterator<Item = (&'a StreamId, &'a AnyState, StreamMeta, Option<Arc<Seen>>)>,
+        capacity: usize,
+    ) {
+        if capacity == 0 {
             return;
         }
         let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(stream) {
-            *entry = (state.clone(), meta, last);
-            return;
+        for (stream, state, meta, last) in states {
+            if !Self::cacheable(stream) {
+                continue;
+            }
+            if let Some(entry) = entries.get_mut(stream) {
+                *entry = (state.clone(), meta, last);
+                continue;
+            }
+            if entries.len() >= capacity {
+                entries.clear();
+            }
+            entries.insert(stream.clone(), (state.clone(), meta, last));
         }
-        if entries.len() >= capacity {
-            entries.clear();
+    }
+
+    /// Forgets `streams` ahead of a [`Self::put_all`] of their new states, so that the cache
+    /// holds no second reference to a state about to change (which would make the change copy
+    /// it).
+    pub(crate) fn release(&self, streams: &[&StreamId]) {
+        let mut entries = self.lock();
+        for stream in streams {
+            entries.remove(*stream);
         }
-        entries.insert(stream.clone(), (state.clone(), meta, last));
     }
 }
 

@@ -14,8 +14,8 @@ use super::cache::{CacheEntry, StateCache};
 use super::idempotency;
 use super::snapshot;
 use crate::domain::{
-    AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
-    USER_ORG_FIELD, UserState, View, decide_loaded,
+    AnyState, Change, Ctx, Decide, Entry, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION,
+    StreamMeta, USER_ORG_FIELD, UserState, View, decide_loaded,
 };
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -233,27 +233,31 @@ where
             if recorded {
                 idempotency::mark_used();
             }
+            // The cache's states of the written streams are replaced below: let go of them
+            // first, so the changes apply to the loaded states in place instead of to copies.
+            self.cache.release(&kept);
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
             }
-            for change in &changes {
-                if let Some(entry) = loaded.get(change.stream())
-                    && keeps(&entry.stream)
-                {
+            let written: Vec<(&Entry, Option<Arc<Seen>>)> = kept
+                .iter()
+                .filter_map(|stream| {
                     let last = appended
                         .iter()
-                        .find(|(stream, _)| **stream == entry.stream)
+                        .find(|(written, _)| written == stream)
                         .map(|(_, seen)| seen.clone());
-                    self.cache.put(
-                        &entry.stream,
-                        &entry.state,
-                        entry.meta,
-                        last.clone(),
-                        self.config.state_cache_capacity,
-                    );
-                    self.snapshot_if_due(&entry.stream, &entry.state, entry.meta, last.as_deref())
-                        .await;
-                }
+                    Some((loaded.get(stream)?, last))
+                })
+                .collect();
+            self.cache.put_all(
+                written
+                    .iter()
+                    .map(|(entry, last)| (&entry.stream, &entry.state, entry.meta, last.clone())),
+                self.config.state_cache_capacity,
+            );
+            for (entry, last) in &written {
+                self.snapshot_if_due(&entry.stream, &entry.state, entry.meta, last.as_deref())
+                    .await;
             }
             if let Some(refusal) = refusal {
                 return Err(refusal.into());
@@ -593,11 +597,11 @@ where
             return;
         }
         if let (None, Some(last)) = (meta.last_event, last) {
-            meta.last_event = Some(EventStamp::new(
-                last.position,
-                &last.event_type,
-                &last.payload,
-            ));
+            // The stamp's digest walks the payload's value (as stored snapshots expect).
+            let Ok(payload) = serde_json::from_str::<Value>(&last.payload) else {
+                return;
+            };
+            meta.last_event = Some(EventStamp::new(last.position, &last.event_type, &payload));
         }
         let Some(snapshot) = snapshot::encode(stream, state, &meta) else {
             return;
@@ -694,9 +698,9 @@ where
                 }),
             }
         }
-        // Which events end each stream the cache keeps, to name them once the store answers
-        // their positions.
-        let lasts: Vec<Option<(&StreamId, NewEvent)>> = appends
+        // The event that ends each stream the cache keeps, as the next decision will name it
+        // (its version and position are the store's answer).
+        let lasts: Vec<Option<(&StreamId, Seen)>> = appends
             .iter()
             .map(|append| {
                 if !keeps(&append.stream) {
@@ -706,7 +710,16 @@ where
                     .iter()
                     .map(Change::stream)
                     .find(|s| **s == append.stream)?;
-                Some((stream, append.events.last()?.clone()))
+                let last = append.events.last()?;
+                let seen = Seen {
+                    stream: stream.clone(),
+                    version: 0,
+                    position: 0,
+                    event_type: last.event_type.clone(),
+                    payload: Seen::text_of(&last.payload),
+                    recorded_at: last.recorded_at,
+                };
+                Some((stream, seen))
             })
             .collect();
         let mut batch = AppendBatch::new(appends)?.with_seen(seen);
@@ -718,15 +731,9 @@ where
             .into_iter()
             .zip(appended)
             .filter_map(|(named, appended)| {
-                let (stream, last) = named?;
-                let seen = Seen {
-                    stream: stream.clone(),
-                    version: appended.version,
-                    position: appended.position,
-                    event_type: last.event_type,
-                    payload: last.payload,
-                    recorded_at: last.recorded_at,
-                };
+                let (stream, mut seen) = named?;
+                seen.version = appended.version;
+                seen.position = appended.position;
                 Some((stream, Arc::new(seen)))
             })
             .collect())

@@ -922,7 +922,7 @@ async fn seen_checks<S: EventStore>(store: &S, name: &str, padding: u64) {
     // Another event at the version seen: same stream, version and position, other content.
     let now_last = store.read(&read_only, 2).await.unwrap().remove(0);
     let mut other = Seen::of(&now_last);
-    other.payload = json!({"n": "not what is stored"});
+    other.payload = json!({"n": "not what is stored"}).to_string();
     let stale = padded(
         vec![append(&written, ExpectedVersion::Exact(1), vec![event(2)])],
         vec![Arc::new(other)],

@@ -351,8 +351,9 @@ pub struct Seen {
     pub position: u64,
     /// The last event's type.
     pub event_type: String,
-    /// The last event's payload.
-    pub payload: Value,
+    /// The last event's payload, as the JSON text serde_json writes of it (compact, object keys
+    /// in order): a store compares it with what it holds without a value tree per decision.
+    pub payload: String,
     /// The last event's time.
     pub recorded_at: DateTime<Utc>,
 }
@@ -365,9 +366,15 @@ impl Seen {
             version: event.version,
             position: event.position,
             event_type: event.event_type.clone(),
-            payload: event.payload.clone(),
+            payload: Self::text_of(&event.payload),
             recorded_at: event.recorded_at,
         }
+    }
+
+    /// The text of a payload as a [`Seen`] carries it. (A value cannot fail to write; if it
+    /// did, the empty text would match no stored event, which only costs a read.)
+    pub fn text_of(payload: &Value) -> String {
+        serde_json::to_string(payload).unwrap_or_default()
     }
 
     /// Whether `event` is the event seen (its stream and version included).
@@ -377,8 +384,38 @@ impl Seen {
             && event.position == self.position
             && event.event_type == self.event_type
             && event.recorded_at == self.recorded_at
-            && event.payload == self.payload
+            && writes_as(&event.payload, &self.payload)
     }
+}
+
+/// Whether `payload` is written as `text`: compared piece by piece as serde_json writes it, with
+/// no text of its own.
+fn writes_as(payload: &Value, text: &str) -> bool {
+    /// A writer that only checks that what is written is `rest`.
+    struct SameText<'a> {
+        rest: &'a [u8],
+        same: bool,
+    }
+
+    impl std::io::Write for SameText<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.rest.strip_prefix(buf) {
+                Some(rest) if self.same => self.rest = rest,
+                _ => self.same = false,
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut same = SameText {
+        rest: text.as_bytes(),
+        same: true,
+    };
+    serde_json::to_writer(&mut same, payload).is_ok() && same.same && same.rest.is_empty()
 }
 
 /// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice

@@ -797,7 +797,8 @@ struct Guard<'a> {
     versions: Vec<i64>,
     positions: Vec<Option<i64>>,
     event_types: Vec<Option<&'a str>>,
-    payloads: Vec<Option<&'a Value>>,
+    /// As the text seen ([`Seen::payload`]), read as `jsonb` by the statement.
+    payloads: Vec<Option<&'a str>>,
     times: Vec<Option<DateTime<Utc>>>,
     last: Vec<bool>,
 }
@@ -821,7 +822,7 @@ impl<'a> Guard<'a> {
             guard.versions.push(version(seen.version));
             guard.positions.push(Some(version(seen.position)));
             guard.event_types.push(Some(seen.event_type.as_str()));
-            guard.payloads.push(Some(&seen.payload));
+            guard.payloads.push(Some(seen.payload.as_str()));
             guard.times.push(Some(seen.recorded_at));
             // Written right after the event seen, the stream's next version is taken by this
             // batch: the unique (stream, version) constraint refuses it if anything follows.
@@ -939,7 +940,7 @@ fn scalar_append_statement(
         );
         conditions.push(format!(
             "(SELECT ${p}::int8 IS NULL
-                     OR (x.position = ${p} AND x.event_type = ${e}::text AND x.payload = ${d}::jsonb
+                     OR (x.position = ${p} AND x.event_type = ${e}::text AND x.payload = ${d}::text::jsonb
                          AND x.recorded_at = ${r}::timestamptz)
               FROM {table} x
               WHERE x.stream_type = ${t}::text AND x.stream_id = ${id}::text AND x.version = ${v}::int8)
@@ -997,10 +998,10 @@ fn append_statement(table: &str, keys: &str, any: bool, guarded: bool, keyed: bo
             "WHERE NOT EXISTS (
                 SELECT 1
                 FROM unnest(${}::text[], ${}::text[], ${}::int8[], ${}::int8[], ${}::text[],
-                            ${}::jsonb[], ${}::timestamptz[], ${}::bool[])
+                            ${}::text[], ${}::timestamptz[], ${}::bool[])
                      AS a(t, i, v, p, e, d, r, last)
                 WHERE (SELECT a.p IS NULL
-                              OR (x.position = a.p AND x.event_type = a.e AND x.payload = a.d
+                              OR (x.position = a.p AND x.event_type = a.e AND x.payload = a.d::jsonb
                                   AND x.recorded_at = a.r)
                        FROM {table} x
                        WHERE x.stream_type = a.t AND x.stream_id = a.i AND x.version = a.v)
