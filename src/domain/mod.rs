@@ -239,13 +239,15 @@ pub trait Decide {
         Vec::new()
     }
 
-    /// Streams the decision expects not to exist yet and creates whenever it accepts — a code
-    /// under an id it drew itself, a credential id's first claim: a caller that decides
-    /// without reading may presume them empty, because writing them expects no stream (a
-    /// stream that exists after all is then a conflict, decided again on what is stored; an
-    /// outcome that does not write them is never taken on the presumption). Default: none.
-    fn fresh(&self) -> Vec<StreamId> {
-        Vec::new()
+    /// Whether `stream` is one the decision expects not to exist yet and creates whenever it
+    /// accepts — a code under an id it drew itself, a credential id's first claim: a caller
+    /// that decides without reading may presume it empty, because writing it expects no
+    /// stream (a stream that exists after all is then a conflict, decided again on what is
+    /// stored; an outcome that does not write it is never taken on the presumption).
+    /// Default: none is.
+    fn is_fresh(&self, stream: &StreamId) -> bool {
+        let _ = stream;
+        false
     }
 
     /// Streams the same command reads again right after this decision (a code issued for

@@ -14,8 +14,8 @@ use super::cache::{CacheEntry, StateCache};
 use super::idempotency;
 use super::snapshot;
 use crate::domain::{
-    AnyState, Change, Ctx, Decide, Entry, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION,
-    StreamMeta, USER_ORG_FIELD, UserState, View, decide_loaded,
+    AnyState, Change, Ctx, Decide, Event, EventStamp, Loaded, Outcome, SCHEMA_VERSION, StreamMeta,
+    USER_ORG_FIELD, UserState, View, decide_loaded,
 };
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -239,24 +239,22 @@ where
             for change in &changes {
                 loaded.apply(change, recorded_at(&loaded, change.stream(), now));
             }
-            let written: Vec<(&Entry, Option<Arc<Seen>>)> = kept
-                .iter()
-                .filter_map(|stream| {
+            let written = || {
+                kept.iter().filter_map(|stream| {
                     let last = appended
                         .iter()
                         .find(|(written, _)| written == stream)
-                        .map(|(_, seen)| seen.clone());
+                        .map(|(_, seen)| seen);
                     Some((loaded.get(stream)?, last))
                 })
-                .collect();
+            };
             self.cache.put_all(
-                written
-                    .iter()
-                    .map(|(entry, last)| (&entry.stream, &entry.state, entry.meta, last.clone())),
+                written()
+                    .map(|(entry, last)| (&entry.stream, &entry.state, entry.meta, last.cloned())),
                 self.config.state_cache_capacity,
             );
-            for (entry, last) in &written {
-                self.snapshot_if_due(&entry.stream, &entry.state, entry.meta, last.as_deref())
+            for (entry, last) in written() {
+                self.snapshot_if_due(&entry.stream, &entry.state, entry.meta, last.map(|l| &**l))
                     .await;
             }
             if let Some(refusal) = refusal {
@@ -274,17 +272,16 @@ where
     }
 
     /// Every stream `decision` (and its guard) asks for, from the cache alone — streams the
-    /// decision creates whenever it accepts ([`Decide::fresh`]) presumed empty — with the last
+    /// decision creates whenever it accepts ([`Decide::is_fresh`]) presumed empty — with the last
     /// events seen; `None` when something is not cached with its last event.
     fn known<D: Decide>(&self, decision: &D, guard: &Guard) -> Option<(Loaded, Vec<Arc<Seen>>)> {
-        let fresh = decision.fresh();
         let mut seen = Vec::new();
         let cache = self.cache.held();
-        let (loaded, _, complete) = asks(decision, guard, Loaded::default(), |stream| {
+        let (loaded, complete) = asks(decision, guard, Loaded::default(), |stream| {
             if let Some((state, meta, last)) = cache.known(stream) {
                 seen.push(last);
                 Some((state, meta))
-            } else if fresh.contains(stream) {
+            } else if decision.is_fresh(stream) {
                 Some((AnyState::empty(stream.kind()), StreamMeta::default()))
             } else {
                 None
@@ -382,13 +379,17 @@ where
             // What the decision will ask for next, as far as cached states tell (the org of a
             // cached user, the code of its ceremony), rides along with this read — a stream
             // not cached counts as empty for the guess —; so do the decision's own guesses.
-            let (_, ahead, _) = asks(decision, guard, loaded.clone(), |stream| {
+            let (guessed, _) = asks(decision, guard, loaded.clone(), |stream| {
                 Some(self.cache.get(stream).map_or_else(
                     || (AnyState::empty(stream.kind()), StreamMeta::default()),
                     |(state, meta, _)| (state, meta),
                 ))
             });
-            for stream in ahead.into_iter().chain(prefetch.drain(..)) {
+            let ahead = guessed
+                .entries()
+                .filter(|entry| loaded.get(&entry.stream).is_none())
+                .map(|entry| entry.stream.clone());
+            for stream in ahead.chain(prefetch.drain(..)) {
                 if !missing.contains(&stream) {
                     missing.push(stream);
                 }
@@ -751,33 +752,31 @@ fn next_ask<D: Decide>(decision: &D, guard: &Guard, loaded: &Loaded) -> Option<V
 }
 
 /// Walks what `decision` and its guard ask for, from `loaded` on, answering each stream asked
-/// with `resolve`: the states gathered, every stream asked for beyond `loaded` (in order), and
-/// whether the asks ended — `false` when `resolve` had no answer for a stream.
+/// with `resolve`: the states gathered (in the order asked), and whether the asks ended —
+/// `false` when `resolve` had no answer for a stream, or a stream held already was asked for
+/// again (the decision wants more than states).
 fn asks<D: Decide>(
     decision: &D,
     guard: &Guard,
     mut loaded: Loaded,
     mut resolve: impl FnMut(&StreamId) -> Option<(AnyState, StreamMeta)>,
-) -> (Loaded, Vec<StreamId>, bool) {
-    let mut asked = Vec::new();
+) -> (Loaded, bool) {
     loop {
         let Some(missing) = next_ask(decision, guard, &loaded) else {
-            return (loaded, asked, true);
+            return (loaded, true);
         };
         let mut answered = true;
         for stream in missing {
-            if asked.contains(&stream) {
-                // Asked and answered, yet asked again: the decision wants more than states.
-                return (loaded, asked, false);
+            if loaded.get(&stream).is_some() {
+                return (loaded, false);
             }
             match resolve(&stream) {
-                Some((state, meta)) => loaded.insert(stream.clone(), state, meta),
+                Some((state, meta)) => loaded.insert(stream, state, meta),
                 None => answered = false,
             }
-            asked.push(stream);
         }
         if !answered {
-            return (loaded, asked, false);
+            return (loaded, false);
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::domain::code::{CodeEvent, CodeState, Issued};
 use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
+use crate::ids::{AggregateKind, CodeId, OrgId, StreamId, UserId};
 use crate::link::UrlTemplate;
 use crate::secret::SecretDigest;
 
@@ -150,8 +150,8 @@ impl Decide for IssueCode {
     }
 
     /// The code id is drawn fresh for this decision.
-    fn fresh(&self) -> Vec<StreamId> {
-        vec![StreamId::code(&self.code_id)]
+    fn is_fresh(&self, stream: &StreamId) -> bool {
+        stream.kind() == AggregateKind::Code && stream.id() == self.code_id.as_str()
     }
 
     /// A code mailed now has its delivery recorded right after.

@@ -161,11 +161,10 @@ impl Decide for FinishPasskeyRegistration {
 
     /// A verified credential id is claimed for the first time: a claim that exists is a
     /// conflict when the claim is written.
-    fn fresh(&self) -> Vec<StreamId> {
-        match &self.verification {
-            Ok(credential) => vec![credential.credential_id.stream()],
-            Err(_) => Vec::new(),
-        }
+    fn is_fresh(&self, stream: &StreamId) -> bool {
+        self.verification
+            .as_ref()
+            .is_ok_and(|credential| credential.credential_id.stream() == *stream)
     }
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
