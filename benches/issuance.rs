@@ -411,7 +411,7 @@ async fn fill(store: &InMemoryStore, events: usize) {
                 NewEvent {
                     event_type,
                     schema_version: 1,
-                    payload,
+                    payload: payload.into(),
                     recorded_at: now,
                 }
             })

@@ -47,7 +47,7 @@ fn event(n: u64) -> NewEvent {
     NewEvent {
         event_type: format!("test.event.{n}"),
         schema_version: 1,
-        payload: json!({ "n": n }),
+        payload: json!({ "n": n }).into(),
         recorded_at: at() + chrono::Duration::microseconds(n as i64),
     }
 }
@@ -148,7 +148,7 @@ pub async fn the_feed_lists_every_event_once_in_order<S: EventStore>(store: S) {
     );
     assert_eq!(
         all[3].event.payload,
-        event(3).payload,
+        event(3).payload.to_value(),
         "the events themselves"
     );
     assert_eq!(
@@ -390,7 +390,7 @@ pub async fn append_to_new_stream<S: EventStore>(store: S) {
         assert_eq!(recorded.version, n);
         assert_eq!(recorded.event_type, written.event_type);
         assert_eq!(recorded.schema_version, 1);
-        assert_eq!(recorded.payload, written.payload);
+        assert_eq!(recorded.payload, written.payload.to_value());
         assert_eq!(recorded.recorded_at, written.recorded_at);
     }
 }
@@ -664,7 +664,7 @@ pub async fn load_many_follows_the_newest_matching_event<S: EventStore>(store: S
     let code = |n: u64| stream(AggregateKind::Code, &format!("latest-code-{n}"));
     let started = |n: u64, event_type: &str, passkey: &str, code_n: u64| NewEvent {
         event_type: event_type.to_owned(),
-        payload: json!({ "n": n, "passkeyId": passkey, "codeId": code(code_n).id() }),
+        payload: json!({ "n": n, "passkeyId": passkey, "codeId": code(code_n).id() }).into(),
         ..event(n)
     };
     let fillers = |from: u64, to: u64| (from..=to).map(event).collect::<Vec<_>>();
@@ -752,7 +752,7 @@ pub async fn load_many_reads_the_streams_first_events_name<S: EventStore>(store:
     let unnamed = stream(AggregateKind::User, "follow-unnamed");
     let absent = stream(AggregateKind::User, "follow-absent");
     let named = |n: u64, field: serde_json::Value| NewEvent {
-        payload: json!({ "n": n, "orgId": field }),
+        payload: json!({ "n": n, "orgId": field }).into(),
         ..event(n)
     };
     store
@@ -922,7 +922,7 @@ async fn seen_checks<S: EventStore>(store: &S, name: &str, padding: u64) {
     // Another event at the version seen: same stream, version and position, other content.
     let now_last = store.read(&read_only, 2).await.unwrap().remove(0);
     let mut other = Seen::of(&now_last);
-    other.payload = json!({"n": "not what is stored"}).to_string();
+    other.payload = json!({"n": "not what is stored"}).into();
     let stale = padded(
         vec![append(&written, ExpectedVersion::Exact(1), vec![event(2)])],
         vec![Arc::new(other)],
@@ -1071,7 +1071,7 @@ pub async fn concurrent_appenders_have_one_winner_per_version<S>(
             while (won.len() as u64) < per_task {
                 let version = store.read(&s, 0).await.unwrap().len() as u64;
                 let mut e = event(version + 1);
-                e.payload = json!({ "task": task });
+                e.payload = json!({ "task": task }).into();
                 match store
                     .append(batch(vec![append(
                         &s,
@@ -1113,8 +1113,8 @@ pub async fn large_and_unicode_payloads_round_trip<S: EventStore>(store: S) {
         "quote": "\"'\\<>&"
     });
     let mut events = vec![event(1), event(2)];
-    events[0].payload = large.clone();
-    events[1].payload = unicode.clone();
+    events[0].payload = large.clone().into();
+    events[1].payload = unicode.clone().into();
     store
         .append(batch(vec![append(&s, ExpectedVersion::NoStream, events)]))
         .await

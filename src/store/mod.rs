@@ -70,6 +70,47 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
+/// An event's JSON payload as the text a store writes: serde_json's compact form of a value
+/// (object keys in order), made only from a value, so it is always JSON. Written once, by the
+/// writer: a store keeps or sends it as it is, and a [`Seen`] event is compared by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(String);
+
+impl Payload {
+    /// The text of `value`. (A value cannot fail to write; if it did, the text would be `null`.)
+    pub fn new(value: &Value) -> Self {
+        // Room for an event's payload (a few hundred bytes) at once: no regrowth while writing.
+        let mut text = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut text, value) {
+            // serde_json writes UTF-8.
+            Ok(()) => Self(String::from_utf8(text).unwrap_or_else(|_| "null".to_owned())),
+            Err(_) => Self("null".to_owned()),
+        }
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value again (parsed).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self::new(&value)
+    }
+}
+
+impl From<&Value> for Payload {
+    fn from(value: &Value) -> Self {
+        Self::new(value)
+    }
+}
+
 /// An event to append. `recorded_at` comes from the injected clock, never from the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -77,8 +118,8 @@ pub struct NewEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: u16,
-    /// JSON payload.
-    pub payload: Value,
+    /// JSON payload, as written.
+    pub payload: Payload,
     /// When it happened (microsecond precision).
     pub recorded_at: DateTime<Utc>,
 }
@@ -351,9 +392,8 @@ pub struct Seen {
     pub position: u64,
     /// The last event's type.
     pub event_type: String,
-    /// The last event's payload, as the JSON text serde_json writes of it (compact, object keys
-    /// in order): a store compares it with what it holds without a value tree per decision.
-    pub payload: String,
+    /// The last event's payload as written: a store compares it with what it holds as text.
+    pub payload: Payload,
     /// The last event's time.
     pub recorded_at: DateTime<Utc>,
 }
@@ -366,15 +406,9 @@ impl Seen {
             version: event.version,
             position: event.position,
             event_type: event.event_type.clone(),
-            payload: Self::text_of(&event.payload),
+            payload: Payload::new(&event.payload),
             recorded_at: event.recorded_at,
         }
-    }
-
-    /// The text of a payload as a [`Seen`] carries it. (A value cannot fail to write; if it
-    /// did, the empty text would match no stored event, which only costs a read.)
-    pub fn text_of(payload: &Value) -> String {
-        serde_json::to_string(payload).unwrap_or_default()
     }
 
     /// Whether `event` is the event seen (its stream and version included).
@@ -384,7 +418,7 @@ impl Seen {
             && event.position == self.position
             && event.event_type == self.event_type
             && event.recorded_at == self.recorded_at
-            && writes_as(&event.payload, &self.payload)
+            && writes_as(&event.payload, self.payload.as_str())
     }
 }
 
@@ -780,3 +814,25 @@ forward_port!(EventStore {
     fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send;
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A payload is serde_json's compact text of its value (what a store writes and a seen
+    /// event is compared by) and reads back as the same value, longer texts included.
+    #[test]
+    fn a_payload_is_the_compact_text_of_its_value() {
+        let long = "é".repeat(600);
+        for value in [
+            json!({}),
+            json!({"b": 1, "a": [true, null]}),
+            json!({"text": long}),
+        ] {
+            let payload = Payload::new(&value);
+            assert_eq!(payload.as_str(), serde_json::to_string(&value).unwrap());
+            assert_eq!(payload.to_value(), value);
+        }
+    }
+}

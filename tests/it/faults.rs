@@ -99,7 +99,7 @@ fn write_user_event(store: &InMemoryStore, user: &str, event: UserEvent) {
         events: vec![NewEvent {
             event_type,
             schema_version: 1,
-            payload,
+            payload: payload.into(),
             recorded_at: chrono::Utc::now(),
         }],
     };

@@ -151,7 +151,7 @@ mod with_tls {
                 events: vec![passkey_links::store::NewEvent {
                     event_type: "user.human.added".into(),
                     schema_version: 1,
-                    payload: serde_json::json!({}),
+                    payload: serde_json::json!({}).into(),
                     recorded_at: chrono::Utc::now(),
                 }],
             }])

@@ -802,7 +802,7 @@ impl<S: EventStore> RelyingParty for RevokesOnStart<S> {
         let revoked = NewEvent {
             event_type,
             schema_version: passkey_links::domain::SCHEMA_VERSION,
-            payload,
+            payload: payload.into(),
             recorded_at: Utc::now(),
         };
         let batch = AppendBatch::new(vec![StreamAppend {

@@ -165,7 +165,7 @@ mod with_postgres {
                 events: vec![passkey_links::store::NewEvent {
                     event_type: "test.frozen".into(),
                     schema_version: 1,
-                    payload: serde_json::json!({}),
+                    payload: serde_json::json!({}).into(),
                     recorded_at: chrono::Utc::now(),
                 }],
             }])
@@ -410,7 +410,7 @@ mod with_postgres {
         let event = || passkey_links::store::NewEvent {
             event_type: "user.human.added".into(),
             schema_version: 1,
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             recorded_at: chrono::Utc::now(),
         };
         let append = |id: &str| {

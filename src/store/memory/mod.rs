@@ -54,8 +54,6 @@ struct Inner {
     read: read::ReadTables,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
-    /// Where a payload is written out before it is kept (reused: no allocation per write).
-    scratch: Vec<u8>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -143,7 +141,7 @@ impl Inner {
                 .get(usize::from(stored.event_type))
                 .is_some_and(|event_type| **event_type == *seen.event_type)
             && stored.recorded_at == seen.recorded_at
-            && text == seen.payload.as_bytes()
+            && text == seen.payload.as_str().as_bytes()
     }
 
     /// The index of `event_type`, added the first time it is seen (a handful of types: a scan
@@ -255,21 +253,16 @@ impl InMemoryStore {
                 });
             }
         }
-        // Write out every payload and type before any event, so a failure writes no event
-        // (a text kept before the failure is never named).
+        // Keep every payload and type before any event, so a failure writes no event (a text
+        // kept before the failure is never named).
         let mut kept = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
-        let mut scratch = std::mem::take(&mut inner.scratch);
         for event in batch.iter().flat_map(|append| &append.events) {
-            scratch.clear();
-            serde_json::to_writer(&mut scratch, &event.payload)
-                .map_err(|err| StoreError::Internal(err.to_string()))?;
             let payload = inner
                 .texts
-                .push(&scratch)
+                .push(event.payload.as_str().as_bytes())
                 .ok_or_else(|| StoreError::Internal("payload text too large".into()))?;
             kept.push((inner.event_type(&event.event_type)?, payload));
         }
-        inner.scratch = scratch;
         let mut kept = kept.into_iter();
         let mut versions = Vec::with_capacity(batch.len());
         // What the idempotency record names: only kept when there is a record.

@@ -680,7 +680,7 @@ struct NewRows<'a> {
     versions: Vec<i64>,
     event_types: Vec<&'a str>,
     schemas: Vec<i16>,
-    payloads: Vec<&'a Value>,
+    payloads: Vec<&'a str>,
     recorded: Vec<DateTime<Utc>>,
     from_end: Option<Vec<bool>>,
 }
@@ -716,7 +716,7 @@ impl<'a> NewRows<'a> {
                     i16::try_from(event.schema_version)
                         .map_err(|_| StoreError::Internal("schema version out of range".into()))?,
                 );
-                rows.payloads.push(&event.payload);
+                rows.payloads.push(event.payload.as_str());
                 rows.recorded.push(event.recorded_at);
                 if let Some(from_end) = &mut rows.from_end {
                     from_end.push(append.expected == ExpectedVersion::Any);
@@ -917,7 +917,7 @@ fn scalar_append_statement(
         );
         let _ = write!(
             values,
-            "{sep}(${t}::text, ${id}::text, ${v}::int8, ${e}::text, ${sv}::int2, ${d}::jsonb, ${r}::timestamptz"
+            "{sep}(${t}::text, ${id}::text, ${v}::int8, ${e}::text, ${sv}::int2, ${d}::text::jsonb, ${r}::timestamptz"
         );
         if any {
             let _ = write!(values, ", ${}::bool", param());
@@ -1024,8 +1024,8 @@ fn append_statement(table: &str, keys: &str, any: bool, guarded: bool, keyed: bo
     };
     let insert = format!(
         "INSERT INTO {table} (stream_type, stream_id, version, event_type, schema_version, payload, recorded_at)
-         SELECT n.t, n.i, {version}, n.e, n.s, n.d, n.r
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int2[], $6::jsonb[], $7::timestamptz[]{from_end})
+         SELECT n.t, n.i, {version}, n.e, n.s, n.d::jsonb, n.r
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int2[], $6::text[], $7::timestamptz[]{from_end})
               WITH ORDINALITY AS n(t, i, v, e, s, d, r, {from_end_column}seq)
          {guard}
          ORDER BY n.seq
