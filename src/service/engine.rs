@@ -243,6 +243,7 @@ where
                 kept.iter().filter_map(|stream| {
                     let last = appended
                         .iter()
+                        .flatten()
                         .find(|(written, _)| written == stream)
                         .map(|(_, seen)| seen);
                     Some((loaded.get(stream)?, last))
@@ -681,7 +682,7 @@ where
         record: Option<IdempotencyRecord>,
         seen: Vec<Arc<Seen>>,
         keeps: &(dyn Fn(&StreamId) -> bool + Sync),
-    ) -> Result<Vec<(&'c StreamId, Arc<Seen>)>, StoreError> {
+    ) -> Result<Vec<Option<(&'c StreamId, Arc<Seen>)>>, StoreError> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -708,7 +709,7 @@ where
         }
         // The event that ends each stream the cache keeps, as the next decision will name it
         // (its version and position are the store's answer).
-        let lasts: Vec<Option<(&StreamId, Seen)>> = appends
+        let mut lasts: Vec<Option<(&StreamId, Arc<Seen>)>> = appends
             .iter()
             .map(|append| {
                 if !keeps(&append.stream) {
@@ -727,7 +728,7 @@ where
                     payload: last.payload.clone(),
                     recorded_at: last.recorded_at,
                 };
-                Some((stream, seen))
+                Some((stream, Arc::new(seen)))
             })
             .collect();
         let mut batch = AppendBatch::new(appends)?.with_seen(seen);
@@ -735,16 +736,14 @@ where
             batch = batch.with_idempotency(record);
         }
         let appended = self.store.append(batch).await?;
-        Ok(lasts
-            .into_iter()
-            .zip(appended)
-            .filter_map(|(named, appended)| {
-                let (stream, mut seen) = named?;
+        for (named, appended) in lasts.iter_mut().zip(appended) {
+            // Not shared yet: named in place.
+            if let Some(seen) = named.as_mut().and_then(|(_, seen)| Arc::get_mut(seen)) {
                 seen.version = appended.version;
                 seen.position = appended.position;
-                Some((stream, Arc::new(seen)))
-            })
-            .collect())
+            }
+        }
+        Ok(lasts)
     }
 }
 
