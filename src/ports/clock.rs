@@ -19,8 +19,10 @@ super::forward_port!(Clock {
 pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     // The sub-second field alone (a leap second's runs past 10⁹ and stays valid): no division
     // of the whole timestamp, and no range limit of a timestamp in nanoseconds.
-    at.with_nanosecond(at.nanosecond() - at.nanosecond() % 1_000)
-        .unwrap_or(at)
+    // On the UTC date and time themselves: no round trip through an offset.
+    at.naive_utc()
+        .with_nanosecond(at.nanosecond() - at.nanosecond() % 1_000)
+        .map_or(at, |truncated| truncated.and_utc())
 }
 
 /// The system clock.

@@ -288,11 +288,13 @@ where
             }
         }
         let (loaded, complete) = asks(decision, guard, loaded, |stream| {
-            if let Some((state, meta, last)) = cache.known(stream) {
+            // A stream the decision creates is presumed empty without a lookup: were it cached
+            // after all, its append (expecting no stream) conflicts and is decided again.
+            if decision.is_fresh(stream) {
+                Some((AnyState::empty(stream.kind()), StreamMeta::default()))
+            } else if let Some((state, meta, last)) = cache.known(stream) {
                 seen.push(last);
                 Some((state, meta))
-            } else if decision.is_fresh(stream) {
-                Some((AnyState::empty(stream.kind()), StreamMeta::default()))
             } else {
                 None
             }
