@@ -73,8 +73,8 @@ impl fmt::Display for ExpectedVersion {
 /// An event's JSON payload as the text a store writes: serde_json's compact form of a value
 /// (object keys in order), made only from a value, so it is always JSON. Written once, by the
 /// writer: a store keeps or sends it as it is, and a [`Seen`] event is compared by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload(String);
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payload(Vec<u8>);
 
 impl Payload {
     /// The text of `value`. (A value cannot fail to write; if it did, the text would be `null`.)
@@ -82,20 +82,31 @@ impl Payload {
         // Room for an event's payload (a few hundred bytes) at once: no regrowth while writing.
         let mut text = Vec::with_capacity(512);
         match serde_json::to_writer(&mut text, value) {
-            // serde_json writes UTF-8.
-            Ok(()) => Self(String::from_utf8(text).unwrap_or_else(|_| "null".to_owned())),
-            Err(_) => Self("null".to_owned()),
+            Ok(()) => Self(text),
+            Err(_) => Self(b"null".to_vec()),
         }
+    }
+
+    /// The JSON text, as bytes (UTF-8: serde_json writes nothing else).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Checked only where text is asked for: serde_json writes UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or("null")
     }
 
     /// The value again (parsed).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+        serde_json::from_slice(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Payload").field(&self.as_str()).finish()
     }
 }
 
@@ -418,13 +429,13 @@ impl Seen {
             && event.position == self.position
             && event.event_type == self.event_type
             && event.recorded_at == self.recorded_at
-            && writes_as(&event.payload, self.payload.as_str())
+            && writes_as(&event.payload, self.payload.as_bytes())
     }
 }
 
 /// Whether `payload` is written as `text`: compared piece by piece as serde_json writes it, with
 /// no text of its own.
-fn writes_as(payload: &Value, text: &str) -> bool {
+fn writes_as(payload: &Value, text: &[u8]) -> bool {
     /// A writer that only checks that what is written is `rest`.
     struct SameText<'a> {
         rest: &'a [u8],
@@ -446,7 +457,7 @@ fn writes_as(payload: &Value, text: &str) -> bool {
     }
 
     let mut same = SameText {
-        rest: text.as_bytes(),
+        rest: text,
         same: true,
     };
     serde_json::to_writer(&mut same, payload).is_ok() && same.same && same.rest.is_empty()

@@ -54,6 +54,9 @@ struct Inner {
     read: read::ReadTables,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
+    /// Where an append notes the type and text of each of its events before it writes any
+    /// (reused: no allocation per append).
+    kept: Vec<(u16, TextRef)>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -141,7 +144,7 @@ impl Inner {
                 .get(usize::from(stored.event_type))
                 .is_some_and(|event_type| **event_type == *seen.event_type)
             && stored.recorded_at == seen.recorded_at
-            && text == seen.payload.as_str().as_bytes()
+            && text == seen.payload.as_bytes()
     }
 
     /// The index of `event_type`, added the first time it is seen (a handful of types: a scan
@@ -255,15 +258,24 @@ impl InMemoryStore {
         }
         // Keep every payload and type before any event, so a failure writes no event (a text
         // kept before the failure is never named).
-        let mut kept = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
-        for event in batch.iter().flat_map(|append| &append.events) {
-            let payload = inner
-                .texts
-                .push(event.payload.as_str().as_bytes())
-                .ok_or_else(|| StoreError::Internal("payload text too large".into()))?;
-            kept.push((inner.event_type(&event.event_type)?, payload));
+        let mut kept = std::mem::take(&mut inner.kept);
+        kept.clear();
+        let noted = batch
+            .iter()
+            .flat_map(|append| &append.events)
+            .try_for_each(|event| {
+                let payload = inner
+                    .texts
+                    .push(event.payload.as_bytes())
+                    .ok_or_else(|| StoreError::Internal("payload text too large".into()))?;
+                kept.push((inner.event_type(&event.event_type)?, payload));
+                Ok(())
+            });
+        if let Err(err) = noted {
+            inner.kept = kept;
+            return Err(err);
         }
-        let mut kept = kept.into_iter();
+        let mut next = kept.iter().copied();
         let mut versions = Vec::with_capacity(batch.len());
         // What the idempotency record names: only kept when there is a record.
         let mut written = Vec::with_capacity(if record.is_some() { batch.len() } else { 0 });
@@ -274,7 +286,7 @@ impl InMemoryStore {
             let (index, mut version) = streams
                 .extend(&append.stream, log.len() as u64 + 1, count)
                 .unwrap_or_default();
-            for (event, (event_type, payload)) in append.events.into_iter().zip(kept.by_ref()) {
+            for (event, (event_type, payload)) in append.events.into_iter().zip(next.by_ref()) {
                 version += 1;
                 log.push(Stored {
                     stream: index,
@@ -290,6 +302,7 @@ impl InMemoryStore {
                 written.push((append.stream, version));
             }
         }
+        inner.kept = kept;
         if let Some(record) = record {
             inner
                 .keys
