@@ -87,6 +87,12 @@ impl Payload {
         }
     }
 
+    /// The same text, holding no more memory than it needs (for a payload kept long).
+    fn compact(mut self) -> Self {
+        self.0.shrink_to_fit();
+        self
+    }
+
     /// The JSON text, as bytes (UTF-8: serde_json writes nothing else).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -417,7 +423,8 @@ impl Seen {
             version: event.version,
             position: event.position,
             event_type: event.event_type.clone(),
-            payload: Payload::new(&event.payload),
+            // Kept as long as the cache keeps the event: no room beyond its text.
+            payload: Payload::new(&event.payload).compact(),
             recorded_at: event.recorded_at,
         }
     }
@@ -845,5 +852,23 @@ mod tests {
             assert_eq!(payload.as_str(), serde_json::to_string(&value).unwrap());
             assert_eq!(payload.to_value(), value);
         }
+    }
+
+    /// A seen event is kept as long as the cache keeps it: its text holds no spare room.
+    #[test]
+    fn a_seen_event_keeps_no_room_beyond_its_text() {
+        let event = RecordedEvent {
+            stream: StreamId::new(crate::ids::AggregateKind::User, "u1").unwrap(),
+            version: 1,
+            position: 1,
+            event_type: "test.event".into(),
+            schema_version: 1,
+            payload: json!({"n": 1}),
+            recorded_at: chrono::Utc::now(),
+        };
+        let seen = Seen::of(&event);
+        assert_eq!(seen.payload.as_str(), r#"{"n":1}"#);
+        assert_eq!(seen.payload.0.capacity(), seen.payload.0.len());
+        assert!(seen.matches(&event));
     }
 }
