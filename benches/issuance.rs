@@ -408,12 +408,7 @@ async fn fill(store: &InMemoryStore, events: usize) {
                 })
                 .encode()
                 .unwrap();
-                NewEvent {
-                    event_type,
-                    schema_version: 1,
-                    payload: payload.into(),
-                    recorded_at: now,
-                }
+                NewEvent::new(event_type, 1, &payload, now).unwrap()
             })
             .collect();
         store
@@ -438,7 +433,7 @@ fn concurrency(c: &mut Criterion) {
         let (service, callers) = rt.block_on(async {
             let policy = policy();
             let mut config = Config::new(links()).with_policy(policy);
-            config.max_attempts = 64;
+            config = config.with_max_attempts(64);
             let service = PasskeyLinks::new(
                 InMemoryStore::new(),
                 RecordingNotifier::new(),

@@ -126,7 +126,7 @@ fn catch_up_in_memory(c: &mut Criterion) {
 #[cfg(feature = "postgres")]
 mod pg {
     use super::*;
-    use passkey_links::store::ProjectionStore;
+    use passkey_links::read::ProjectionStore;
     use passkey_links::store::postgres::PostgresStore;
 
     pub fn store(rt: &Runtime, name: &str) -> Option<PostgresStore> {

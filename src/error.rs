@@ -139,6 +139,11 @@ impl Error {
         }
     }
 
+    /// An unexpected state of the service (`PKL-SVC-01`).
+    pub(crate) fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::catalogued(catalogue::INTERNAL, message)
+    }
+
     pub(crate) fn catalogued(entry: Entry, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(entry.kind, entry.id, entry.key, message)
     }
@@ -315,6 +320,7 @@ pub(crate) mod catalogue {
         ($($name:ident = $kind:ident, $id:literal, $key:literal;)*) => {
             $(pub(crate) const $name: Entry = Entry { kind: $kind, id: $id, key: $key };)*
             /// Every row.
+            #[cfg(test)]
             pub(crate) const ALL: &[Entry] = &[$($name),*];
         };
     }
@@ -370,11 +376,6 @@ pub(crate) mod catalogue {
         STORE_OUTCOME_UNKNOWN = Unavailable, "PKL-STORE-06", "Errors.Eventstore.OutcomeUnknown";
     }
 
-    /// The row with a stable id.
-    pub(crate) fn by_id(id: &str) -> Option<Entry> {
-        ALL.iter().find(|entry| entry.id == id).copied()
-    }
-
     /// The row of a domain error.
     pub(crate) fn domain(err: &DomainError) -> Entry {
         match err {
@@ -418,7 +419,7 @@ pub(crate) mod catalogue {
             StoreError::Conflict { .. } => STORE_CONFLICT,
             StoreError::Unavailable(_) => STORE_UNAVAILABLE,
             StoreError::Corrupt { .. } | StoreError::CorruptRow { .. } => STORE_CORRUPT,
-            StoreError::Internal(_) => STORE_INTERNAL,
+            StoreError::Internal(_) | StoreError::Unsupported(_) => STORE_INTERNAL,
             StoreError::Misconfigured(_) => STORE_MISCONFIGURED,
             StoreError::OutcomeUnknown(_) => STORE_OUTCOME_UNKNOWN,
             StoreError::DuplicateKey => IDEMPOTENCY_KEY_REUSED,

@@ -14,6 +14,7 @@ mod link;
 pub mod policy;
 mod ports;
 pub mod read;
+mod repo;
 mod secret;
 mod service;
 pub mod store;

@@ -9,6 +9,12 @@
 //! verified credential carries a `webauthn_rs::prelude::Passkey` as its adapter form, so logins
 //! run with webauthn-rs's safe API ([`WebauthnRelyingParty::login`]).
 
+/// The webauthn-rs crates whose types cross this API (the adapter form of a stored passkey,
+/// the builder of a relying party), re-exported so an embedder uses the same versions.
+pub use webauthn_rs;
+/// See [`webauthn_rs`].
+pub use webauthn_rs_core;
+
 use std::time::Duration;
 
 use serde_json::Value;

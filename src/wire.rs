@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use serde_json::Value;
 
-use crate::domain::PasskeyState;
+pub use crate::domain::PasskeyState;
 use crate::secret::Secret;
 
 /// `details` of every answer, from the last applied event of the aggregate the command changed.

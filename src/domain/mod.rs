@@ -16,7 +16,7 @@ mod error;
 pub(crate) mod org;
 pub(crate) mod passkey;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub(crate) mod text;
 pub(crate) mod user;
 
@@ -47,10 +47,7 @@ pub use passkey::{
     Passkey, PasskeyState, RegisteredPasskey, VerifiedCredential,
 };
 pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN, validate_text};
-pub use user::{
-    CEREMONY_CODE_FIELD, CEREMONY_PASSKEY_FIELD, CEREMONY_STARTED, MAX_LANGUAGE_LEN,
-    USER_ORG_FIELD, UserEvent, UserKind, UserState, UserStatus,
-};
+pub use user::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
 
 /// One new event for one stream. Built only through the typed constructors, so the stream's
 /// kind always matches the event's.
@@ -222,40 +219,6 @@ pub trait Decide {
 
     /// Decides over the declared states. Pure: no I/O, no clock, no randomness beyond `ctx`.
     fn decide(&self, state: Self::State<'_>, ctx: &Ctx<'_>) -> Outcome;
-
-    /// Streams the decision will probably ask for once its first ones are loaded (say, the
-    /// org of a user, when the caller names it): read with the first ones, in the same round
-    /// trip. Only a guess: what [`Decide::state`] asks for is what counts. Default: none.
-    fn prefetch(&self) -> Vec<StreamId> {
-        Vec::new()
-    }
-
-    /// Streams the decision will probably ask for once a stream it asks for first is read,
-    /// named by an event of that stream (the code of a passkey ceremony, named by the user
-    /// event that started it): each read in the same round trip as its source when the source
-    /// is read, as the store follows it ([`crate::store::Follow`], whose `from` the reader
-    /// points at the source). Only a guess, like [`Decide::prefetch`]. Default: none.
-    fn follow(&self) -> Vec<(StreamId, crate::store::Follow)> {
-        Vec::new()
-    }
-
-    /// Whether `stream` is one the decision expects not to exist yet and creates whenever it
-    /// accepts — a code under an id it drew itself, a credential id's first claim: a caller
-    /// that decides without reading may presume it empty, because writing it expects no
-    /// stream (a stream that exists after all is then a conflict, decided again on what is
-    /// stored; an outcome that does not write it is never taken on the presumption).
-    /// Default: none is.
-    fn is_fresh(&self, stream: &StreamId) -> bool {
-        let _ = stream;
-        false
-    }
-
-    /// Streams the same command reads again right after this decision (a code issued for
-    /// mailing, whose delivery is recorded next): a caller that caches states keeps them once
-    /// written, whatever their kind, so that the next decision needs no read. Default: none.
-    fn read_again(&self) -> Vec<StreamId> {
-        Vec::new()
-    }
 }
 
 /// The state of one stream of any kind, as loaded. Behind an `Arc`: the few streams of a
@@ -315,166 +278,33 @@ impl AnyState {
     }
 }
 
-/// Timestamps of a stream's first and last events and the global position of its last event,
-/// for `details` and for validating cached states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct StreamMeta {
-    pub(crate) created_at: Option<DateTime<Utc>>,
-    pub(crate) changed_at: Option<DateTime<Utc>>,
-    /// Which event is the last: `None` until the store has told where it sits.
-    pub(crate) last_event: Option<EventStamp>,
-    /// The version of the newest snapshot known to be stored (0: none).
-    pub(crate) snapshot_version: u64,
+/// The states a decision may read, by stream: what the service loaded for it, or the harness's
+/// history. [`View`] is the only way a decision sees them.
+pub(crate) trait States {
+    /// The state of the stream of `kind` and `id`, if loaded.
+    fn state(&self, kind: AggregateKind, id: &str) -> Option<&AnyState>;
 }
 
-/// Names one stored event: its global position and a digest of its type and payload. Positions
-/// alone can repeat after a database is restored (its counter is restored too); a different
-/// event at the same position has, but for a 64-bit collision, another digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EventStamp {
-    pub(crate) position: u64,
-    pub(crate) digest: u64,
-}
-
-impl EventStamp {
-    pub(crate) fn new(position: u64, event_type: &str, payload: &serde_json::Value) -> Self {
-        Self {
-            position,
-            digest: Self::digest(event_type, payload),
-        }
-    }
-
-    /// The digest of an event's type and payload: the first 8 bytes of a SHA-256 over a
-    /// canonical walk of the JSON (object keys in order, each value tagged with its kind and
-    /// length), stable across processes and releases — snapshots keep it — without printing
-    /// the payload first.
-    pub(crate) fn digest(event_type: &str, payload: &serde_json::Value) -> u64 {
-        use sha2::Digest as _;
-        fn walk(hasher: &mut sha2::Sha256, value: &serde_json::Value) {
-            use serde_json::Value;
-            let text = |hasher: &mut sha2::Sha256, tag: u8, text: &str| {
-                hasher.update([tag]);
-                hasher.update((text.len() as u64).to_le_bytes());
-                hasher.update(text.as_bytes());
-            };
-            match value {
-                Value::Null => hasher.update([0]),
-                Value::Bool(b) => hasher.update([1, u8::from(*b)]),
-                Value::Number(n) => text(hasher, 2, &n.to_string()),
-                Value::String(s) => text(hasher, 3, s),
-                Value::Array(items) => {
-                    hasher.update([4]);
-                    hasher.update((items.len() as u64).to_le_bytes());
-                    for item in items {
-                        walk(hasher, item);
-                    }
-                }
-                Value::Object(fields) => {
-                    // serde_json's map keeps keys sorted: equal payloads walk equally.
-                    hasher.update([5]);
-                    hasher.update((fields.len() as u64).to_le_bytes());
-                    for (key, item) in fields {
-                        text(hasher, 6, key);
-                        walk(hasher, item);
-                    }
-                }
-            }
-        }
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(event_type.as_bytes());
-        hasher.update([0xff]);
-        walk(&mut hasher, payload);
-        let sum = hasher.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&sum[..8]);
-        u64::from_le_bytes(first)
-    }
-}
-
-impl StreamMeta {
-    /// Records the next event, recorded at `at`; which event it is is known only when read back
-    /// or once the append answers.
-    pub(crate) fn touch(&mut self, at: DateTime<Utc>, stamp: Option<EventStamp>) {
-        self.created_at.get_or_insert(at);
-        self.changed_at = Some(at);
-        self.last_event = stamp;
-    }
-}
-
-/// One loaded stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) stream: StreamId,
-    pub(crate) state: AnyState,
-    pub(crate) meta: StreamMeta,
-}
-
-/// The streams loaded for one decision. A decision touches a handful of streams, so a short list
-/// with a linear scan beats hashing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Loaded(Vec<Entry>);
-
-impl Loaded {
-    pub(crate) fn get(&self, stream: &StreamId) -> Option<&Entry> {
-        self.find(stream.kind(), stream.id())
-    }
-
-    /// The entry of a stream named by kind and id (no allocation).
-    pub(crate) fn find(&self, kind: AggregateKind, id: &str) -> Option<&Entry> {
-        self.0
-            .iter()
-            .find(|entry| entry.stream.kind() == kind && entry.stream.id() == id)
-    }
-
-    /// Puts a loaded stream (replacing an earlier load of it).
-    pub(crate) fn insert(&mut self, stream: StreamId, state: AnyState, meta: StreamMeta) {
-        match self.0.iter_mut().find(|entry| entry.stream == stream) {
-            Some(entry) => {
-                entry.state = state;
-                entry.meta = meta;
-            }
-            None => self.0.push(Entry {
-                stream,
-                state,
-                meta,
-            }),
-        }
-    }
-
-    /// Applies a change at `at`, creating the stream's entry if needed.
-    pub(crate) fn apply(&mut self, change: &Change, at: DateTime<Utc>) {
-        let index = match self.0.iter().position(|e| e.stream == change.stream) {
-            Some(index) => index,
-            None => {
-                self.0.push(Entry {
-                    stream: change.stream.clone(),
-                    state: AnyState::empty(change.stream.kind()),
-                    meta: StreamMeta::default(),
-                });
-                self.0.len() - 1
-            }
-        };
-        if let Some(entry) = self.0.get_mut(index) {
-            entry.state.apply(&change.event);
-            entry.meta.touch(at, None);
-        }
-    }
-
-    /// The version of `stream` (0 when not loaded).
-    pub(crate) fn version(&self, stream: &StreamId) -> u64 {
-        self.get(stream).map_or(0, |entry| entry.state.version())
-    }
-
-    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.0.iter()
+/// A short list of streams: a decision touches a handful, so a linear scan beats hashing.
+impl States for [(StreamId, AnyState)] {
+    fn state(&self, kind: AggregateKind, id: &str) -> Option<&AnyState> {
+        self.iter()
+            .find(|(stream, _)| stream.kind() == kind && stream.id() == id)
+            .map(|(_, state)| state)
     }
 }
 
 /// Read access to loaded states for [`Decide::state`]: each accessor answers the state or
 /// [`Missing`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct View<'a> {
-    loaded: &'a Loaded,
+    states: &'a (dyn States + Sync),
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").finish_non_exhaustive()
+    }
 }
 
 macro_rules! view_accessor {
@@ -486,7 +316,7 @@ macro_rules! view_accessor {
         pub fn $name(&self, id: &$id) -> Result<&'a $state, Missing> {
             let key: StreamKey<'_> = $key(id);
             let (kind, stream_id) = key.parts();
-            match self.loaded.find(kind, stream_id).map(|entry| &entry.state) {
+            match self.states.state(kind, stream_id) {
                 Some(AnyState::$variant(state)) => Ok(state.as_ref()),
                 _ => Err(Missing(vec![key.to_stream()])),
             }
@@ -495,8 +325,8 @@ macro_rules! view_accessor {
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn new(loaded: &'a Loaded) -> Self {
-        Self { loaded }
+    pub(crate) fn new(states: &'a (dyn States + Sync)) -> Self {
+        Self { states }
     }
 
     /// Asks for several streams at once, so that they load together; answers which are missing.
@@ -506,7 +336,7 @@ impl<'a> View<'a> {
     pub fn require(&self, streams: &[StreamKey<'_>]) -> Result<(), Missing> {
         let absent = |key: &&StreamKey<'_>| {
             let (kind, id) = key.parts();
-            self.loaded.find(kind, id).is_none()
+            self.states.state(kind, id).is_none()
         };
         if !streams.iter().any(|key| absent(&key)) {
             return Ok(());
@@ -548,13 +378,13 @@ impl<'a> View<'a> {
 
 /// Runs `load` for every stream `decision` asks for until nothing is missing. The service and
 /// the harness both resolve states through this one loop.
-pub(crate) fn resolve<D: Decide>(
+pub(crate) fn resolve<D: Decide, S: States + Sync>(
     decision: &D,
-    loaded: &mut Loaded,
-    mut load: impl FnMut(&mut Loaded, Vec<StreamId>),
+    loaded: &mut S,
+    mut load: impl FnMut(&mut S, Vec<StreamId>),
 ) {
     loop {
-        let missing = match decision.state(&View::new(loaded)) {
+        let missing = match decision.state(&View::new(&*loaded)) {
             Ok(_) => return,
             Err(missing) => missing,
         };
@@ -565,9 +395,9 @@ pub(crate) fn resolve<D: Decide>(
 /// Decides `decision` over `loaded` (which must hold every stream it asks for).
 pub(crate) fn decide_loaded<D: Decide>(
     decision: &D,
-    loaded: &Loaded,
+    states: &(dyn States + Sync),
     ctx: &Ctx<'_>,
 ) -> Result<Outcome, Missing> {
-    let state = decision.state(&View::new(loaded))?;
+    let state = decision.state(&View::new(states))?;
     Ok(decision.decide(state, ctx))
 }

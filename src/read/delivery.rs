@@ -14,8 +14,9 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
+use crate::read::store::ProjectionStore;
 use crate::service::{DeliveryRetry, PasskeyLinks};
-use crate::store::{EventStore, FeedEvent, ProjectionStore};
+use crate::store::{EventStore, FeedEvent};
 
 /// The checkpoint name of the delivery worker.
 pub const DELIVERY_WORKER: &str = "passkey_links.delivery";

@@ -23,9 +23,11 @@
 
 mod delivery;
 mod models;
+pub(crate) mod store;
 
 pub use delivery::{DELIVERY_WORKER, DeliveryWorker};
 pub use models::{READ_MODELS, REDACTED_FIELDS, ReadModels, changes_for};
+pub use store::{AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange};
 
 use std::future::Future;
 use std::pin::pin;

@@ -11,9 +11,8 @@ use crate::domain::user::UserEvent;
 use crate::domain::{Event, OrgEvent};
 use crate::error::Error;
 use crate::ids::{AggregateKind, CodeId, OrgId, StreamId};
-use crate::store::{
-    AuditEntry, DeliveryState, FeedEvent, LinkRow, ProjectionStore, ReadChange, StoreError,
-};
+use crate::read::store::{AuditEntry, DeliveryState, LinkRow, ProjectionStore, ReadChange};
+use crate::store::{FeedEvent, StoreError};
 
 /// The checkpoint name of the shipped read models.
 pub const READ_MODELS: &str = "passkey_links.read_models";

@@ -8,7 +8,7 @@
 //! takeover).
 
 use super::PasskeyLinks;
-use crate::domain::{DomainError, Loaded, Missing, StreamKey, View};
+use crate::domain::{DomainError, Missing, StreamKey, View};
 use crate::error::Error;
 use crate::ids::{OrgId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission, Principal};
@@ -16,6 +16,7 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
+use crate::repo::Loaded;
 use crate::store::EventStore;
 
 /// Who may run a command.
@@ -141,7 +142,7 @@ where
             } => {
                 let user = View::new(loaded)
                     .user(user_id)
-                    .map_err(|_| super::engine::internal("guard ran before its user loaded"))?;
+                    .map_err(|_| Error::internal("guard ran before its user loaded"))?;
                 let org = user.locate(org_context.as_ref())?;
                 (
                     principal,

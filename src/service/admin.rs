@@ -2,6 +2,8 @@
 //! link rules read.
 
 use super::access::{Guard, admin_context};
+use super::hints::Hinted;
+use super::idempotency::Recorded;
 use super::{Op, PasskeyLinks};
 use crate::domain::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, Decide, OrgChange, UserChange,
@@ -50,13 +52,15 @@ where
                 org_id: org_id.clone(),
                 name: request.name,
             };
-            let outcome = || serde_json::json!({ "id": org_id.as_str() });
+            let outcome = || Recorded::Org {
+                org_id: org_id.clone(),
+            };
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
-            let org_id = match executed.recalled_text("id") {
-                Some(first) => OrgId::new(first)?,
-                None => org_id,
+            let org_id = match &executed.recalled {
+                Some(Recorded::Org { org_id: first }) => first.clone(),
+                _ => org_id,
             };
             Ok(AddOrgResponse {
                 details: executed.details(&StreamId::org(&org_id))?,
@@ -149,17 +153,19 @@ where
     }
 
     /// Runs a user creation; a retry answers with the user the first run created.
-    async fn add_user<D: Decide>(
+    async fn add_user<D: Decide + Hinted>(
         &self,
         decision: &D,
         guard: &Guard,
         user_id: UserId,
     ) -> Result<AddUserResponse, Error> {
-        let outcome = || serde_json::json!({ "id": user_id.as_str() });
+        let outcome = || Recorded::User {
+            user_id: user_id.clone(),
+        };
         let executed = self.execute_recording(decision, guard, outcome).await?;
-        let user_id = match executed.recalled_text("id") {
-            Some(first) => UserId::new(first)?,
-            None => user_id,
+        let user_id = match &executed.recalled {
+            Some(Recorded::User { user_id: first }) => first.clone(),
+            _ => user_id,
         };
         Ok(AddUserResponse {
             details: executed.details(&StreamId::user(&user_id))?,

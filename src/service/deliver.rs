@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::access::Guard;
-use super::engine::internal;
 use super::{PasskeyLinks, within_deadline};
 use crate::domain::code::{DeliveryFailure, Issued};
 use crate::domain::{DeliveryOutcome, DomainError, PendingDelivery, ReadDelivery, RecordDelivery};
@@ -110,7 +109,7 @@ where
     /// answer is unavailable).
     pub(super) async fn notify(&self, envelope: &Envelope) -> Result<Receipt, NotifyError> {
         let call = async { Ok(self.notifier.deliver(envelope).await) };
-        match within_deadline(self.config.deadline, call, |left| self.store.sleep(left)).await {
+        match within_deadline(self.config.deadline(), call, |left| self.store.sleep(left)).await {
             Ok(answer) => answer,
             Err(_) => Err(NotifyError::Unavailable(
                 "the notifier did not answer within the deadline".into(),
@@ -163,8 +162,8 @@ where
     }
 
     async fn delivery_attempt(&self, code_id: &CodeId, last: bool) -> Result<Attempted, Error> {
-        let key = self.config.outbox.as_ref().ok_or_else(|| {
-            internal("delivering from the outbox needs a delivery key (Config::with_outbox)")
+        let key = self.config.outbox().ok_or_else(|| {
+            Error::internal("delivering from the outbox needs a delivery key (Config::with_outbox)")
         })?;
         let read = ReadDelivery {
             code_id: code_id.clone(),
@@ -173,10 +172,10 @@ where
         let view = executed.view();
         let code = view
             .code(code_id)
-            .map_err(|_| internal("a read code without its state"))?;
+            .map_err(|_| Error::internal("a read code without its state"))?;
         let issued = code
             .issued()
-            .ok_or_else(|| internal("a requested code without issuance facts"))?;
+            .ok_or_else(|| Error::internal("a requested code without issuance facts"))?;
         if !code.outbox() {
             // The request that issued it delivers it (or, if it crashed, nobody: the code
             // never works).
@@ -184,7 +183,7 @@ where
         }
         let user = view.user(&issued.user_id).ok();
         let org = view.org(&issued.org_id).ok();
-        let skew = self.config.policy.clock_skew_tolerance();
+        let skew = self.config.policy().clock_skew_tolerance();
         match pending_delivery(code, user, org, self.now(), skew) {
             PendingDelivery::Send => {}
             PendingDelivery::Done => return Ok(Attempted::Finished),
@@ -200,11 +199,11 @@ where
                 .await?;
             return Ok(Attempted::Finished);
         };
-        let secret = key.derive(self.config.policy.secret(), code_id.as_str());
+        let secret = key.derive(self.config.policy().secret(), code_id.as_str());
         if !secret.matches(&issued.secret_digest) {
             // Mailing this link would send a dead one; leave the code waiting for a worker
             // with the right key (until it expires).
-            return Err(internal(
+            return Err(Error::internal(
                 "the delivery key does not derive this code's secret: every process that sends \
                  or delivers needs the same key",
             ));
@@ -213,7 +212,7 @@ where
             .url_template()
             .map(UrlTemplate::parse)
             .transpose()
-            .map_err(|_| internal("a stored url template no longer parses"))?;
+            .map_err(|_| Error::internal("a stored url template no longer parses"))?;
         let values = LinkValues {
             user_id: &issued.user_id,
             org_id: &issued.org_id,
@@ -222,9 +221,9 @@ where
         };
         let link = self
             .config
-            .links
+            .links()
             .render(template.as_ref(), &values)
-            .map_err(|_| internal("a checked template failed to render"))?;
+            .map_err(|_| Error::internal("a checked template failed to render"))?;
         let envelope =
             registration_envelope(code_id, issued.user_id.clone(), issued, recipient, link);
         let outcome = match self.notify(&envelope).await {

@@ -26,9 +26,14 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::ids::IdError;
+use crate::domain::{CeremonyFailure, CheckFailure, DomainError};
+use crate::error::{Error, catalogue};
+use crate::ids::{CodeId, IdError, OrgId, PasskeyId, UserId};
 use crate::ports::random::RandomSource;
+use crate::store::IdempotencyRecord;
 
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
@@ -181,14 +186,168 @@ pub(crate) fn start(op: &'static str, seeds: &Seeds, random: &dyn RandomSource) 
     });
 }
 
-/// The key and command name, while the key is in scope and not used yet.
-pub(crate) fn pending() -> Option<(String, &'static str)> {
+/// The current command's key, while it is in scope and not used yet.
+pub(crate) fn pending() -> Option<Call> {
     CURRENT.with(|slot| {
         slot.borrow()
             .as_ref()
             .filter(|context| !context.used)
-            .map(|context| (context.key.0.clone(), context.op))
+            .map(|context| Call {
+                key: context.key.clone(),
+                op: context.op,
+            })
     })
+}
+
+/// A keyed command, as the engine records and recalls it.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    key: IdempotencyKey,
+    op: &'static str,
+}
+
+/// What a keyed command's first run recorded to answer a retry the same way: never a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(crate) enum Recorded {
+    /// Nothing beyond the states it wrote.
+    Nothing,
+    /// The org it created.
+    Org {
+        /// Its id.
+        org_id: OrgId,
+    },
+    /// The user it created.
+    User {
+        /// Its id.
+        user_id: UserId,
+    },
+    /// The code it issued.
+    Code {
+        /// Its id.
+        code_id: CodeId,
+    },
+    /// The passkey ceremony it started.
+    #[serde(rename_all = "camelCase")]
+    Ceremony {
+        /// The passkey's id.
+        passkey_id: PasskeyId,
+        /// The options the browser was given.
+        creation_options: Value,
+    },
+}
+
+/// A refusal recorded with the events of a first run (a failed check stays one failed attempt),
+/// with its typed cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "reason", rename_all = "camelCase")]
+enum Refusal {
+    CodeInvalid(CheckFailure),
+    PasskeyVerificationFailed(CeremonyFailure),
+    PasskeyCloned,
+}
+
+impl Refusal {
+    fn of(error: &DomainError) -> Option<Self> {
+        match error {
+            DomainError::CodeInvalid(reason) => Some(Self::CodeInvalid(*reason)),
+            DomainError::PasskeyVerificationFailed(reason) => {
+                Some(Self::PasskeyVerificationFailed(*reason))
+            }
+            DomainError::PasskeyCloned => Some(Self::PasskeyCloned),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> DomainError {
+        match self {
+            Self::CodeInvalid(reason) => DomainError::CodeInvalid(reason),
+            Self::PasskeyVerificationFailed(reason) => {
+                DomainError::PasskeyVerificationFailed(reason)
+            }
+            Self::PasskeyCloned => DomainError::PasskeyCloned,
+        }
+    }
+}
+
+/// The stored record.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    op: String,
+    outcome: Recorded,
+    refusal: Option<Refusal>,
+}
+
+/// A first run as recalled.
+pub(crate) struct FirstRun {
+    /// What it recorded.
+    pub(crate) outcome: Recorded,
+    /// The refusal it answered with, if any.
+    pub(crate) refusal: Option<DomainError>,
+}
+
+impl Call {
+    /// The key as the store keeps it.
+    pub(crate) fn stored_key(&self) -> &str {
+        self.key.as_str()
+    }
+
+    /// The record of this call's first run.
+    ///
+    /// # Errors
+    /// Internal for a refusal that is never recorded with events.
+    pub(crate) fn record(
+        &self,
+        outcome: Recorded,
+        refusal: Option<&DomainError>,
+    ) -> Result<IdempotencyRecord, Error> {
+        let refusal = match refusal {
+            Some(error) => Some(Refusal::of(error).ok_or_else(|| {
+                Error::internal("a refusal recorded with events that has no stored form")
+            })?),
+            None => None,
+        };
+        let stored = Stored {
+            op: self.op.to_owned(),
+            outcome,
+            refusal,
+        };
+        Ok(IdempotencyRecord {
+            key: self.stored_key().to_owned(),
+            outcome: serde_json::to_value(stored)
+                .map_err(|err| Error::internal(format!("idempotency record: {err}")))?,
+        })
+    }
+
+    /// The first run `stored` recorded under this call's key.
+    ///
+    /// # Errors
+    /// `PKL-SVC-04` when the key was used for another command; Internal for a record this
+    /// release cannot read.
+    pub(crate) fn first_run(&self, stored: &Value) -> Result<FirstRun, Error> {
+        let stored: Stored = serde_json::from_value(stored.clone())
+            .map_err(|err| Error::internal(format!("unreadable idempotency record: {err}")))?;
+        if stored.op != self.op {
+            return Err(Error::catalogued(
+                catalogue::IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key was used for another command",
+            ));
+        }
+        Ok(FirstRun {
+            outcome: stored.outcome,
+            refusal: stored.refusal.map(Refusal::error),
+        })
+    }
+}
+
+/// A retry under an idempotency key whose first run drew ids or a secret this process cannot
+/// reproduce.
+pub(crate) fn result_gone() -> Error {
+    Error::catalogued(
+        catalogue::IDEMPOTENT_RESULT_GONE,
+        "the first run under this idempotency key succeeded in another process; its answer \
+         (a new id or a link) cannot be shown again: run the command again with a new key",
+    )
 }
 
 /// The key is recorded (or was found recorded): later appends of the command run without it.
@@ -275,9 +434,9 @@ mod tests {
     #[test]
     fn the_context_is_visible_only_inside_the_scope() {
         let key = IdempotencyKey::new("k").unwrap();
-        let seen = futures_ready(key.scope(async { pending().map(|(k, _)| k) }));
-        assert_eq!(seen.as_deref(), Some("k"));
-        assert_eq!(pending(), None, "nothing leaks out of the scope");
+        let seen = futures_ready(key.scope(async { pending().map(|call| call.key) }));
+        assert_eq!(seen.map(|key| key.0).as_deref(), Some("k"));
+        assert!(pending().is_none(), "nothing leaks out of the scope");
     }
 
     fn futures_ready<T>(future: impl Future<Output = T>) -> T {

@@ -2,7 +2,8 @@
 
 use super::access::{Guard, admin_context, principal};
 use super::deliver::registration_envelope;
-use super::engine::{Executed, internal, result_gone};
+use super::engine::Executed;
+use super::idempotency::{Recorded, result_gone};
 use super::{Op, PasskeyLinks};
 use crate::domain::code::{CodeState, CodeStatus};
 use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, ReadCode, RecordDelivery};
@@ -215,13 +216,13 @@ where
         Ok(AddPasswordlessRegistrationResponse {
             details: issued.executed.details(&StreamId::code(&issued.code_id))?,
             link: issued.link.into_exposed(),
-            expiration: ProtoDuration(self.config.policy.lifetime()),
+            expiration: ProtoDuration(self.config.policy().lifetime()),
         })
     }
 
     /// Whether the per-user rate limit applies to `caller`.
     fn rate_limited(&self, caller: &Caller) -> bool {
-        let scope = self.config.policy.rate_limit_scope();
+        let scope = self.config.policy().rate_limit_scope();
         match caller {
             Caller::System => scope.system,
             Caller::User(_) => scope.users,
@@ -239,8 +240,8 @@ where
         delivery: Delivery,
     ) -> Result<Issued, Error> {
         let code_id = CodeId::new(self.call_random().new_id())?;
-        let secret_config = self.config.policy.secret();
-        let secret = match (&self.config.outbox, &delivery) {
+        let secret_config = self.config.policy().secret();
+        let secret = match (self.config.outbox(), &delivery) {
             // The worker that delivers it later derives the same secret: it is stored nowhere.
             (Some(key), Delivery::Outbox { .. }) => key.derive(secret_config, code_id.as_str()),
             _ => secret_config.generate(&mut source_rng(&self.call_random())),
@@ -254,13 +255,15 @@ where
             delivery,
             rate_limited: self.rate_limited(caller),
         };
-        let outcome = || serde_json::json!({ "codeId": code_id.as_str() });
+        let outcome = || Recorded::Code {
+            code_id: code_id.clone(),
+        };
         let executed = self.execute_recording(&decision, &guard, outcome).await?;
         if let Some(recalled) = &executed.recalled {
             // A retry: the link is the first run's only if this process drew the same code
             // (the key's seed) — the secret is stored nowhere else.
             let same_code =
-                recalled.get("codeId").and_then(|id| id.as_str()) == Some(code_id.as_str());
+                matches!(recalled, Recorded::Code { code_id: first } if *first == code_id);
             let same_secret = executed
                 .view()
                 .code(&code_id)
@@ -276,7 +279,7 @@ where
             .user(&user_id)
             .ok()
             .and_then(|user| user.org_id().cloned())
-            .ok_or_else(|| internal("issued code without its user's org"))?;
+            .ok_or_else(|| Error::internal("issued code without its user's org"))?;
         let values = LinkValues {
             user_id: &user_id,
             org_id: &org_id,
@@ -285,9 +288,9 @@ where
         };
         let link = self
             .config
-            .links
+            .links()
             .render(template.as_ref(), &values)
-            .map_err(|_| internal("a checked template failed to render"))?;
+            .map_err(|_| Error::internal("a checked template failed to render"))?;
         Ok(Issued {
             executed,
             code_id,
@@ -307,7 +310,7 @@ where
         org_context: Option<OrgId>,
         template: Option<UrlTemplate>,
     ) -> Result<Details, Error> {
-        let delivery = match self.config.outbox {
+        let delivery = match self.config.outbox() {
             Some(_) => Delivery::Outbox {
                 url_template: template,
             },
@@ -318,7 +321,7 @@ where
         let issued = self
             .issue(caller, guard, user_id.clone(), org_context, delivery)
             .await?;
-        if self.config.outbox.is_some() {
+        if self.config.outbox().is_some() {
             return issued.executed.details(&StreamId::code(&issued.code_id));
         }
         if issued.executed.recalled.is_some() {
@@ -343,11 +346,11 @@ where
         let view = issued.executed.view();
         let (code, user) = (view.code(&issued.code_id), view.user(&user_id));
         let (Ok(code), Ok(user)) = (code, user) else {
-            return Err(internal("issued code without its states"));
+            return Err(Error::internal("issued code without its states"));
         };
         let facts = code
             .issued()
-            .ok_or_else(|| internal("issued code without issuance facts"))?;
+            .ok_or_else(|| Error::internal("issued code without issuance facts"))?;
         let recipient = user
             .verified_email()
             .cloned()
@@ -377,11 +380,7 @@ where
                 },
                 &Guard::Open,
             )
-            .await;
-        // Kept for that one decision: a mailed code is read next when its link is opened,
-        // most likely by another process, much later.
-        self.cache.evict(&StreamId::code(&issued.code_id));
-        let recorded = recorded?;
+            .await?;
         if let Some(err) = failure {
             return Err(Error::delivery_failed(&err));
         }

@@ -4,118 +4,44 @@
 //! first.
 //!
 //! One type, [`PasskeyLinks`], with its `impl` blocks split by concern: issuance
-//! (`issue.rs`), redemption (`redeem.rs`), org and user lifecycle (`admin.rs`), on top of the
-//! engine (`engine.rs`), the state cache (`cache.rs`) and access control (`access.rs`).
+//! (`issue.rs`), redemption (`redeem.rs`), passkeys (`passkeys.rs`), delivery (`deliver.rs`),
+//! org and user lifecycle (`admin.rs`), read-side queries (`read.rs`), on top of the engine
+//! (`engine.rs`, with loading and committing in [`crate::repo`] and per-decision load hints in
+//! `hints.rs`), idempotency keys (`idempotency.rs`), operations' deadlines and spans
+//! (`operation.rs`) and access control (`access.rs`).
 
 mod access;
 mod admin;
-mod cache;
+mod config;
 mod deliver;
 mod engine;
+mod hints;
 mod idempotency;
 mod issue;
 mod operation;
 mod passkeys;
 mod read;
 mod redeem;
-mod snapshot;
 
+pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use self::cache::StateCache;
 use self::operation::{Op, operation, within_deadline};
 use crate::error::Error;
-use crate::link::LinkConfig;
-use crate::policy::Policy;
 use crate::ports::authorizer::Authorizer;
 use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
 use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
-use crate::ports::relying_party::{NoRelyingParty, RelyingParty, UserVerification};
-use crate::secret::DeliveryKey;
+use crate::ports::relying_party::{NoRelyingParty, RelyingParty};
+use crate::repo::Repository;
 use crate::store::EventStore;
-
-/// The default bound on one public operation: longer than one store call's own deadline (5 s
-/// for PostgreSQL), so that a store failure is reported with its own cause when it can be.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
-
-/// Service configuration.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Config {
-    /// Where links point.
-    pub links: LinkConfig,
-    /// Issuance and check rules.
-    pub policy: Policy,
-    /// Attempts per command when concurrent writers conflict (≥ 1).
-    pub max_attempts: u32,
-    /// Folded states kept in memory (orgs, users, codes read), so loading reads only new
-    /// events and a decision on known states reads nothing.
-    pub state_cache_capacity: usize,
-    /// Whether passkey registrations require user verification (default preferred).
-    pub user_verification: UserVerification,
-    /// How long one public operation may wait in all — every store call, the notifier and the
-    /// relying party included — before it answers Unavailable (`PKL-SVC-03`), counted from the
-    /// first time it waits. `None`: no bound beyond the ports' own.
-    pub deadline: Option<Duration>,
-    /// The delivery outbox: with a key, sends return once the code is recorded as waiting for
-    /// delivery, and a [`crate::read::DeliveryWorker`] (which needs the same key) sends it.
-    /// `None` (default): sends hand the link to the notifier inside the request.
-    pub outbox: Option<DeliveryKey>,
-    /// An org or user stream that has grown by this many events since its last snapshot gets a
-    /// new one (stores that keep snapshots: both shipped ones), so a cold load reads only the
-    /// events after it. 0: never.
-    pub snapshot_every: u64,
-    /// Whether a command whose streams are all cached decides without reading, its append
-    /// requiring every event it saw to still be last (default: yes). Off: every command reads
-    /// first.
-    pub decide_from_cache: bool,
-}
-
-impl Config {
-    /// Default policy, 8 attempts, 10,000 cached states, a deadline of [`DEFAULT_DEADLINE`],
-    /// synchronous sends (no outbox), a snapshot every 1,000 events.
-    pub fn new(links: LinkConfig) -> Self {
-        Self {
-            links,
-            policy: Policy::default(),
-            max_attempts: 8,
-            state_cache_capacity: 10_000,
-            user_verification: UserVerification::default(),
-            deadline: Some(DEFAULT_DEADLINE),
-            outbox: None,
-            snapshot_every: 1_000,
-            decide_from_cache: true,
-        }
-    }
-
-    /// Sends through the delivery outbox, deriving emailed secrets from `key` (every process
-    /// that sends or delivers needs the same key).
-    pub fn with_outbox(mut self, key: DeliveryKey) -> Self {
-        self.outbox = Some(key);
-        self
-    }
-
-    /// Replaces the per-operation deadline (`None`: unbounded).
-    pub fn with_deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// Replaces the policy.
-    pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-}
 
 /// The passkey registration link service.
 ///
@@ -170,7 +96,7 @@ pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingPar
     random: R,
     relying_party: P,
     config: Config,
-    cache: StateCache,
+    repo: Repository,
     seeds: idempotency::Seeds,
 }
 
@@ -197,8 +123,12 @@ where
             clock: SystemClock,
             random: OsRandom,
             relying_party: NoRelyingParty,
+            repo: Repository::new(
+                config.state_cache_capacity(),
+                config.snapshot_every(),
+                config.decide_from_cache(),
+            ),
             config,
-            cache: StateCache::default(),
             seeds: idempotency::Seeds::default(),
         }
     }
@@ -223,7 +153,7 @@ where
             random: self.random,
             relying_party: self.relying_party,
             config: self.config,
-            cache: self.cache,
+            repo: self.repo,
             seeds: self.seeds,
         }
     }
@@ -238,7 +168,7 @@ where
             random,
             relying_party: self.relying_party,
             config: self.config,
-            cache: self.cache,
+            repo: self.repo,
             seeds: self.seeds,
         }
     }
@@ -256,7 +186,7 @@ where
             random: self.random,
             relying_party,
             config: self.config,
-            cache: self.cache,
+            repo: self.repo,
             seeds: self.seeds,
         }
     }
@@ -281,7 +211,7 @@ where
         operation(
             op,
             move || idempotency::start(name, &self.seeds, &self.random),
-            self.config.deadline,
+            self.config.deadline(),
             |left| self.store.sleep(left),
             work,
         )

@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::access::{Guard, admin_context};
-use super::engine::internal;
+use super::idempotency::Recorded;
 use super::redeem::present;
 use super::{Op, PasskeyLinks};
 use crate::domain::{
@@ -88,7 +88,7 @@ where
             let user = checked
                 .view()
                 .user(&user_id)
-                .map_err(|_| internal("a checked code without its user"))?;
+                .map_err(|_| Error::internal("a checked code without its user"))?;
             let started = self
                 .relying_party
                 .start_registration(&self.registration_request(&user_id, user))
@@ -100,23 +100,23 @@ where
                 ceremony: started.ceremony,
             };
             // The creation options are not secret: a retry answers with the first run's.
-            let outcome = || {
-                serde_json::json!({
-                    "passkeyId": passkey_id.as_str(),
-                    "creationOptions": started.creation_options,
-                })
+            let outcome = || Recorded::Ceremony {
+                passkey_id: passkey_id.clone(),
+                creation_options: started.creation_options.clone(),
             };
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
             let (passkey_id, options) = match &executed.recalled {
-                Some(first) => (
-                    executed
-                        .recalled_text("passkeyId")
-                        .ok_or_else(|| internal("a recalled registration without its passkey"))?
-                        .to_owned(),
-                    first.get("creationOptions").cloned().unwrap_or_default(),
-                ),
+                Some(Recorded::Ceremony {
+                    passkey_id,
+                    creation_options,
+                }) => (passkey_id.as_str().to_owned(), creation_options.clone()),
+                Some(_) => {
+                    return Err(Error::internal(
+                        "a recalled registration without its passkey",
+                    ));
+                }
                 None => (passkey_id.as_str().to_owned(), started.creation_options),
             };
             Ok(RegisterPasskeyResponse {
@@ -144,7 +144,7 @@ where
                 .iter()
                 .map(|p| p.credential.credential_id.clone())
                 .collect(),
-            self.config.user_verification,
+            self.config.user_verification(),
         )
     }
 
@@ -165,43 +165,26 @@ where
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
             crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
-            // An open ceremony this process knows needs no read: the decision that finishes
-            // it requires the user's last event to still be the one it was read from.
-            let ceremony = match self.known_user(&user_id) {
-                Some(user) => user.ceremony(&passkey_id).map(|c| c.state.clone()),
-                None => None,
+            // The user, its org and the ceremony's code, in one read (or none, when cached: the
+            // finish below commits only if the user still ends with the event read here). No
+            // open ceremony is NotFound — or, for a retry of the run that finished it, that
+            // run's answer.
+            let read = ReadCeremony {
+                user_id: user_id.clone(),
+                passkey_id: passkey_id.clone(),
             };
-            let ceremony = match ceremony {
-                Some(ceremony) => Some(ceremony),
-                None => {
-                    // The user, its org and the ceremony's code, in one read: finishing then
-                    // decides on them without reading again.
-                    let read = ReadCeremony {
-                        user_id: user_id.clone(),
-                        passkey_id: passkey_id.clone(),
-                    };
-                    let read = self
-                        .execute(&read, &Guard::Open)
-                        .await
-                        .map_err(|err| match err.domain_error() {
-                            Some(DomainError::UserNotFound) => DomainError::PasskeyNotFound.into(),
-                            _ => err,
-                        })?;
-                    read.view()
-                        .user(&user_id)
-                        .ok()
-                        .and_then(|user| user.ceremony(&passkey_id))
-                        .map(|ceremony| ceremony.state.clone())
-                }
-            };
-            let Some(ceremony) = ceremony else {
-                // A finished ceremony: a retry of the run that finished it answers as that run.
-                if let Some(first) = self.recall_first_run().await? {
-                    let details = first?.details(&StreamId::user(&user_id))?;
-                    return Ok(DetailsResponse { details });
-                }
-                return Err(DomainError::PasskeyNotFound.into());
-            };
+            let read = self.execute(&read, &Guard::Open).await?;
+            if read.recalled.is_some() {
+                let details = read.details(&StreamId::user(&user_id))?;
+                return Ok(DetailsResponse { details });
+            }
+            let ceremony = read
+                .view()
+                .user(&user_id)
+                .ok()
+                .and_then(|user| user.ceremony(&passkey_id))
+                .map(|ceremony| ceremony.state.clone())
+                .ok_or(DomainError::PasskeyNotFound)?;
             let verification = self
                 .relying_party
                 .finish_registration(&ceremony, &request.public_key_credential)
@@ -282,7 +265,7 @@ where
             let user = executed
                 .view()
                 .user(&user_id)
-                .map_err(|_| internal("a read user without its state"))?;
+                .map_err(|_| Error::internal("a read user without its state"))?;
             let ready = user.passkeys().iter().map(|passkey| PasskeySummary {
                 id: passkey.id.as_str().to_owned(),
                 state: PasskeyState::Ready,

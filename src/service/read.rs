@@ -6,7 +6,6 @@
 //! user's and org's current state, with the same rule a check applies.
 
 use super::access::{Guard, admin_context};
-use super::engine::internal;
 use super::{Op, PasskeyLinks};
 use crate::domain::{DomainError, ReadOrg, ReadUserAndOrg, is_live};
 use crate::error::Error;
@@ -16,7 +15,8 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
-use crate::store::{AuditScope, EventStore, ProjectionStore};
+use crate::read::store::{AuditScope, ProjectionStore};
+use crate::store::EventStore;
 use crate::wire::{
     AuditEvent, ListAuditTrailRequest, ListAuditTrailResponse, ListDetails, ListLiveLinksRequest,
     ListLiveLinksResponse, LiveLink,
@@ -65,18 +65,18 @@ where
             let view = executed.view();
             let user = view
                 .user(&user_id)
-                .map_err(|_| internal("a read user without its state"))?;
+                .map_err(|_| Error::internal("a read user without its state"))?;
             let org = view
                 .org_of(user)
-                .map_err(|_| internal("a read user without its org"))?;
+                .map_err(|_| Error::internal("a read user without its org"))?;
             let now = self.now();
-            let skew = self.config.policy.clock_skew_tolerance();
+            let skew = self.config.policy().clock_skew_tolerance();
             let result: Vec<LiveLink> = self
                 .store
                 .link_rows(&user_id)
                 .await?
                 .into_iter()
-                .filter(|row| is_live(row, user, org, now, skew))
+                .filter(|row| is_live(&row.code_state(), user, org, now, skew))
                 .map(|row| LiveLink {
                     code_id: row.code_id.as_str().to_owned(),
                     issued_at: row.issued.issued_at,

@@ -2,7 +2,6 @@
 //! with a code is in `passkeys.rs`.
 
 use super::access::{Guard, admin_context};
-use super::engine::internal;
 use super::{Op, PasskeyLinks};
 use crate::domain::{CheckCode, PresentCode, RevokeCode};
 use crate::error::Error;
@@ -57,7 +56,7 @@ where
                 .code(&code_id)
                 .ok()
                 .and_then(|code| code.issued().cloned())
-                .ok_or_else(|| internal("usable code without issuance facts"))?;
+                .ok_or_else(|| Error::internal("usable code without issuance facts"))?;
             Ok(CheckCodeResponse {
                 details: executed.details(&StreamId::code(&code_id))?,
                 user_id: issued.user_id.as_str().to_owned(),

@@ -30,8 +30,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AnyState, Change, CodeState, Ctx, Decide, DomainError, Loaded, OrgState, Outcome, StreamMeta,
-    UserState, decide_loaded, resolve,
+    AnyState, Change, CodeState, Ctx, Decide, DomainError, OrgState, Outcome, States, UserState,
+    decide_loaded, resolve,
 };
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::link::{BaseUrl, LinkConfig};
@@ -43,7 +43,7 @@ pub fn given(history: impl IntoIterator<Item = Change>) -> Given {
         .map(LinkConfig::new)
         .expect("a valid default base URL");
     let mut given = Given {
-        store: Loaded::default(),
+        store: Streams::default(),
         policy: Policy::default(),
         links,
     };
@@ -53,10 +53,43 @@ pub fn given(history: impl IntoIterator<Item = Change>) -> Given {
     given
 }
 
+/// States by stream, in the order first seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Streams(Vec<(StreamId, AnyState)>);
+
+impl States for Streams {
+    fn state(&self, kind: crate::ids::AggregateKind, id: &str) -> Option<&AnyState> {
+        self.0.as_slice().state(kind, id)
+    }
+}
+
+impl Streams {
+    fn get(&self, stream: &StreamId) -> Option<&AnyState> {
+        self.state(stream.kind(), stream.id())
+    }
+
+    fn insert(&mut self, stream: StreamId, state: AnyState) {
+        match self.0.iter_mut().find(|(s, _)| *s == stream) {
+            Some((_, slot)) => *slot = state,
+            None => self.0.push((stream, state)),
+        }
+    }
+
+    fn apply(&mut self, change: &Change) {
+        let stream = change.stream();
+        let mut state = self
+            .get(stream)
+            .cloned()
+            .unwrap_or_else(|| AnyState::empty(stream.kind()));
+        state.apply(change.event());
+        self.insert(stream.clone(), state);
+    }
+}
+
 /// A scenario's history, folded per stream (it plays the event store).
 #[derive(Debug, Clone)]
 pub struct Given {
-    store: Loaded,
+    store: Streams,
     policy: Policy,
     links: LinkConfig,
 }
@@ -64,9 +97,9 @@ pub struct Given {
 impl PartialEq for Given {
     /// Two scenarios are equal when every stream folded to the same state.
     fn eq(&self, other: &Self) -> bool {
-        let contains_all = |a: &Loaded, b: &Loaded| {
-            a.entries()
-                .all(|entry| b.get(&entry.stream).map(|e| &e.state) == Some(&entry.state))
+        let contains_all = |a: &Streams, b: &Streams| {
+            a.0.iter()
+                .all(|(stream, state)| b.get(stream) == Some(state))
         };
         contains_all(&self.store, &other.store) && contains_all(&other.store, &self.store)
     }
@@ -87,12 +120,12 @@ impl Given {
 
     fn record(&mut self, change: &Change) {
         // Event timestamps are the envelope's business; rules read payload times only.
-        self.store.apply(change, DateTime::<Utc>::UNIX_EPOCH);
+        self.store.apply(change);
     }
 
     /// The state of a user stream (empty when the history has none of its events).
     pub fn user(&self, id: &UserId) -> UserState {
-        match self.store.get(&StreamId::user(id)).map(|e| &e.state) {
+        match self.store.get(&StreamId::user(id)) {
             Some(AnyState::User(state)) => state.as_ref().clone(),
             _ => UserState::default(),
         }
@@ -100,7 +133,7 @@ impl Given {
 
     /// The state of an org stream.
     pub fn org(&self, id: &OrgId) -> OrgState {
-        match self.store.get(&StreamId::org(id)).map(|e| &e.state) {
+        match self.store.get(&StreamId::org(id)) {
             Some(AnyState::Org(state)) => state.as_ref().clone(),
             _ => OrgState::default(),
         }
@@ -108,7 +141,7 @@ impl Given {
 
     /// The state of a code stream.
     pub fn code(&self, id: &CodeId) -> CodeState {
-        match self.store.get(&StreamId::code(id)).map(|e| &e.state) {
+        match self.store.get(&StreamId::code(id)) {
             Some(AnyState::Code(state)) => state.as_ref().clone(),
             _ => CodeState::default(),
         }
@@ -116,15 +149,15 @@ impl Given {
 
     /// Decides `decision` at `at`, loading through its own [`Decide::state`].
     pub fn when<D: Decide>(self, decision: &D, at: DateTime<Utc>) -> Then {
-        let mut loaded = Loaded::default();
+        let mut loaded = Streams::default();
         resolve(decision, &mut loaded, |loaded, streams| {
             for stream in streams {
                 let state = self
                     .store
                     .get(&stream)
-                    .map(|entry| entry.state.clone())
+                    .cloned()
                     .unwrap_or_else(|| AnyState::empty(stream.kind()));
-                loaded.insert(stream, state, StreamMeta::default());
+                loaded.insert(stream, state);
             }
         });
         let ctx = Ctx {

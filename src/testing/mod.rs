@@ -8,7 +8,7 @@ pub use harness::{Given, Then, given};
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub use crate::store::conformance;
+pub mod conformance;
 
 /// The names harness users, store authors and notifier authors need, in one import.
 pub mod prelude {

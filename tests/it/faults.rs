@@ -8,8 +8,8 @@ use passkey_links::domain::{Event, UserEvent};
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::{
-    AppendBatch, Appended, ExpectedVersion, FeedEvent, NewEvent, Recalled, RecordedEvent,
-    StoreError, StreamAppend,
+    AppendBatch, Appended, Capabilities, ExpectedVersion, FeedEvent, NewEvent, Recalled,
+    RecordedEvent, StoreError, StreamAppend,
 };
 use passkey_links::{NotifyError, Receipt};
 
@@ -60,8 +60,21 @@ impl Inspect for FaultyStore {
 }
 
 impl EventStore for FaultyStore {
-    async fn read(&self, stream: &StreamId, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read(stream, after).await
+    /// Only the required methods: no snapshots, loads through reads.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        self.inner.read_many(streams, limit).await
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.inner.sleep(duration)
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
@@ -96,12 +109,7 @@ fn write_user_event(store: &InMemoryStore, user: &str, event: UserEvent) {
     let append = StreamAppend {
         stream: StreamId::user(&UserId::new(user).unwrap()),
         expected: ExpectedVersion::Any,
-        events: vec![NewEvent {
-            event_type,
-            schema_version: 1,
-            payload: payload.into(),
-            recorded_at: chrono::Utc::now(),
-        }],
+        events: vec![NewEvent::new(event_type, 1, &payload, chrono::Utc::now()).unwrap()],
     };
     futures_ready(store.append(AppendBatch::new(vec![append]).unwrap())).unwrap();
 }

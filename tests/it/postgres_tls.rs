@@ -148,12 +148,15 @@ mod with_tls {
             passkey_links::store::AppendBatch::new(vec![passkey_links::store::StreamAppend {
                 stream: stream.clone(),
                 expected: passkey_links::store::ExpectedVersion::NoStream,
-                events: vec![passkey_links::store::NewEvent {
-                    event_type: "user.human.added".into(),
-                    schema_version: 1,
-                    payload: serde_json::json!({}).into(),
-                    recorded_at: chrono::Utc::now(),
-                }],
+                events: vec![
+                    passkey_links::store::NewEvent::new(
+                        "user.human.added",
+                        1,
+                        &serde_json::json!({}),
+                        chrono::Utc::now(),
+                    )
+                    .unwrap(),
+                ],
             }])
             .unwrap();
         store.append(batch).await.unwrap();

@@ -4,8 +4,9 @@
 
 use chrono::Duration;
 use passkey_links::prelude::*;
+use passkey_links::read::ProjectionStore;
 use passkey_links::read::{ProjectionRunner, REDACTED_FIELDS, ReadModels};
-use passkey_links::store::{FeedEvent, ProjectionStore};
+use passkey_links::store::FeedEvent;
 use serde_json::Value;
 
 use crate::scenarios::{Fixture, Inspect, assert_clean, check_request, link_params};

@@ -799,12 +799,13 @@ impl<S: EventStore> RelyingParty for RevokesOnStart<S> {
         use passkey_links::store::{AppendBatch, ExpectedVersion, NewEvent, StreamAppend};
         let version = self.store.read(&self.code, 0).await.unwrap().len() as u64;
         let (event_type, payload) = Event::Code(CodeEvent::Revoked {}).encode().unwrap();
-        let revoked = NewEvent {
+        let revoked = NewEvent::new(
             event_type,
-            schema_version: passkey_links::domain::SCHEMA_VERSION,
-            payload: payload.into(),
-            recorded_at: Utc::now(),
-        };
+            passkey_links::domain::SCHEMA_VERSION,
+            &payload,
+            Utc::now(),
+        )
+        .unwrap();
         let batch = AppendBatch::new(vec![StreamAppend {
             stream: self.code.clone(),
             expected: ExpectedVersion::Exact(version),

@@ -154,7 +154,10 @@ async fn no_secret_in_events_errors_or_debug_output() {
     debug.push(format!("{values:?}"));
     debug.push(format!(
         "{:?}",
-        f.service.config().links.render_template(&template, &values)
+        f.service
+            .config()
+            .links()
+            .render_template(&template, &values)
     ));
     debug.push(format!("{:?}", f.service));
     debug.push(format!("{store:?}"));

@@ -162,12 +162,15 @@ mod with_postgres {
             passkey_links::store::AppendBatch::new(vec![passkey_links::store::StreamAppend {
                 stream: stream.clone(),
                 expected: passkey_links::store::ExpectedVersion::Any,
-                events: vec![passkey_links::store::NewEvent {
-                    event_type: "test.frozen".into(),
-                    schema_version: 1,
-                    payload: serde_json::json!({}).into(),
-                    recorded_at: chrono::Utc::now(),
-                }],
+                events: vec![
+                    passkey_links::store::NewEvent::new(
+                        "test.frozen",
+                        1,
+                        &serde_json::json!({}),
+                        chrono::Utc::now(),
+                    )
+                    .unwrap(),
+                ],
             }])
             .unwrap();
         let err = store.append(batch).await.expect_err("a frozen server");
@@ -407,11 +410,14 @@ mod with_postgres {
         let Some(store) = pg::store().await else {
             return;
         };
-        let event = || passkey_links::store::NewEvent {
-            event_type: "user.human.added".into(),
-            schema_version: 1,
-            payload: serde_json::json!({}).into(),
-            recorded_at: chrono::Utc::now(),
+        let event = || {
+            passkey_links::store::NewEvent::new(
+                "user.human.added",
+                1,
+                &serde_json::json!({}),
+                chrono::Utc::now(),
+            )
+            .unwrap()
         };
         let append = |id: &str| {
             passkey_links::store::AppendBatch::new(vec![passkey_links::store::StreamAppend {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::{
-    AppendBatch, Appended, FeedEvent, Recalled, RecordedEvent, Snapshot, StoreError,
+    AppendBatch, Appended, Capabilities, FeedEvent, Recalled, RecordedEvent, Snapshot, StoreError,
 };
 
 use crate::scenarios::{Fixture, Inspect, config};
@@ -41,8 +41,13 @@ impl<S> Counting<S> {
 }
 
 impl<S: EventStore> EventStore for Counting<S> {
-    async fn read(&self, stream: &StreamId, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read(stream, after).await
+    /// The inner store's, but loads go through the reads this wrapper counts.
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities().batched_load(false)
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.inner.sleep(duration)
     }
 
     async fn read_many(
@@ -91,8 +96,8 @@ fn cold<S: EventStore + Clone>(
     f: &Fixture<Counting<S>>,
     snapshot_every: u64,
 ) -> PasskeyLinks<Counting<S>, RecordingNotifier, StaticGrants, ManualClock> {
-    let mut config = config();
-    config.snapshot_every = snapshot_every;
+    let config = config();
+    let config = config.with_snapshot_every(snapshot_every);
     PasskeyLinks::new(
         f.store.clone(),
         RecordingNotifier::new(),
@@ -109,8 +114,8 @@ async fn long_history<S: EventStore + Clone + Inspect + Sync>(
     snapshot_every: u64,
     pairs: usize,
 ) -> Fixture<Counting<S>> {
-    let mut config = config();
-    config.snapshot_every = snapshot_every;
+    let config = config();
+    let config = config.with_snapshot_every(snapshot_every);
     let f = Fixture::with_config(Counting::new(store), config).await;
     for i in 0..pairs {
         for change in [UserChange::Lock, UserChange::Unlock] {
@@ -197,6 +202,142 @@ pub async fn a_stale_cache_reads_only_what_follows_its_last_event<
     );
 }
 
+/// A store whose every read waits first, as over a slow network; everything else forwarded.
+#[derive(Clone)]
+struct Slow<S> {
+    inner: S,
+    delay: std::time::Duration,
+}
+
+impl<S: EventStore> EventStore for Slow<S> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        self.inner.sleep(self.delay).await;
+        self.inner.read_many(streams, limit).await
+    }
+
+    async fn load_many(
+        &self,
+        streams: &[(StreamId, passkey_links::store::ReadFrom)],
+        follow: &[passkey_links::store::Follow],
+        limit: usize,
+    ) -> Result<Vec<passkey_links::store::StreamRead>, StoreError> {
+        self.inner.sleep(self.delay).await;
+        self.inner.load_many(streams, follow, limit).await
+    }
+
+    async fn read_snapshots(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Option<Snapshot>>, StoreError> {
+        self.inner.read_snapshots(streams).await
+    }
+
+    async fn write_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.write_snapshot(snapshot).await
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        self.inner.append(batch).await
+    }
+
+    async fn read_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedEvent>, StoreError> {
+        self.inner.read_feed(after, limit).await
+    }
+
+    async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
+        self.inner.recall(key).await
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.inner.sleep(duration)
+    }
+}
+
+/// A user whose history (written before snapshots existed, or restored) is too long to fold
+/// within one operation's deadline still loads: folding keeps its progress as snapshots while
+/// it pages, so every retry starts further on and one gets through. Without snapshots every
+/// retry starts over and runs out of time.
+pub async fn a_history_too_long_for_one_deadline_loads_over_retries<
+    S: EventStore + Clone + Inspect + Sync,
+>(
+    store: S,
+) {
+    use passkey_links::domain::{Event, UserEvent};
+    use passkey_links::store::{ExpectedVersion, NewEvent, StreamAppend};
+    let f = Fixture::new(store.clone()).await;
+    let ada = StreamId::user(&UserId::new(&f.ada).unwrap());
+    // 20,000 more events, written straight to the store: no snapshot of them exists.
+    let mut version = store.read(&ada, 0).await.unwrap().len() as u64;
+    for page in 0..20 {
+        let events = (0..1_000)
+            .map(|i| {
+                let event = if i % 2 == 0 {
+                    UserEvent::Locked {}
+                } else {
+                    UserEvent::Unlocked {}
+                };
+                let (event_type, payload) = Event::User(event).encode().unwrap();
+                NewEvent::new(event_type, 1, &payload, chrono::Utc::now()).unwrap()
+            })
+            .collect();
+        let append = StreamAppend {
+            stream: ada.clone(),
+            expected: ExpectedVersion::from_loaded(version),
+            events,
+        };
+        store
+            .append(AppendBatch::new(vec![append]).unwrap())
+            .await
+            .unwrap_or_else(|err| panic!("page {page}: {err}"));
+        version += 1_000;
+    }
+    let slow = Slow {
+        inner: store,
+        delay: std::time::Duration::from_millis(10),
+    };
+    let deadline = Some(std::time::Duration::from_millis(100));
+    let service = |snapshot_every: u64| {
+        PasskeyLinks::new(
+            slow.clone(),
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            config()
+                .with_snapshot_every(snapshot_every)
+                .with_deadline(deadline),
+        )
+        .with_clock(f.clock.clone())
+    };
+    let me = f.me(&f.ada);
+    let out_of_time = |err: &passkey_links::Error| err.id() == "PKL-SVC-03";
+    let without = service(0);
+    for _ in 0..3 {
+        let err = without.add_my_passwordless_link(&me).await.unwrap_err();
+        assert!(out_of_time(&err), "{err:?}");
+    }
+    let with = service(1_000);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match with.add_my_passwordless_link(&me).await {
+            Ok(_) => break,
+            Err(err) if out_of_time(&err) => assert!(tries < 60, "no progress in {tries} tries"),
+            Err(err) => panic!("{err:?}"),
+        }
+    }
+    assert!(
+        tries > 1,
+        "one deadline sufficed: the history is not long enough to test this"
+    );
+}
+
 /// One `#[tokio::test]` per snapshot scenario for a backend (as `service_scenarios!`).
 #[macro_export]
 macro_rules! snapshot_scenarios {
@@ -211,6 +352,12 @@ macro_rules! snapshot_scenarios {
         async fn a_stale_cache_reads_only_what_follows_its_last_event() {
             let Some(store) = $store().await else { return };
             $crate::snapshots::a_stale_cache_reads_only_what_follows_its_last_event(store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_history_too_long_for_one_deadline_loads_over_retries() {
+            let Some(store) = $store().await else { return };
+            $crate::snapshots::a_history_too_long_for_one_deadline_loads_over_retries(store).await;
         }
     };
 }

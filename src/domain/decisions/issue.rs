@@ -6,7 +6,7 @@ use crate::domain::code::{CodeEvent, CodeState, Issued};
 use crate::domain::org::OrgState;
 use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
-use crate::ids::{AggregateKind, CodeId, OrgId, StreamId, UserId};
+use crate::ids::{CodeId, OrgId, UserId};
 use crate::link::UrlTemplate;
 use crate::secret::SecretDigest;
 
@@ -143,24 +143,6 @@ impl IssueCode {
 
 impl Decide for IssueCode {
     type State<'a> = (&'a UserState, Option<&'a OrgState>, &'a CodeState);
-
-    /// The org the caller names is, almost always, the user's.
-    fn prefetch(&self) -> Vec<StreamId> {
-        self.org_context.iter().map(StreamId::org).collect()
-    }
-
-    /// The code id is drawn fresh for this decision.
-    fn is_fresh(&self, stream: &StreamId) -> bool {
-        stream.kind() == AggregateKind::Code && stream.id() == self.code_id.as_str()
-    }
-
-    /// A code mailed now has its delivery recorded right after.
-    fn read_again(&self) -> Vec<StreamId> {
-        match self.delivery {
-            Delivery::Email { .. } => vec![StreamId::code(&self.code_id)],
-            Delivery::Returned | Delivery::Outbox { .. } => Vec::new(),
-        }
-    }
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         view.require(&[

@@ -16,14 +16,11 @@ use crate::domain::passkey::{
     VerifiedCredential,
 };
 use crate::domain::text::{MAX_NAME_LEN, validate_text};
-use crate::domain::user::{
-    CEREMONY_CODE_FIELD, CEREMONY_PASSKEY_FIELD, CEREMONY_STARTED, UserEvent, UserState,
-};
+use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{
     Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
 };
-use crate::ids::{AggregateKind, CodeId, PasskeyId, StreamId, UserId};
-use crate::store::Follow;
+use crate::ids::{CodeId, PasskeyId, UserId};
 
 /// Start a registration with a presented code: the code is checked like a check (failures
 /// recorded, generic error) and the relying party's ceremony is recorded, open for at most
@@ -81,8 +78,7 @@ impl Decide for StartPasskeyRegistration {
 
 /// Read the user of a passkey ceremony with the code the ceremony was started with (appends
 /// nothing): what finishing the ceremony needs, read before the relying party judges the
-/// browser's response. The code is named by the user event that started the ceremony: a
-/// store reads it along with the user ([`Decide::follow`]).
+/// browser's response. The code is named by the user event that started the ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadCeremony {
     /// The user.
@@ -94,18 +90,6 @@ pub struct ReadCeremony {
 impl Decide for ReadCeremony {
     type State<'a> = &'a UserState;
 
-    fn follow(&self) -> Vec<(StreamId, Follow)> {
-        let started = Follow::latest(
-            0,
-            CEREMONY_CODE_FIELD,
-            AggregateKind::Code,
-            CEREMONY_STARTED,
-            CEREMONY_PASSKEY_FIELD,
-            self.passkey_id.as_str(),
-        );
-        vec![(StreamId::user(&self.user_id), started)]
-    }
-
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         let user = view.user(&self.user_id)?;
         if let Some(ceremony) = user.ceremony(&self.passkey_id) {
@@ -114,9 +98,11 @@ impl Decide for ReadCeremony {
         Ok(user)
     }
 
+    /// No open ceremony of the passkey (unknown, finished, or another user's): NotFound.
     fn decide(&self, user: &UserState, _: &Ctx<'_>) -> Outcome {
         match user.locate(None) {
-            Ok(_) => Outcome::Accept(Vec::new()),
+            Ok(_) if user.ceremony(&self.passkey_id).is_some() => Outcome::Accept(Vec::new()),
+            Ok(_) | Err(DomainError::UserNotFound) => Outcome::Reject(DomainError::PasskeyNotFound),
             Err(err) => Outcome::Reject(err),
         }
     }
@@ -158,14 +144,6 @@ impl Decide for FinishPasskeyRegistration {
         Option<&'a OrgState>,
         Option<&'a CredentialState>,
     );
-
-    /// A verified credential id is claimed for the first time: a claim that exists is a
-    /// conflict when the claim is written.
-    fn is_fresh(&self, stream: &StreamId) -> bool {
-        self.verification
-            .as_ref()
-            .is_ok_and(|credential| credential.credential_id.stream() == *stream)
-    }
 
     fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
         let user = view.user(&self.user_id)?;
@@ -321,46 +299,6 @@ mod tests {
                 expires_at: t0() + CEREMONY_LIFETIME,
             },
         )
-    }
-
-    /// A store finds a ceremony's code by the type and fields of the user event that started
-    /// it: what [`ReadCeremony`] follows matches that event as encoded, and no other passkey's.
-    #[test]
-    fn reading_a_ceremony_follows_the_event_that_started_it() {
-        use crate::domain::Event;
-        use crate::store::RecordedEvent;
-        let change = started(1);
-        let (event_type, payload) = Event::User(match change.event() {
-            Event::User(event) => event.clone(),
-            other => panic!("a user event: {other:?}"),
-        })
-        .encode()
-        .unwrap();
-        let recorded = RecordedEvent {
-            stream: StreamId::user(&user()),
-            version: 7,
-            position: 70,
-            event_type,
-            schema_version: 1,
-            payload,
-            recorded_at: t0(),
-        };
-        let follows = |n: u32| {
-            ReadCeremony {
-                user_id: user(),
-                passkey_id: passkey_id(n),
-            }
-            .follow()
-        };
-        let [(source, follow)] = &follows(1)[..] else {
-            panic!("one follow");
-        };
-        assert_eq!(source, &StreamId::user(&user()));
-        assert_eq!(
-            follow.named_by(std::slice::from_ref(&recorded)),
-            Some(StreamId::code(&code(1)))
-        );
-        assert_eq!(follows(2)[0].1.named_by(&[recorded]), None);
     }
 
     #[test]

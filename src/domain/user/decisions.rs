@@ -219,35 +219,6 @@ mod tests {
         }
     }
 
-    /// A store names a user's org from this field of its first event, whatever kind of user.
-    #[test]
-    fn a_users_first_event_names_its_org_in_the_org_field() {
-        use crate::domain::text::Email;
-        use crate::domain::{Event, USER_ORG_FIELD};
-        let added = [
-            UserEvent::HumanAdded {
-                org_id: org(),
-                user_name: "ada".into(),
-                display_name: "Ada".into(),
-                email: Email::parse("ada@example.com").unwrap(),
-                email_verified: true,
-                preferred_language: None,
-            },
-            UserEvent::MachineAdded {
-                org_id: org(),
-                user_name: "bot".into(),
-                name: "Bot".into(),
-            },
-        ];
-        for event in added {
-            let (_, payload) = Event::User(event).encode().unwrap();
-            assert_eq!(
-                payload.get(USER_ORG_FIELD).and_then(|id| id.as_str()),
-                Some(org().as_str())
-            );
-        }
-    }
-
     #[test]
     fn user_lifecycle() {
         let u = user();

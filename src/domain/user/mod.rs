@@ -28,19 +28,6 @@ use crate::policy::MAX_RATE_LIMIT;
 /// Longest accepted preferred-language tag.
 pub const MAX_LANGUAGE_LEN: usize = 35;
 
-/// The payload field of a user's first event (human or machine added) naming its org: a store
-/// reads the org along with a user it has not seen yet (see [`crate::store::Follow`]).
-pub const USER_ORG_FIELD: &str = "orgId";
-
-/// The stored type of the user event that starts a passkey ceremony, and its payload fields
-/// naming the passkey and the code: a store reads a ceremony's code along with a user it has
-/// not seen yet (see [`crate::store::Naming::Latest`]).
-pub const CEREMONY_STARTED: &str = "user.human.passwordless.token.added";
-/// See [`CEREMONY_STARTED`].
-pub const CEREMONY_PASSKEY_FIELD: &str = "passkeyId";
-/// See [`CEREMONY_STARTED`].
-pub const CEREMONY_CODE_FIELD: &str = "codeId";
-
 /// Events of a user stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]

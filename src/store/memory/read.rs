@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
-use crate::store::projections::{AuditEntry, AuditScope, DeliveryState, LinkRow, ReadChange};
+use crate::read::store::{AuditEntry, AuditScope, DeliveryState, LinkRow, ReadChange};
 
 /// A code's row with the positions that make applying changes idempotent.
 #[derive(Debug)]

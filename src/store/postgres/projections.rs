@@ -8,20 +8,15 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::Transaction;
 
-use super::{PostgresStore, classify, failure, stream_of, within};
+use super::load::stream_of;
+use super::{PostgresStore, classify, failure, within};
 use crate::error::Error;
 use crate::ids::{CodeId, UserId};
 use crate::read::Projection;
-use crate::store::projections::{
+use crate::read::store::{
     AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange,
 };
 use crate::store::{FeedEvent, StoreError};
-
-const CHECKPOINTS: &str = "passkey_links_checkpoints";
-const OWNERS: &str = "passkey_links_owners";
-const AUDIT: &str = "passkey_links_audit";
-const LINKS: &str = "passkey_links_links";
-const FAILURES: &str = "passkey_links_link_failures";
 
 /// An embedder's projection whose tables live in the store's database: [`PostgresProjection`]
 /// hands it each batch inside the transaction that also records its checkpoint.
@@ -198,38 +193,25 @@ fn position(value: u64) -> i64 {
 }
 
 impl PostgresStore {
-    fn named(&self, table: &str) -> String {
-        match &self.schema {
-            Some(schema) => format!("\"{schema}\".{table}"),
-            None => table.to_owned(),
-        }
-    }
-
     async fn record_checkpoint(
         &self,
         tx: &Transaction<'_>,
         projection: &str,
         through: u64,
     ) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO {t} (name, position) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET position = GREATEST({t}.position, EXCLUDED.position)",
-            t = self.named(CHECKPOINTS)
-        );
-        tx.execute(&sql, &[&projection, &position(through)])
-            .await
-            .map_err(classify)?;
+        tx.execute(
+            &self.sql.record_checkpoint,
+            &[&projection, &position(through)],
+        )
+        .await
+        .map_err(classify)?;
         Ok(())
     }
 
     async fn checkpoint_now(&self, projection: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let sql = format!(
-            "SELECT position FROM {} WHERE name = $1",
-            self.named(CHECKPOINTS)
-        );
         let row = client
-            .query_opt(&sql, &[&projection])
+            .query_opt(&self.sql.checkpoint, &[&projection])
             .await
             .map_err(classify)?;
         let at: i64 = match row {
@@ -268,14 +250,8 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(classify)?;
         if !owners.stream_type.is_empty() {
-            let sql = format!(
-                "INSERT INTO {} (stream_type, stream_id, user_id, org_id)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                 ON CONFLICT DO NOTHING",
-                self.named(OWNERS)
-            );
             tx.execute(
-                &sql,
+                &self.sql.insert_owners,
                 &[
                     &owners.stream_type,
                     &owners.stream_id,
@@ -287,19 +263,8 @@ impl PostgresStore {
             .map_err(classify)?;
         }
         if !audit.position.is_empty() {
-            let sql = format!(
-                "INSERT INTO {audit} (feed_position, user_id, org_id, stream_type, stream_id,
-                                      version, event_type, recorded_at, detail)
-                 SELECT a.p, o.user_id, o.org_id, a.t, a.i, a.v, a.e, a.r, a.d
-                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[],
-                             $6::timestamptz[], $7::jsonb[]) AS a(p, t, i, v, e, r, d)
-                 JOIN {owners} o ON o.stream_type = a.t AND o.stream_id = a.i
-                 ON CONFLICT (feed_position) DO NOTHING",
-                audit = self.named(AUDIT),
-                owners = self.named(OWNERS),
-            );
             tx.execute(
-                &sql,
+                &self.sql.insert_audit,
                 &[
                     &audit.position,
                     &audit.stream_type,
@@ -314,17 +279,8 @@ impl PostgresStore {
             .map_err(classify)?;
         }
         if !issued.code_id.is_empty() {
-            let sql = format!(
-                "INSERT INTO {} (code_id, user_id, issued, issued_position, delivery,
-                                 delivery_position)
-                 SELECT c, u, i, p, d, p
-                 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int8[], $5::text[])
-                      AS x(c, u, i, p, d)
-                 ON CONFLICT (code_id) DO NOTHING",
-                self.named(LINKS)
-            );
             tx.execute(
-                &sql,
+                &self.sql.insert_links,
                 &[
                     &issued.code_id,
                     &issued.user_id,
@@ -337,35 +293,25 @@ impl PostgresStore {
             .map_err(classify)?;
         }
         if !delivered.code_id.is_empty() {
-            let sql = format!(
-                "UPDATE {} l SET delivery = u.s, delivery_position = u.p
-                 FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
-                 WHERE l.code_id = u.c AND l.delivery_position < u.p",
-                self.named(LINKS)
-            );
             tx.execute(
-                &sql,
+                &self.sql.deliver_links,
                 &[&delivered.code_id, &delivered.state, &delivered.position],
             )
             .await
             .map_err(classify)?;
         }
         if !failures.code_id.is_empty() {
-            let sql = format!(
-                "INSERT INTO {} (code_id, feed_position)
-                 SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
-                self.named(FAILURES)
-            );
-            tx.execute(&sql, &[&failures.code_id, &failures.position])
-                .await
-                .map_err(classify)?;
+            tx.execute(
+                &self.sql.insert_link_failures,
+                &[&failures.code_id, &failures.position],
+            )
+            .await
+            .map_err(classify)?;
         }
         if !ended.is_empty() {
-            let sql = format!(
-                "UPDATE {} SET ended = true WHERE code_id = ANY($1::text[])",
-                self.named(LINKS)
-            );
-            tx.execute(&sql, &[ended]).await.map_err(classify)?;
+            tx.execute(&self.sql.end_links, &[ended])
+                .await
+                .map_err(classify)?;
         }
         self.record_checkpoint(&tx, projection, through).await?;
         tx.commit()
@@ -375,17 +321,8 @@ impl PostgresStore {
 
     async fn link_rows_now(&self, user_id: &UserId) -> Result<Vec<LinkRow>, StoreError> {
         let client = self.client().await?;
-        let sql = format!(
-            "SELECT l.code_id, l.issued, l.delivery,
-                    (SELECT count(*) FROM {failures} f WHERE f.code_id = l.code_id)
-             FROM {links} l
-             WHERE l.user_id = $1 AND NOT l.ended AND l.delivery <> 'FAILED'
-             ORDER BY l.issued_position DESC",
-            failures = self.named(FAILURES),
-            links = self.named(LINKS),
-        );
         let rows = client
-            .query(&sql, &[&user_id.as_str()])
+            .query(&self.sql.link_rows, &[&user_id.as_str()])
             .await
             .map_err(classify)?;
         rows.iter()
@@ -412,20 +349,14 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let client = self.client().await?;
-        let (column, id) = match scope {
-            AuditScope::User(user) => ("user_id", user.as_str()),
-            AuditScope::Org(org) => ("org_id", org.as_str()),
+        let (sql, id) = match scope {
+            AuditScope::User(user) => (&self.sql.audit_page_user, user.as_str()),
+            AuditScope::Org(org) => (&self.sql.audit_page_org, org.as_str()),
         };
-        let sql = format!(
-            "SELECT feed_position, stream_type, stream_id, version, event_type, recorded_at, detail
-             FROM {} WHERE {column} = $1 AND feed_position < $2
-             ORDER BY feed_position DESC LIMIT $3",
-            self.named(AUDIT)
-        );
         let before = before.map_or(i64::MAX, position);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(&sql, &[&id, &before, &limit])
+            .query(sql, &[&id, &before, &limit])
             .await
             .map_err(classify)?;
         rows.iter()

@@ -1,7 +1,7 @@
-//! The projection store port: durable checkpoints for projections over the global feed, and the
-//! tables of the read models the crate ships (a user's live links, the audit trail per user and
-//! per org). Both shipped stores implement it; a third-party event store that does not only
-//! loses the read side.
+//! The read side's storage port: durable checkpoints for projections over the global feed, and
+//! the tables of the read models the crate ships (a user's live links, the audit trail per user
+//! and per org). Both shipped stores implement it (adapters import the port they implement); a
+//! third-party event store that does not only loses the read side.
 //!
 //! Every change names the feed position of the event it comes from, and applying one is
 //! idempotent by that position: a projection runs at least once per event.
@@ -11,10 +11,11 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::StoreError;
-use crate::domain::code::Issued;
+use crate::domain::code::{CodeEvent, CodeState, Issued};
+use crate::domain::{CheckFailure, DeliveryFailure};
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::ports::forward_port;
+use crate::store::StoreError;
 
 /// Where a code's delivery stands in the live-links read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +130,36 @@ impl LinkRow {
             failed_checks,
         }
     }
+
+    /// The code's state rebuilt through the code fold from what the read model holds.
+    pub fn code_state(&self) -> CodeState {
+        let mut code = CodeState::default();
+        let issued = self.issued.clone();
+        code.apply(&match self.delivery {
+            DeliveryState::Returned => CodeEvent::Added { issued },
+            _ => CodeEvent::Requested {
+                issued,
+                url_template: None,
+                supersedes_when_usable: false,
+                outbox: false,
+            },
+        });
+        match self.delivery {
+            DeliveryState::Sent => code.apply(&CodeEvent::Sent {
+                message_id: String::new(),
+            }),
+            DeliveryState::Failed => code.apply(&CodeEvent::DeliveryFailed {
+                reason: DeliveryFailure::Unavailable,
+            }),
+            DeliveryState::Returned | DeliveryState::Requested => {}
+        }
+        for _ in 0..self.failed_checks {
+            code.apply(&CodeEvent::CheckFailed {
+                reason: CheckFailure::WrongSecret,
+            });
+        }
+        code
+    }
 }
 
 /// A change to the shipped read models, computed from one feed event. Applying a change twice,
@@ -182,7 +213,7 @@ pub enum ReadChange {
 
 /// Durable projection checkpoints and the shipped read models' tables.
 ///
-/// Run `store::conformance::run_projection_store` (feature `testing`) against an
+/// Run `testing::conformance::run_projection_store` (feature `testing`) against an
 /// implementation to check it.
 pub trait ProjectionStore: Send + Sync {
     /// The feed position `projection` has applied through (0: nothing yet).
@@ -230,3 +261,107 @@ forward_port!(ProjectionStore {
     fn link_rows(&self, user_id: &UserId) -> impl Future<Output = Result<Vec<LinkRow>, StoreError>> + Send;
     fn audit_page(&self, scope: &AuditScope, before: Option<u64>, limit: usize) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::test_support::*;
+    use crate::domain::{Event, Issued};
+    use crate::domain::{OrgState, UserState, is_live};
+    use crate::secret::Secret;
+    use chrono::Duration;
+
+    fn active_user_and_org() -> (UserState, OrgState) {
+        let (mut user, mut org) = (UserState::default(), OrgState::default());
+        for change in world() {
+            match change.event() {
+                Event::User(event) => user.apply(event),
+                Event::Org(event) => org.apply(event),
+                _ => {}
+            }
+        }
+        (user, org)
+    }
+
+    fn link_row(delivery: DeliveryState, failed_checks: u32) -> LinkRow {
+        let issued = Issued::new(
+            user(),
+            org(),
+            Secret::presented("a-secret-of-enough-length-000000").digest(),
+            t0(),
+            Duration::hours(1),
+            2,
+            1,
+            5,
+        );
+        LinkRow::new(code(1), issued, delivery, failed_checks)
+    }
+
+    #[test]
+    fn a_fresh_returned_code_is_live_and_an_expired_one_is_not() {
+        let (user, org) = active_user_and_org();
+        let row = link_row(DeliveryState::Returned, 0);
+        let issued_at = row.issued.issued_at;
+        assert!(is_live(
+            &row.code_state(),
+            &user,
+            Some(&org),
+            issued_at,
+            Duration::zero()
+        ));
+        let expired = row.issued.expires_at;
+        assert!(!is_live(
+            &row.code_state(),
+            &user,
+            Some(&org),
+            expired,
+            Duration::zero()
+        ));
+    }
+
+    #[test]
+    fn a_code_waiting_for_delivery_is_live_and_an_exhausted_one_is_not() {
+        let (user, org) = active_user_and_org();
+        let waiting = link_row(DeliveryState::Requested, 0);
+        let now = waiting.issued.issued_at;
+        assert!(is_live(
+            &waiting.code_state(),
+            &user,
+            Some(&org),
+            now,
+            Duration::zero()
+        ));
+        let max = waiting.issued.max_failed_checks;
+        let exhausted = link_row(DeliveryState::Sent, max);
+        assert!(!is_live(
+            &exhausted.code_state(),
+            &user,
+            Some(&org),
+            now,
+            Duration::zero()
+        ));
+        let failed_once = link_row(DeliveryState::Sent, 1);
+        assert!(is_live(
+            &failed_once.code_state(),
+            &user,
+            Some(&org),
+            now,
+            Duration::zero()
+        ));
+    }
+
+    #[test]
+    fn a_locked_user_has_no_live_code() {
+        let (mut user, org) = active_user_and_org();
+        let row = link_row(DeliveryState::Returned, 0);
+        user.apply(&crate::domain::UserEvent::Locked {});
+        let now = row.issued.issued_at;
+        assert!(!is_live(
+            &row.code_state(),
+            &user,
+            Some(&org),
+            now,
+            Duration::zero()
+        ));
+    }
+}

@@ -1,0 +1,167 @@
+//! Folding streams from the store, a page of events per stream per store call, so a long
+//! history is never in memory whole; a start (cached state or snapshot) is trusted only once its
+//! last event is read again and found still stored ([`LastEvent::is`]). While a long stream
+//! pages, its progress is snapshotted, so a load cut off by its deadline is not lost: every
+//! retry starts further on, and one gets through.
+
+use super::cache::keeping;
+use super::loaded::StreamMeta;
+use super::{LOAD_PAGE, Repository, snapshot};
+use crate::domain::{AnyState, Event};
+use crate::ids::StreamId;
+use crate::store::{EventStore, LastEvent, RecordedEvent, StoreError};
+
+/// Where the fold of one stream stands while it loads.
+pub(super) struct Cursor {
+    pub(super) stream: StreamId,
+    pub(super) state: AnyState,
+    pub(super) meta: StreamMeta,
+    /// Whether the state came from a cache or snapshot whose last event must be read again
+    /// and compared before anything is folded onto it.
+    validate: bool,
+    /// The last version to fold.
+    until: u64,
+}
+
+impl Cursor {
+    /// A fold of `stream` from `start` (its first event when `None`) through version `until`.
+    pub(super) fn new(stream: StreamId, start: Option<(AnyState, StreamMeta)>, until: u64) -> Self {
+        let validate = start.is_some();
+        let (state, meta) =
+            start.unwrap_or_else(|| (AnyState::empty(stream.kind()), StreamMeta::default()));
+        Self {
+            stream,
+            state,
+            meta,
+            validate,
+            until,
+        }
+    }
+
+    /// The version to read after: the start's own last event again when it must be validated.
+    pub(super) fn read_after(&self) -> u64 {
+        if self.validate {
+            self.state.version().saturating_sub(1)
+        } else {
+            self.state.version()
+        }
+    }
+}
+
+/// Folds `events` (the next ones of `stream`, in order) onto `state`.
+fn fold(
+    stream: &StreamId,
+    state: &mut AnyState,
+    meta: &mut StreamMeta,
+    events: Vec<RecordedEvent>,
+) -> Result<(), StoreError> {
+    for recorded in events {
+        let version = recorded.version;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: stream.clone(),
+            version,
+            reason,
+        };
+        if version != state.version() + 1 {
+            return Err(corrupt(format!("expected version {}", state.version() + 1)));
+        }
+        let last = LastEvent::of(&recorded);
+        let event = Event::decode(
+            stream.kind(),
+            &recorded.event_type,
+            recorded.schema_version,
+            recorded.payload,
+        )
+        .map_err(|err| corrupt(err.to_string()))?;
+        state.apply(&event);
+        meta.touch(recorded.recorded_at, Some(last));
+    }
+    Ok(())
+}
+
+impl Repository {
+    /// Folds each cursor's stream through its `until` version: `pages` are the first page of
+    /// each (already read), the rest is read a page per stream per call. Answers the folded
+    /// streams.
+    pub(super) async fn fold_pages<S: EventStore>(
+        &self,
+        store: &S,
+        mut cursors: Vec<Cursor>,
+        mut pages: Option<Vec<Vec<RecordedEvent>>>,
+    ) -> Result<Vec<Cursor>, StoreError> {
+        let mut done = Vec::with_capacity(cursors.len());
+        while !cursors.is_empty() {
+            let reads = match pages.take() {
+                Some(pages) => pages,
+                None => {
+                    let wanted: Vec<(StreamId, u64)> = cursors
+                        .iter()
+                        .map(|cursor| (cursor.stream.clone(), cursor.read_after()))
+                        .collect();
+                    store.read_many(&wanted, LOAD_PAGE).await?
+                }
+            };
+            let mut next = Vec::new();
+            for (mut cursor, mut events) in cursors.into_iter().zip(reads) {
+                let more = events.len() == LOAD_PAGE;
+                if cursor.validate {
+                    let still = matches!(
+                        (cursor.meta.last, events.first()),
+                        (Some(last), Some(first)) if last.is(first)
+                    );
+                    if !still {
+                        // A restored database, or a stale cache: read it all again.
+                        self.cache.evict(&cursor.stream);
+                        next.push(Cursor::new(cursor.stream, None, cursor.until));
+                        continue;
+                    }
+                    events.remove(0);
+                    cursor.validate = false;
+                }
+                let until = cursor.until;
+                let reached = events.last().is_some_and(|last| last.version >= until);
+                events.retain(|event| event.version <= until);
+                fold(&cursor.stream, &mut cursor.state, &mut cursor.meta, events)?;
+                if more && !reached {
+                    // Progress of a long stream, kept: a retry starts from here.
+                    self.snapshot_if_due(store, &cursor.stream, &cursor.state, &mut cursor.meta)
+                        .await;
+                    next.push(cursor);
+                } else {
+                    done.push(cursor);
+                }
+            }
+            cursors = next;
+        }
+        Ok(done)
+    }
+
+    /// Stores a snapshot of a state that has grown by the configured number of events since the
+    /// last one. Only ever an optimization: a failure is logged and ignored.
+    pub(super) async fn snapshot_if_due<S: EventStore>(
+        &self,
+        store: &S,
+        stream: &StreamId,
+        state: &AnyState,
+        meta: &mut StreamMeta,
+    ) {
+        if !self.snapshots(store) || !snapshot::due(stream, state, meta, self.snapshot_every) {
+            return;
+        }
+        let Some(snapshot) = snapshot::encode(stream, state, meta) else {
+            return;
+        };
+        match store.write_snapshot(snapshot).await {
+            Ok(()) => {
+                meta.snapshot_version = state.version();
+                if keeping(stream.kind()).when_read {
+                    self.cache.mark_snapshot(stream, meta.snapshot_version);
+                }
+            }
+            Err(_err) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(stream = %stream, error = %_err, "snapshot not stored");
+            }
+        }
+    }
+}

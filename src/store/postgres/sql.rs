@@ -1,0 +1,360 @@
+//! Every SQL statement of the PostgreSQL store, built once per store (per schema) and pinned by a
+//! golden test of its text (`tests/golden/postgres_statements.sql`). Nothing formats SQL per call.
+//!
+//! Probes of the events table are scalar subqueries with equalities on the unique
+//! (stream, version) key: the planner keeps each one an index probe whatever the table's size
+//! when the plan was made. Events are read with their columns in one order ([`EVENT_COLUMNS`]),
+//! decoded by `load::decode_event`.
+
+/// The columns an event is read with, in the order `load::decode_event` expects.
+pub(super) const EVENT_COLUMNS: &str =
+    "version, position, event_id, event_type, schema_version, payload, recorded_at";
+
+/// The unique constraint that makes versions unique per stream.
+pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
+/// The primary key of the idempotency table: a violation is a repeated key.
+pub(super) const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
+
+/// The store's statements, for one schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Statements {
+    /// `$1..$9`: the rows (stream type, id, version after the expectation, counted from the
+    /// stream's end, event id, type, schema version, payload text, time); `$10..$14`: the guard
+    /// (stream type, id, version, event id or null, nothing may follow); `$15, $16`: the
+    /// idempotency key and outcome, or nulls.
+    pub(super) append: String,
+    /// Per stream (`$1` types, `$2` ids, `$3` versions): its version now, and the id of its
+    /// event at the version given.
+    pub(super) standing: String,
+    /// Per stream (`$1` types, `$2` ids, `$3` after) at most `$4` events.
+    pub(super) read_many: String,
+    /// Streams from snapshots or versions, and the streams their events name.
+    pub(super) load_many: String,
+    pub(super) read_snapshots: String,
+    pub(super) write_snapshot: String,
+    /// Gives feed positions to the visible events that have none.
+    pub(super) sequence_feed: String,
+    pub(super) read_feed: String,
+    pub(super) recall: String,
+    pub(super) all_events: String,
+    pub(super) schema_versions: String,
+    pub(super) checkpoint: String,
+    pub(super) record_checkpoint: String,
+    pub(super) insert_owners: String,
+    pub(super) insert_audit: String,
+    pub(super) insert_links: String,
+    pub(super) deliver_links: String,
+    pub(super) insert_link_failures: String,
+    pub(super) end_links: String,
+    pub(super) link_rows: String,
+    pub(super) audit_page_user: String,
+    pub(super) audit_page_org: String,
+}
+
+/// How many of a stream's last events a latest-matching follow looks through.
+const WINDOW: u64 = crate::store::FOLLOW_WINDOW;
+
+impl Statements {
+    /// The statements on the tables of `schema` (`None`: the search path).
+    pub(super) fn new(schema: Option<&str>) -> Self {
+        let named = |table: &str| match schema {
+            Some(schema) => format!("\"{schema}\".{table}"),
+            None => table.to_owned(),
+        };
+        let events = named("passkey_links_events");
+        let keys = named("passkey_links_idempotency");
+        let head = named("passkey_links_feed_head");
+        let snapshots = named("passkey_links_snapshots");
+        let migrations = named("passkey_links_schema_migrations");
+        let checkpoints = named("passkey_links_checkpoints");
+        let owners = named("passkey_links_owners");
+        let audit = named("passkey_links_audit");
+        let links = named("passkey_links_links");
+        let failures = named("passkey_links_link_failures");
+        let columns = EVENT_COLUMNS;
+        let audit_page = |column: &str| {
+            format!(
+                "SELECT feed_position, stream_type, stream_id, version, event_type, recorded_at, detail
+ FROM {audit} WHERE {column} = $1 AND feed_position < $2
+ ORDER BY feed_position DESC LIMIT $3"
+            )
+        };
+        Self {
+            append: format!(
+                "WITH w AS (
+  INSERT INTO {events} (stream_type, stream_id, version, event_id, event_type, schema_version, payload, recorded_at)
+  SELECT n.t, n.i,
+         n.v + CASE WHEN n.from_end THEN
+                 COALESCE((SELECT max(x.version) FROM {events} x
+                           WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
+               ELSE 0 END,
+         n.id, n.e, n.s, n.d::jsonb, n.r
+  FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::uuid[], $6::text[], $7::int2[],
+              $8::text[], $9::timestamptz[])
+       WITH ORDINALITY AS n(t, i, v, from_end, id, e, s, d, r, seq)
+  WHERE NOT EXISTS (
+    SELECT 1
+    FROM unnest($10::text[], $11::text[], $12::int8[], $13::uuid[], $14::bool[]) AS g(t, i, v, id, last)
+    WHERE (g.v > 0 AND (SELECT g.id IS NULL OR x.event_id = g.id
+                        FROM {events} x
+                        WHERE x.stream_type = g.t AND x.stream_id = g.i AND x.version = g.v)
+                       IS NOT TRUE)
+       OR (g.last AND (SELECT x.version FROM {events} x
+                       WHERE x.stream_type = g.t AND x.stream_id = g.i AND x.version = g.v + 1)
+                      IS NOT NULL))
+  ORDER BY n.seq
+  RETURNING stream_type, stream_id, version, position
+),
+k AS (
+  INSERT INTO {keys} (key, outcome, streams)
+  SELECT $15::text, $16::jsonb,
+         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
+  WHERE $15::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
+)
+SELECT stream_type, stream_id, version, position FROM w"
+            ),
+            standing: format!(
+                "SELECT COALESCE((SELECT max(x.version) FROM {events} x
+                  WHERE x.stream_type = s.t AND x.stream_id = s.i), 0),
+       (SELECT x.event_id FROM {events} x
+        WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version = s.v)
+FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, v, n)
+ORDER BY s.n"
+            ),
+            read_many: format!(
+                "SELECT s.n, e.{columns_e}
+FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, after_version, n)
+CROSS JOIN LATERAL (
+  SELECT {columns}
+  FROM {events} x
+  WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version > s.after_version
+  ORDER BY x.version
+  LIMIT $4
+) e
+ORDER BY s.n, e.version",
+                columns_e = columns.replace(", ", ", e.")
+            ),
+            load_many: format!(
+                "WITH asked AS (
+  SELECT t, i, after, n
+  FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
+),
+-- Per follow, one probe of its source's first event, or one backward walk of its last events
+-- for the newest that matches: correlated subqueries, so no plan can drive the lookup from the
+-- events table.
+followed AS (
+  SELECT f.t,
+         CASE WHEN f.et IS NULL THEN
+           (SELECT x.payload ->> f.field
+            FROM asked JOIN {events} x
+              ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
+            WHERE asked.n = f.src)
+         ELSE
+           (SELECT y.payload ->> f.field
+            FROM asked CROSS JOIN LATERAL (
+              SELECT x.version, x.event_type, x.payload
+              FROM {events} x
+              WHERE x.stream_type = asked.t AND x.stream_id = asked.i
+              ORDER BY x.version DESC
+              LIMIT {WINDOW}
+            ) y
+            WHERE asked.n = f.src AND y.event_type = f.et AND y.payload ->> f.k = f.v
+            ORDER BY y.version DESC
+            LIMIT 1)
+         END AS i,
+         -1::int8 AS after, $8::int8 + f.n AS n
+  FROM unnest($5::text[], $6::text[], $7::int8[], $9::text[], $10::text[], $11::text[])
+       WITH ORDINALITY AS f(t, field, src, et, k, v, n)
+),
+s AS (
+  SELECT t, i, after, n FROM asked
+  UNION ALL
+  SELECT t, i, after, n FROM followed WHERE i IS NOT NULL
+),
+snap AS (
+  SELECT s.n, s.i, x.version, x.state
+  FROM s JOIN {snapshots} x ON x.stream_type = s.t AND x.stream_id = s.i
+  WHERE s.after < 0
+),
+start AS (
+  SELECT s.t, s.i, s.n,
+         CASE WHEN s.after >= 0 THEN s.after ELSE COALESCE(snap.version - 1, 0) END AS after
+  FROM s LEFT JOIN snap ON snap.n = s.n
+)
+SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::uuid, NULL::text, NULL::int2,
+       snap.state, NULL::timestamptz, snap.i
+FROM snap
+UNION ALL
+SELECT start.n, false, e.version, e.position, e.event_id, e.event_type, e.schema_version,
+       e.payload, e.recorded_at, start.i
+FROM start CROSS JOIN LATERAL (
+  SELECT {columns}
+  FROM {events} x
+  WHERE x.stream_type = start.t AND x.stream_id = start.i AND x.version > start.after
+  ORDER BY x.version
+  LIMIT $4
+) e
+ORDER BY 1, 2 DESC, 3"
+            ),
+            read_snapshots: format!(
+                "SELECT s.n, x.version, x.state
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(t, i, n)
+JOIN {snapshots} x ON x.stream_type = s.t AND x.stream_id = s.i"
+            ),
+            write_snapshot: format!(
+                "INSERT INTO {snapshots} (stream_type, stream_id, version, state) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_type, stream_id) DO UPDATE
+SET version = EXCLUDED.version, state = EXCLUDED.state
+WHERE {snapshots}.version < EXCLUDED.version"
+            ),
+            sequence_feed: format!(
+                "WITH head AS (
+  SELECT last FROM {head} WHERE id = 1 FOR UPDATE SKIP LOCKED
+),
+waiting AS (
+  SELECT position, row_number() OVER (ORDER BY position) AS n
+  FROM {events}
+  WHERE feed_position IS NULL AND EXISTS (SELECT 1 FROM head)
+  ORDER BY position
+  LIMIT $1
+),
+given AS (
+  UPDATE {events} e SET feed_position = (SELECT last FROM head) + w.n
+  FROM waiting w
+  WHERE e.position = w.position AND e.feed_position IS NULL
+  RETURNING w.n
+)
+UPDATE {head} SET last = last + (SELECT max(n) FROM given)
+WHERE id = 1 AND EXISTS (SELECT 1 FROM given)"
+            ),
+            read_feed: format!(
+                "SELECT feed_position, stream_type, stream_id, {columns}
+FROM {events} WHERE feed_position > $1 ORDER BY feed_position LIMIT $2"
+            ),
+            recall: format!("SELECT outcome, streams FROM {keys} WHERE key = $1"),
+            all_events: format!(
+                "SELECT stream_type, stream_id, {columns} FROM {events} ORDER BY position"
+            ),
+            schema_versions: format!("SELECT version FROM {migrations} ORDER BY version"),
+            checkpoint: format!("SELECT position FROM {checkpoints} WHERE name = $1"),
+            record_checkpoint: format!(
+                "INSERT INTO {checkpoints} (name, position) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET position = GREATEST({checkpoints}.position, EXCLUDED.position)"
+            ),
+            insert_owners: format!(
+                "INSERT INTO {owners} (stream_type, stream_id, user_id, org_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT DO NOTHING"
+            ),
+            insert_audit: format!(
+                "INSERT INTO {audit} (feed_position, user_id, org_id, stream_type, stream_id,
+                      version, event_type, recorded_at, detail)
+SELECT a.p, o.user_id, o.org_id, a.t, a.i, a.v, a.e, a.r, a.d
+FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[],
+            $6::timestamptz[], $7::jsonb[]) AS a(p, t, i, v, e, r, d)
+JOIN {owners} o ON o.stream_type = a.t AND o.stream_id = a.i
+ON CONFLICT (feed_position) DO NOTHING"
+            ),
+            insert_links: format!(
+                "INSERT INTO {links} (code_id, user_id, issued, issued_position, delivery, delivery_position)
+SELECT c, u, i, p, d, p
+FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int8[], $5::text[]) AS x(c, u, i, p, d)
+ON CONFLICT (code_id) DO NOTHING"
+            ),
+            deliver_links: format!(
+                "UPDATE {links} l SET delivery = u.s, delivery_position = u.p
+FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
+WHERE l.code_id = u.c AND l.delivery_position < u.p"
+            ),
+            insert_link_failures: format!(
+                "INSERT INTO {failures} (code_id, feed_position)
+SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING"
+            ),
+            end_links: format!("UPDATE {links} SET ended = true WHERE code_id = ANY($1::text[])"),
+            link_rows: format!(
+                "SELECT l.code_id, l.issued, l.delivery,
+       (SELECT count(*) FROM {failures} f WHERE f.code_id = l.code_id)
+FROM {links} l
+WHERE l.user_id = $1 AND NOT l.ended AND l.delivery <> 'FAILED'
+ORDER BY l.issued_position DESC"
+            ),
+            audit_page_user: audit_page("user_id"),
+            audit_page_org: audit_page("org_id"),
+        }
+    }
+
+    /// Every statement with its name, in declaration order (for the golden test).
+    #[cfg(test)]
+    fn named(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("append", &self.append),
+            ("standing", &self.standing),
+            ("read_many", &self.read_many),
+            ("load_many", &self.load_many),
+            ("read_snapshots", &self.read_snapshots),
+            ("write_snapshot", &self.write_snapshot),
+            ("sequence_feed", &self.sequence_feed),
+            ("read_feed", &self.read_feed),
+            ("recall", &self.recall),
+            ("all_events", &self.all_events),
+            ("schema_versions", &self.schema_versions),
+            ("checkpoint", &self.checkpoint),
+            ("record_checkpoint", &self.record_checkpoint),
+            ("insert_owners", &self.insert_owners),
+            ("insert_audit", &self.insert_audit),
+            ("insert_links", &self.insert_links),
+            ("deliver_links", &self.deliver_links),
+            ("insert_link_failures", &self.insert_link_failures),
+            ("end_links", &self.end_links),
+            ("link_rows", &self.link_rows),
+            ("audit_page_user", &self.audit_page_user),
+            ("audit_page_org", &self.audit_page_org),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOLDEN: &str = include_str!("../../../tests/golden/postgres_statements.sql");
+
+    fn render(statements: &Statements) -> String {
+        statements
+            .named()
+            .into_iter()
+            .map(|(name, sql)| format!("-- {name}\n{sql};\n\n"))
+            .collect()
+    }
+
+    /// Every statement's text, for the search path, is exactly the golden file's: a change to
+    /// any statement is a reviewed change to that file (`PASSKEY_LINKS_UPDATE_GOLDEN=1 cargo
+    /// test --features postgres --lib sql` rewrites it).
+    #[test]
+    fn statements_match_the_golden_file() {
+        let rendered = render(&Statements::new(None));
+        if std::env::var_os("PASSKEY_LINKS_UPDATE_GOLDEN").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/postgres_statements.sql"
+            );
+            std::fs::write(path, &rendered).unwrap();
+            return;
+        }
+        assert_eq!(
+            rendered, GOLDEN,
+            "a statement changed: review and update the golden file"
+        );
+    }
+
+    /// In a schema, every table is qualified by it and nothing else changes.
+    #[test]
+    fn a_schema_qualifies_every_table() {
+        let plain = Statements::new(None);
+        let tenant = Statements::new(Some("tenant_7"));
+        for ((name, a), (_, b)) in plain.named().into_iter().zip(tenant.named()) {
+            assert!(b.contains("\"tenant_7\".passkey_links_"), "{name}");
+            assert_eq!(a, b.replace("\"tenant_7\".", ""), "{name}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Idempotency keys: recorded once, atomically with their batch.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+/// A key is recorded atomically with its batch: recall answers the outcome and each stream's
+/// version after the batch; a second batch with the key writes nothing; a batch that conflicts
+/// records no key.
+pub async fn an_idempotency_key_is_recorded_once_with_its_batch<S: EventStore>(store: S) {
+    let a = stream(AggregateKind::User, "keyed-a");
+    let b = stream(AggregateKind::Code, "keyed-b");
+    let outcome = json!({"command": "test", "answer": [1, "two"]});
+    let record = |key: &str| IdempotencyRecord {
+        key: key.to_owned(),
+        outcome: outcome.clone(),
+    };
+    assert_eq!(store.recall("k-1").await.unwrap(), None, "unknown key");
+    // A conflicting batch records nothing, its key included.
+    let err = store
+        .append(
+            batch(vec![append(&a, ExpectedVersion::Exact(3), vec![event(1)])])
+                .with_idempotency(record("k-1")),
+        )
+        .await
+        .expect_err("conflict");
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        store.recall("k-1").await.unwrap(),
+        None,
+        "a failed batch keeps no key"
+    );
+    store
+        .append(
+            batch(vec![
+                append(&a, ExpectedVersion::NoStream, vec![event(1), event(2)]),
+                append(&b, ExpectedVersion::Any, vec![event(1)]),
+            ])
+            .with_idempotency(record("k-1")),
+        )
+        .await
+        .expect("keyed batch");
+    let recalled = store.recall("k-1").await.unwrap().expect("recorded");
+    assert_eq!(recalled.outcome, outcome);
+    assert_eq!(recalled.streams, vec![(a.clone(), 2), (b.clone(), 1)]);
+    // The same key again: nothing written, whatever the batch.
+    let err = store
+        .append(
+            batch(vec![append(&b, ExpectedVersion::Exact(1), vec![event(2)])])
+                .with_idempotency(record("k-1")),
+        )
+        .await
+        .expect_err("a repeated key");
+    assert_eq!(err, StoreError::DuplicateKey);
+    assert_eq!(store.read(&b, 0).await.unwrap().len(), 1, "nothing written");
+    // Unkeyed batches and other keys are unaffected.
+    store
+        .append(batch(vec![append(
+            &b,
+            ExpectedVersion::Exact(1),
+            vec![event(2)],
+        )]))
+        .await
+        .unwrap();
+    store
+        .append(
+            batch(vec![append(&b, ExpectedVersion::Exact(2), vec![event(3)])])
+                .with_idempotency(record("k-2")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recall("k-2").await.unwrap().unwrap().streams,
+        vec![(b, 3)]
+    );
+}
+
+/// Concurrent batches under one key on different streams: exactly one is written.
+pub async fn concurrent_batches_with_one_key_have_one_winner<S>(store: S)
+where
+    S: EventStore + Clone + 'static,
+{
+    let mut handles = Vec::new();
+    for task in 0..8u32 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let s = stream(AggregateKind::Code, &format!("race-{task}"));
+            store
+                .append(
+                    batch(vec![append(&s, ExpectedVersion::NoStream, vec![event(1)])])
+                        .with_idempotency(IdempotencyRecord {
+                            key: "raced".into(),
+                            outcome: json!(task),
+                        }),
+                )
+                .await
+        }));
+    }
+    let mut won = 0;
+    for handle in handles {
+        match handle.await.expect("task") {
+            Ok(_) => won += 1,
+            Err(StoreError::DuplicateKey) => {}
+            Err(other) => panic!("unexpected store error: {other}"),
+        }
+    }
+    assert_eq!(won, 1, "one batch per key");
+    let recalled = store.recall("raced").await.unwrap().expect("recorded");
+    let winner = recalled.outcome.as_u64().expect("the winner's outcome");
+    let s = stream(AggregateKind::Code, &format!("race-{winner}"));
+    assert_eq!(recalled.streams, vec![(s, 1)]);
+    for task in (0..8u64).filter(|t| *t != winner) {
+        let other = stream(AggregateKind::Code, &format!("race-{task}"));
+        assert!(
+            store.read(&other, 0).await.unwrap().is_empty(),
+            "loser wrote nothing"
+        );
+    }
+}
