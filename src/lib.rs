@@ -47,7 +47,7 @@ pub use secret::{
     SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DeliveryRetry, IdempotencyKey, MAX_AUDIT_PAGE,
+    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DELIVERY_WORKER, DeliveryRetry, DeliveryWorker, IdempotencyKey, MAX_AUDIT_PAGE,
     MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey, user_handle,
 };
 

@@ -540,7 +540,8 @@ struct DeliveryPlan {
 /// The delivery worker process: catches the outbox up, mailing into the plan's file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery() {
-    use passkey_links::read::{DeliveryWorker, ProjectionRunner};
+    use passkey_links::DeliveryWorker;
+    use passkey_links::read::ProjectionRunner;
     let Ok(plan_path) = std::env::var("PASSKEY_LINKS_DELIVERY_WORKER") else {
         return; // run as a test, not as a worker: nothing to do
     };

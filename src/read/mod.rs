@@ -1,7 +1,7 @@
 //! The read side: projections over the global feed, run at least once per event from a durable
 //! checkpoint, and what the crate ships on top — its read models ([`ReadModels`]: a user's live
-//! links, the audit trail per user and per org) and the delivery outbox's worker
-//! ([`DeliveryWorker`]).
+//! links, the audit trail per user and per org). The delivery outbox's worker
+//! ([`crate::DeliveryWorker`]) is a projection of the service's.
 //!
 //! ```
 //! use passkey_links::prelude::*;
@@ -21,12 +21,10 @@
 //! # });
 //! ```
 
-mod delivery;
 mod models;
 pub(crate) mod store;
 
-pub use delivery::{DELIVERY_WORKER, DeliveryWorker};
-pub use models::{READ_MODELS, REDACTED_FIELDS, ReadModels, changes_for};
+pub use models::{AUDIT_FIELDS, READ_MODELS, ReadModels, changes_for};
 pub use store::{AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange};
 
 use std::future::Future;

@@ -17,9 +17,129 @@ use crate::store::{FeedEvent, StoreError};
 /// The checkpoint name of the shipped read models.
 pub const READ_MODELS: &str = "passkey_links.read_models";
 
-/// Payload fields an audit trail never shows: secret digests, key material, ceremony state.
-pub const REDACTED_FIELDS: &[&str] =
-    &["secretDigest", "publicKey", "adapterCredential", "ceremony"];
+/// What an audit trail shows of each event type's payload: an allow-list, so a new event's
+/// fields stay hidden until listed here (a test fails while a stored type has no entry). Never
+/// listed: secret digests, key material, ceremony state. A field named `codeId` is shown as
+/// `codeReference`, the code's derived reference: the code id leaves the library only inside
+/// its link.
+pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
+    ("org.added", &["name"]),
+    ("org.deactivated", &[]),
+    ("org.reactivated", &[]),
+    ("org.removed", &[]),
+    (
+        "user.human.added",
+        &[
+            "orgId",
+            "userName",
+            "displayName",
+            "email",
+            "emailVerified",
+            "preferredLanguage",
+        ],
+    ),
+    ("user.machine.added", &["orgId", "userName", "name"]),
+    ("user.human.email.changed", &["email"]),
+    ("user.human.email.verified", &[]),
+    ("user.deactivated", &[]),
+    ("user.reactivated", &[]),
+    ("user.locked", &[]),
+    ("user.unlocked", &[]),
+    ("user.removed", &[]),
+    (
+        "user.human.passwordless.link.issued",
+        &["codeId", "issuedAt", "supersedesEarlier"],
+    ),
+    (
+        "user.human.passwordless.link.usable",
+        &["codeId", "issuedVersion"],
+    ),
+    (
+        "user.human.passwordless.token.added",
+        &["passkeyId", "codeId", "expiresAt"],
+    ),
+    (
+        "user.human.passwordless.token.verified",
+        &[
+            "passkeyId",
+            "codeId",
+            "name",
+            "credentialId",
+            "signCount",
+            "aaguid",
+            "backupEligible",
+            "backupState",
+            "transports",
+            "attestationFormat",
+            "userVerified",
+        ],
+    ),
+    (
+        "user.human.passwordless.token.check.failed",
+        &["passkeyId", "reason"],
+    ),
+    ("user.human.passwordless.token.removed", &["passkeyId"]),
+    (
+        "user.human.passwordless.token.used",
+        &["passkeyId", "signCount", "backupState"],
+    ),
+    (
+        "user.human.passwordless.token.sign_count.regressed",
+        &["passkeyId", "stored", "presented"],
+    ),
+    ("user.human.passkey.added", &["codeId", "credentialId", "name"]),
+    (
+        "user.human.passwordless.initialization.code.added",
+        ISSUED_FIELDS,
+    ),
+    (
+        "user.human.passwordless.initialization.code.requested",
+        &[
+            "userId",
+            "orgId",
+            "issuedAt",
+            "expiresAt",
+            "userVersion",
+            "orgVersion",
+            "maxFailedChecks",
+            "urlTemplate",
+            "supersedesWhenUsable",
+            "outbox",
+        ],
+    ),
+    (
+        "user.human.passwordless.initialization.code.sent",
+        &["messageId"],
+    ),
+    (
+        "user.human.passwordless.initialization.code.delivery.failed",
+        &["reason"],
+    ),
+    (
+        "user.human.passwordless.initialization.code.check.failed",
+        &["reason"],
+    ),
+    (
+        "user.human.passwordless.initialization.code.check.succeeded",
+        &["credentialId"],
+    ),
+    ("user.human.passwordless.initialization.code.revoked", &[]),
+    (
+        "passkey.credential.claimed",
+        &["userId", "orgId", "codeId", "passkeyId"],
+    ),
+];
+
+/// The facts of an issued code an audit trail shows (not its secret's digest).
+const ISSUED_FIELDS: &[&str] = &[
+    "userId",
+    "orgId",
+    "issuedAt",
+    "expiresAt",
+    "userVersion",
+    "orgVersion",
+    "maxFailedChecks",
+];
 
 /// The shipped read models as a projection over `store`'s feed.
 #[derive(Debug, Clone)]
@@ -87,7 +207,7 @@ pub fn changes_for(feed: &FeedEvent) -> Result<Vec<ReadChange>, StoreError> {
         recorded.version,
         recorded.event_type.clone(),
         recorded.recorded_at,
-        redacted(&recorded.payload),
+        audited(&recorded.event_type, &recorded.payload),
     )));
     if let (Event::Code(event), AggregateKind::Code) = (&event, stream.kind()) {
         let code_id = CodeId::new(stream.id()).map_err(|err| StoreError::Corrupt {
@@ -150,16 +270,85 @@ fn link_change(code_id: CodeId, event: &CodeEvent, feed_position: u64) -> ReadCh
     }
 }
 
-/// The payload without the fields of [`REDACTED_FIELDS`].
-fn redacted(payload: &Value) -> Value {
-    match payload {
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .filter(|(name, _)| !REDACTED_FIELDS.contains(&name.as_str()))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        ),
-        _ => Value::Null,
+/// The payload fields [`AUDIT_FIELDS`] lists for `event_type` (none for a type it does not list),
+/// a code id as its reference.
+fn audited(event_type: &str, payload: &Value) -> Value {
+    let listed = AUDIT_FIELDS
+        .iter()
+        .find(|(listed, _)| *listed == event_type)
+        .map_or(&[][..], |(_, fields)| *fields);
+    let mut shown = serde_json::Map::new();
+    for field in listed {
+        let Some(value) = payload.get(*field) else {
+            continue;
+        };
+        if *field == "codeId" {
+            let reference = value
+                .as_str()
+                .and_then(|id| CodeId::new(id).ok())
+                .map(|id| Value::String(id.reference().to_string()));
+            shown.insert("codeReference".into(), reference.unwrap_or(Value::Null));
+        } else {
+            shown.insert((*field).to_owned(), value.clone());
+        }
+    }
+    Value::Object(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CodeEvent;
+
+    /// Every stored event type has an entry: a new type must be listed (with what it shows)
+    /// before its events reach an audit trail.
+    #[test]
+    fn every_stored_event_type_has_an_audit_entry() {
+        let types = [
+            OrgEvent::TYPES,
+            UserEvent::TYPES,
+            CodeEvent::TYPES,
+            CredentialEvent::TYPES,
+        ]
+        .concat();
+        for event_type in &types {
+            assert!(
+                AUDIT_FIELDS.iter().any(|(listed, _)| listed == event_type),
+                "{event_type} has no audit entry"
+            );
+        }
+        for (listed, fields) in AUDIT_FIELDS {
+            assert!(types.contains(listed), "{listed} is not a stored type");
+            for hidden in ["secretDigest", "publicKey", "adapterCredential", "ceremony"] {
+                assert!(!fields.contains(&hidden), "{listed} shows {hidden}");
+            }
+        }
+    }
+
+    #[test]
+    fn unlisted_fields_are_hidden_and_code_ids_become_references() {
+        let code = CodeId::new("code-1").unwrap();
+        let shown = audited(
+            "user.human.passwordless.token.added",
+            &serde_json::json!({
+                "passkeyId": "pk-1",
+                "codeId": "code-1",
+                "ceremony": {"challenge": "AAEC"},
+                "expiresAt": "2026-03-01T09:05:00Z",
+                "somethingNew": "secret-ish",
+            }),
+        );
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "passkeyId": "pk-1",
+                "codeReference": code.reference().to_string(),
+                "expiresAt": "2026-03-01T09:05:00Z",
+            })
+        );
+        assert_eq!(
+            audited("no.such.type", &serde_json::json!({"a": 1})),
+            serde_json::json!({})
+        );
     }
 }

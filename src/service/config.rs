@@ -84,7 +84,7 @@ impl Config {
 
     /// Sends through the delivery outbox, deriving emailed secrets from `key` (every process
     /// that sends or delivers needs the same key): sends return once the code is recorded as
-    /// waiting, and a [`crate::read::DeliveryWorker`] sends it.
+    /// waiting, and a [`crate::DeliveryWorker`] sends it.
     pub fn with_outbox(mut self, key: DeliveryKey) -> Self {
         self.outbox = Some(key);
         self

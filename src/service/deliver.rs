@@ -1,6 +1,6 @@
 //! Delivery: handing a code's link to the notifier and recording the outcome — inside the
 //! request (the synchronous send) or later, from the outbox, by a
-//! [`crate::read::DeliveryWorker`] with bounded retries, never after the code's expiry.
+//! [`crate::DeliveryWorker`] with bounded retries, never after the code's expiry.
 
 use std::time::Duration;
 

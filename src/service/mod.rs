@@ -19,12 +19,14 @@ mod hints;
 mod idempotency;
 mod issue;
 mod operation;
+mod outbox;
 mod passkeys;
 mod read;
 mod redeem;
 
 pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
+pub use outbox::{DELIVERY_WORKER, DeliveryWorker};
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};

@@ -4,7 +4,7 @@
 //! batch is handed over again and each code is delivered again with the same notifier
 //! idempotency key and the same link, or found delivered already.
 
-use super::Projection;
+use crate::read::Projection;
 use crate::domain::Event;
 use crate::domain::code::CodeEvent;
 use crate::error::Error;
@@ -15,14 +15,14 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::read::store::ProjectionStore;
-use crate::service::{DeliveryRetry, PasskeyLinks};
+use super::{DeliveryRetry, PasskeyLinks};
 use crate::store::{EventStore, FeedEvent};
 
 /// The checkpoint name of the delivery worker.
 pub const DELIVERY_WORKER: &str = "passkey_links.delivery";
 
 /// Delivers codes from the outbox of a service configured with
-/// [`crate::Config::with_outbox`]; run it with a [`super::ProjectionRunner`] over the same
+/// [`crate::Config::with_outbox`]; run it with a [`crate::read::ProjectionRunner`] over the same
 /// store (`follow` keeps it going).
 #[derive(Debug)]
 pub struct DeliveryWorker<'s, S, N, A, C, R, P> {
