@@ -47,8 +47,8 @@ pub use secret::{
     SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DELIVERY_WORKER, DeliveryRetry, DeliveryWorker, IdempotencyKey, MAX_AUDIT_PAGE,
-    MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey, user_handle,
+    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DELIVERY_WORKER, DeliveryRetry, DeliveryWorker,
+    IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey, user_handle,
 };
 
 /// The names most embedders need, in one import.

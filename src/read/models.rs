@@ -87,7 +87,10 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
         "user.human.passwordless.token.sign_count.regressed",
         &["passkeyId", "stored", "presented"],
     ),
-    ("user.human.passkey.added", &["codeId", "credentialId", "name"]),
+    (
+        "user.human.passkey.added",
+        &["codeId", "credentialId", "name"],
+    ),
     (
         "user.human.passwordless.initialization.code.added",
         ISSUED_FIELDS,

@@ -26,8 +26,8 @@ mod redeem;
 
 pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
-pub use outbox::{DELIVERY_WORKER, DeliveryWorker};
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
+pub use outbox::{DELIVERY_WORKER, DeliveryWorker};
 pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 

@@ -4,7 +4,7 @@
 //! batch is handed over again and each code is delivered again with the same notifier
 //! idempotency key and the same link, or found delivered already.
 
-use crate::read::Projection;
+use super::{DeliveryRetry, PasskeyLinks};
 use crate::domain::Event;
 use crate::domain::code::CodeEvent;
 use crate::error::Error;
@@ -14,8 +14,8 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
+use crate::read::Projection;
 use crate::read::store::ProjectionStore;
-use super::{DeliveryRetry, PasskeyLinks};
 use crate::store::{EventStore, FeedEvent};
 
 /// The checkpoint name of the delivery worker.

@@ -10,8 +10,8 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use passkey_links::prelude::*;
-use passkey_links::read::ProjectionStore;
 use passkey_links::read::ProjectionRunner;
+use passkey_links::read::ProjectionStore;
 use passkey_links::{DeliveryKey, DeliveryRetry, DeliveryWorker, NotifyError};
 
 use crate::scenarios::{Fixture, Inspect, check_request, config, link_params, types};

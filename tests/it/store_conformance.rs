@@ -1,14 +1,7 @@
 //! Every built-in store passes the public conformance suite.
 
+#[cfg(feature = "postgres")]
 use crate::pg;
-
-#[cfg(not(feature = "testing"))]
-#[test]
-fn conformance_suite() {
-    pg::skipped(
-        "store conformance: built without the `testing` feature (scripts/test-all.sh runs it)",
-    );
-}
 
 #[cfg(feature = "testing")]
 use passkey_links::store::InMemoryStore;
