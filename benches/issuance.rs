@@ -233,12 +233,135 @@ fn operations(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("login", |b| login_iterations(b, &rt, InMemoryStore::new()));
     group.finish();
     let calls = AUTHENTICATOR_CALLS.load(Ordering::Relaxed).max(1);
     eprintln!(
         "operations/verify: the software authenticator (excluded) took {:.1} µs per registration",
         AUTHENTICATOR_NANOS.load(Ordering::Relaxed) as f64 / calls as f64 / 1000.0
     );
+}
+
+/// A login's start and finish through the service and webauthn-rs, for a user with one passkey
+/// (a software authenticator's, which signs outside the timing). The clock moves 2 s per
+/// login, so the logins kept as used stay well below the per-user bound.
+fn login_iterations<S: EventStore + Clone + 'static>(
+    b: &mut criterion::Bencher<'_>,
+    rt: &Runtime,
+    store: S,
+) {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let clock = ManualClock::new(Utc::now());
+    let service = Arc::new(
+        PasskeyLinks::new(
+            store,
+            RecordingNotifier::new(),
+            StaticGrants::new(),
+            Config::new(links()).with_policy(policy()),
+        )
+        .with_clock(clock.clone())
+        .with_relying_party(
+            WebauthnRelyingParty::new("id.example.com", "Bench", &[ORIGIN]).unwrap(),
+        ),
+    );
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let me = rt.block_on(async {
+        let org = service
+            .add_org(
+                &Caller::System,
+                AddOrgRequest {
+                    name: "ACME".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .org_id;
+        let user = service
+            .add_human_user(
+                &Caller::System,
+                Some(&org),
+                AddHumanUserRequest {
+                    user_name: "ada".into(),
+                    display_name: "Ada".into(),
+                    email: "ada@example.com".into(),
+                    is_email_verified: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let me = Caller::user(UserId::new(user.user_id).unwrap(), OrgId::new(org).unwrap());
+        let code = service
+            .create_passkey_registration_link(
+                &Caller::System,
+                CreatePasskeyRegistrationLinkRequest {
+                    user_id: user_id(&me),
+                    return_code: Some(ReturnCode {}),
+                    send_link: None,
+                },
+            )
+            .await
+            .unwrap()
+            .code
+            .unwrap();
+        let started = service
+            .register_passkey(register(&me, &code))
+            .await
+            .unwrap();
+        let mut options: webauthn_rs_proto::CreationChallengeResponse =
+            serde_json::from_value(started.public_key_credential_creation_options).unwrap();
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.require_resident_key = false;
+            selection.resident_key = None;
+        }
+        let credential = authenticator
+            .do_registration(url::Url::parse(ORIGIN).unwrap(), options)
+            .unwrap();
+        service
+            .verify_passkey_registration(verify(
+                &me,
+                &started.passkey_id,
+                serde_json::to_value(credential).unwrap(),
+            ))
+            .await
+            .unwrap();
+        me
+    });
+    let named = StartPasskeyLoginRequest {
+        user_id: Some(user_id(&me)),
+    };
+    let authenticator = std::sync::Mutex::new(authenticator);
+    b.to_async(rt).iter_custom(|iters| {
+        let (service, clock, named) = (service.clone(), clock.clone(), named.clone());
+        let authenticator = &authenticator;
+        async move {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                clock.advance(chrono::Duration::seconds(2));
+                let start = Instant::now();
+                let login = service.start_passkey_login(named.clone()).await.unwrap();
+                timed += start.elapsed();
+                let options =
+                    serde_json::from_value(login.public_key_credential_request_options.clone())
+                        .unwrap();
+                let assertion = authenticator
+                    .lock()
+                    .unwrap()
+                    .do_authentication(url::Url::parse(ORIGIN).unwrap(), options)
+                    .unwrap();
+                let finish = serde_json::from_value(serde_json::json!({
+                    "loginState": login.login_state,
+                    "publicKeyCredential": assertion,
+                }))
+                .unwrap();
+                let start = Instant::now();
+                service.finish_passkey_login(finish).await.unwrap();
+                timed += start.elapsed();
+            }
+            timed
+        }
+    })
 }
 
 static AUTHENTICATOR_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -564,6 +687,11 @@ fn postgres(c: &mut Criterion) {
                 elapsed
             }
         })
+    });
+    // A login (start and finish; warm: the claim, user and org are cached, so the finish is
+    // its append).
+    group.bench_function("login_end_to_end", |b| {
+        login_iterations(b, &rt, store.clone())
     });
     group.finish();
 }

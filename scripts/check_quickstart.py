@@ -22,11 +22,12 @@ assert "details" in by_step["verify_passkey_registration"]["response"]
 error = by_step["register_again"]["error"]
 assert error["code"] == 3 and error["details"][0]["message"] == "Errors.User.Code.Invalid", error
 login = by_step["login"]["result"]
-assert login["passkeyId"] == started["passkeyId"] and login["signCount"] >= 1, login
+assert login["passkeyId"] == started["passkeyId"] and login["userId"] == message["userId"], login
+assert login["details"]["resourceOwner"] == login["orgId"], login
 events = by_step["events"]["events"]
 types = [e["type"] for e in events]
 assert "user.human.passwordless.token.verified" in types, types
-assert "user.human.passwordless.token.used" in types, types
+assert "user.human.passwordless.token.check.succeeded" in types, types
 assert all({"stream", "version", "type", "payload"} <= set(e) for e in events)
 secret = message["link"].rsplit("code=", 1)[1]
 assert secret not in json.dumps(events), "a secret reached the store"

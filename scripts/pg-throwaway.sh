@@ -2,6 +2,8 @@
 # listening only on a unix socket there (no TCP port to collide with), stopped on exit.
 # Source it, then call pg_start; it exports PASSKEY_LINKS_DATABASE_URL. Extra server options
 # (e.g. "-c default_transaction_isolation=serializable") come from PASSKEY_LINKS_PG_OPTIONS.
+# Tests run it with fsync off (fast, not durable); PASSKEY_LINKS_PG_DURABLE=1 keeps fsync on, so
+# every commit is flushed (what benchmarks measure).
 # Installs Debian's postgresql package when no server binaries are found.
 
 pg_bindir() {
@@ -39,11 +41,13 @@ pg_start() {
     run=(runuser -u postgres --)
   fi
   "${run[@]}" "$bin/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync >/dev/null
+  local durability="-c fsync=off"
+  [ -n "${PASSKEY_LINKS_PG_DURABLE:-}" ] && durability="-c fsync=on -c synchronous_commit=on"
   "${run[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
-    -o "-k $PG_TMP -c listen_addresses='' -c fsync=off -c max_connections=200 ${PASSKEY_LINKS_PG_OPTIONS:-}" start >/dev/null
+    -o "-k $PG_TMP -c listen_addresses='' $durability -c max_connections=300 ${PASSKEY_LINKS_PG_OPTIONS:-}" start >/dev/null
   trap pg_stop EXIT
   export PASSKEY_LINKS_DATABASE_URL="host=$PG_TMP user=postgres dbname=postgres"
-  echo "throwaway PostgreSQL running on unix socket $PG_TMP"
+  echo "throwaway PostgreSQL running on unix socket $PG_TMP ($durability)"
 }
 
 pg_stop() {

@@ -276,6 +276,7 @@ impl From<RelyingPartyError> for Error {
     fn from(err: RelyingPartyError) -> Self {
         let entry = match err {
             RelyingPartyError::NotConfigured => catalogue::RP_NOT_CONFIGURED,
+            RelyingPartyError::MalformedResponse(_) => catalogue::RP_MALFORMED,
             _ => catalogue::RP_INTERNAL,
         };
         let message = err.to_string();
@@ -357,8 +358,10 @@ pub(crate) mod catalogue {
         TOO_MANY_PASSKEYS = FailedPrecondition, "PKL-PASSKEY-04", "Errors.User.Passkey.TooMany";
         PASSKEY_EXISTS = AlreadyExists, "PKL-PASSKEY-05", "Errors.User.Passkey.IDAlreadyExists";
         PASSKEY_CLONED = FailedPrecondition, "PKL-PASSKEY-06", "Errors.User.Passkey.SignCount";
+        LOGIN_FAILED = Unauthenticated, "PKL-LOGIN-01", "Errors.User.Passkey.LoginFailed";
         RP_NOT_CONFIGURED = FailedPrecondition, "PKL-RP-01", "Errors.WebAuthN.NotConfigured";
         RP_INTERNAL = Internal, "PKL-RP-02", "Errors.WebAuthN.Internal";
+        RP_MALFORMED = InvalidArgument, "PKL-RP-03", "Errors.WebAuthN.MalformedResponse";
         UNAUTHENTICATED = Unauthenticated, "PKL-AUTH-01", "Errors.Token.Invalid";
         PERMISSION_DENIED = PermissionDenied, "PKL-AUTH-02", "Errors.PermissionDenied";
         ACCESS_UNAVAILABLE = Unavailable, "PKL-AUTH-03", "Errors.Authorization.Unavailable";
@@ -410,6 +413,7 @@ pub(crate) mod catalogue {
             DomainError::TooManyPasskeys => TOO_MANY_PASSKEYS,
             DomainError::PasskeyAlreadyExists => PASSKEY_EXISTS,
             DomainError::PasskeyCloned => PASSKEY_CLONED,
+            DomainError::LoginFailed(_) => LOGIN_FAILED,
         }
     }
 

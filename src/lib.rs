@@ -24,6 +24,7 @@ pub mod testing;
 pub mod webauthn;
 pub mod wire;
 
+pub use domain::user_handle;
 pub use error::{Cause, ERROR_DETAIL_TYPE, Error, ErrorBody, ErrorDetail, ErrorKind};
 pub use link::{
     BaseUrl, DEFAULT_LINK_PATH, Link, LinkConfig, LinkError, LinkValues, MAX_TEMPLATE_LEN,
@@ -39,16 +40,17 @@ pub use ports::notifier::{Envelope, Message, Notifier, NotifyError, Receipt, Rec
 pub use ports::random::SeededRandom;
 pub use ports::random::{OsRandom, RandomSource};
 pub use ports::relying_party::{
-    NoRelyingParty, RegistrationRequest, RelyingParty, RelyingPartyError, StartedRegistration,
-    UserVerification, Verification,
+    AssertionClaim, AssertionVerification, AuthenticationRequest, NoRelyingParty,
+    RegistrationRequest, RelyingParty, RelyingPartyError, StartedAuthentication,
+    StartedRegistration, UserVerification, Verification, VerifiedAssertion,
 };
 pub use secret::{
-    DeliveryKey, DeliveryKeyError, MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig,
+    DeliveryKey, DeliveryKeyError, Keyring, MAX_SECRET_LEN, MIN_SECRET_BITS, Secret, SecretConfig,
     SecretConfigError, SecretDigest,
 };
 pub use service::{
     Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DELIVERY_WORKER, DeliveryRetry, DeliveryWorker,
-    IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN, PasskeyLinks, Scoped, StoredPasskey, user_handle,
+    IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN, PasskeyLinks, Scoped,
 };
 
 /// The names most embedders need, in one import.
@@ -62,6 +64,6 @@ pub mod prelude {
         Authorizer, BaseUrl, Caller, Clock, Config, Envelope, Error, ErrorBody, ErrorKind,
         IdempotencyKey, LinkConfig, ManualClock, Message, Notifier, OsRandom, PasskeyLinks,
         Permission, Principal, RandomSource, Receipt, RecordingNotifier, RelyingParty, Secret,
-        SecretConfig, StaticGrants, StoredPasskey, SystemClock, UserVerification,
+        SecretConfig, StaticGrants, SystemClock, UserVerification,
     };
 }

@@ -94,11 +94,13 @@ pub struct Policy {
     secret: SecretConfig,
     rate_limit_scope: RateLimitScope,
     clock_skew_tolerance: Duration,
+    accept_sign_count_regression: bool,
 }
 
 impl Default for Policy {
     /// 1 hour lifetime, one live link per user, 5 links per hour for users (not for the system
-    /// caller), 3 failed checks, 24 alphanumeric characters, 60 s clock-skew tolerance.
+    /// caller), 3 failed checks, 24 alphanumeric characters, 60 s clock-skew tolerance, logins
+    /// with a signature counter that went backwards refused.
     fn default() -> Self {
         Self {
             lifetime: Duration::hours(1),
@@ -111,6 +113,7 @@ impl Default for Policy {
             secret: SecretConfig::default(),
             rate_limit_scope: RateLimitScope::default(),
             clock_skew_tolerance: Duration::seconds(60),
+            accept_sign_count_regression: false,
         }
     }
 }
@@ -211,6 +214,19 @@ impl Policy {
     /// The secret shape.
     pub fn secret(&self) -> &SecretConfig {
         &self.secret
+    }
+
+    /// Whether a login whose passkey presents a signature counter that did not grow (possibly a
+    /// cloned authenticator) is let through — the regression recorded all the same — instead of
+    /// refused (the default). Some synced passkey providers are known to misreport counters.
+    pub fn with_sign_count_regression_accepted(mut self, accepted: bool) -> Self {
+        self.accept_sign_count_regression = accepted;
+        self
+    }
+
+    /// Whether a login with a counter that went backwards is let through.
+    pub fn sign_count_regression_accepted(&self) -> bool {
+        self.accept_sign_count_regression
     }
 }
 

@@ -300,15 +300,155 @@ impl DeliveryKey {
     }
 }
 
+impl DeliveryKey {
+    /// HMAC-SHA-256 under this key of `purpose` and `parts`, each length-prefixed (so no two
+    /// lists of parts authenticate alike).
+    pub(crate) fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::Mac as _;
+        use hmac::digest::KeyInit;
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new(&block.into());
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
 impl fmt::Debug for DeliveryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DeliveryKey(<redacted>)")
     }
 }
 
+/// The deployment's secret keys, the same in every instance: the current one (the first) derives
+/// and seals what is new; each is found again by the id recorded with what it made, so a key can
+/// rotate — add the new key in front, keep the old ones until what they made has expired.
+///
+/// What they key: the delivery outbox's secrets, the ids and secrets of commands retried under
+/// an idempotency key (so any instance answers a retry the same), and the seal of login states.
+/// `Debug` names the key ids only.
+#[derive(Clone)]
+pub struct Keyring {
+    keys: Vec<(String, DeliveryKey)>,
+}
+
+impl Keyring {
+    /// A keyring whose current key is `key`, named `id` (1–32 ASCII letters, digits, `-`, `_`).
+    ///
+    /// # Errors
+    /// [`DeliveryKeyError`] for an invalid id.
+    pub fn new(id: &str, key: DeliveryKey) -> Result<Self, DeliveryKeyError> {
+        Self::valid_id(id)?;
+        Ok(Self {
+            keys: vec![(id.to_owned(), key)],
+        })
+    }
+
+    /// Adds an older key (still accepted for what it made, never used for anything new).
+    ///
+    /// # Errors
+    /// [`DeliveryKeyError`] for an invalid or repeated id.
+    pub fn with_previous(mut self, id: &str, key: DeliveryKey) -> Result<Self, DeliveryKeyError> {
+        Self::valid_id(id)?;
+        if self.get(id).is_some() {
+            return Err(DeliveryKeyError);
+        }
+        self.keys.push((id.to_owned(), key));
+        Ok(self)
+    }
+
+    /// A keyring of one random key, for a single process: what it seals or derives no other
+    /// process can open or reproduce.
+    pub fn ephemeral() -> Self {
+        Self {
+            keys: vec![(
+                "ephemeral".to_owned(),
+                DeliveryKey::generate(&mut rand::rng()),
+            )],
+        }
+    }
+
+    fn valid_id(id: &str) -> Result<(), DeliveryKeyError> {
+        let ok = (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok { Ok(()) } else { Err(DeliveryKeyError) }
+    }
+
+    /// The current key and its id.
+    pub fn current(&self) -> (&str, &DeliveryKey) {
+        let (id, key) = &self.keys[0];
+        (id, key)
+    }
+
+    /// The key named `id`.
+    pub fn get(&self, id: &str) -> Option<&DeliveryKey> {
+        self.keys.iter().find(|(k, _)| k == id).map(|(_, key)| key)
+    }
+
+    /// Every key with its id, current first.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &DeliveryKey)> {
+        self.keys.iter().map(|(id, key)| (id.as_str(), key))
+    }
+
+    /// `payload` sealed under the current key for `purpose`: `{key id}.{payload}.{mac}`, the
+    /// payload and MAC in unpadded base64url. Authenticated, not encrypted.
+    pub(crate) fn seal(&self, purpose: &str, payload: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (id, key) = self.current();
+        let mac = key.mac(purpose, &[id.as_bytes(), payload]);
+        format!(
+            "{id}.{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
+    }
+
+    /// The payload of a token [`Keyring::seal`] made for `purpose` under a key of this ring;
+    /// `None` for anything else (in constant time over the MAC).
+    pub(crate) fn open(&self, purpose: &str, token: &str) -> Option<Vec<u8>> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = token.splitn(3, '.');
+        let (id, payload, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let key = self.get(id)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = key.mac(purpose, &[id.as_bytes(), &payload]);
+        bool::from(expected.as_slice().ct_eq(&mac)).then_some(payload)
+    }
+}
+
+impl From<DeliveryKey> for Keyring {
+    /// A keyring of `key` alone, named `default`.
+    fn from(key: DeliveryKey) -> Self {
+        Self {
+            keys: vec![("default".to_owned(), key)],
+        }
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field(
+                "ids",
+                &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 /// A delivery key was not base64 of 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a delivery key is the standard base64 form of 32 bytes")]
+#[error(
+    "a key is the standard base64 form of 32 bytes, named by a unique id of 1-32 letters, digits, '-' or '_'"
+)]
 pub struct DeliveryKeyError;
 
 #[cfg(test)]
@@ -388,5 +528,33 @@ mod tests {
         );
         assert_eq!(format!("{key:?}"), "DeliveryKey(<redacted>)");
         assert!(DeliveryKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn a_sealed_token_opens_only_unchanged_under_a_key_of_the_ring() {
+        let old = DeliveryKey::new([1; 32]);
+        let new = DeliveryKey::new([2; 32]);
+        let before = Keyring::new("k1", old.clone()).unwrap();
+        let token = before.seal("purpose", b"payload");
+        assert_eq!(
+            before.open("purpose", &token).as_deref(),
+            Some(&b"payload"[..])
+        );
+        assert_eq!(before.open("other purpose", &token), None);
+        let rotated = Keyring::new("k2", new)
+            .unwrap()
+            .with_previous("k1", old)
+            .unwrap();
+        assert_eq!(
+            rotated.open("purpose", &token).as_deref(),
+            Some(&b"payload"[..])
+        );
+        assert!(rotated.seal("purpose", b"x").starts_with("k2."));
+        let mut forged = token.clone();
+        forged.replace_range(3..4, if &token[3..4] == "A" { "B" } else { "A" });
+        assert_eq!(rotated.open("purpose", &forged), None);
+        assert_eq!(Keyring::ephemeral().open("purpose", &token), None);
+        assert!(!format!("{rotated:?}").contains("[2"), "{rotated:?}");
+        assert!(Keyring::new("bad id", DeliveryKey::new([0; 32])).is_err());
     }
 }

@@ -6,8 +6,13 @@
 //! requested, webauthn-rs's secure algorithm list — because webauthn-rs's high-level passkey
 //! registration leaves the resident key optional. Every check of the response (challenge,
 //! origin, rp id hash, flags, algorithm, exclusions, signature) is webauthn-rs's own. The
-//! verified credential carries a `webauthn_rs::prelude::Passkey` as its adapter form, so logins
-//! run with webauthn-rs's safe API ([`WebauthnRelyingParty::login`]).
+//! verified credential carries a `webauthn_rs::prelude::Passkey` as its adapter form.
+//!
+//! Logins run on `webauthn-rs-core` too — a named user's passkeys as `allowCredentials`, or none
+//! for a discoverable credential (conditional UI) — and every check of the assertion (challenge,
+//! origin, rp id hash, flags, signature, the credential being one the login allows) is
+//! webauthn-rs's own. The signature counter is left to the service, which judges it against the
+//! count it stored last (webauthn-rs would compare with the count at registration).
 
 /// The webauthn-rs crates whose types cross this API (the adapter form of a stored passkey,
 /// the builder of a relying party), re-exported so an embedder uses the same versions.
@@ -23,14 +28,16 @@ use webauthn_rs::prelude::{Passkey, Webauthn, WebauthnBuilder};
 use webauthn_rs_core::WebauthnCore;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
-    AttestationConveyancePreference, COSEAlgorithm, Credential, RegisterPublicKeyCredential,
-    RegistrationState, RequestRegistrationExtensions, UserVerificationPolicy,
+    AttestationConveyancePreference, AuthenticationState, COSEAlgorithm, Credential,
+    PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState,
+    RequestRegistrationExtensions, UserVerificationPolicy,
 };
 
 use crate::domain::{CeremonyFailure, CeremonyState, CredentialId, PublicKey, VerifiedCredential};
 use crate::ports::relying_party::{
-    RegistrationRequest, RelyingParty, RelyingPartyError, StartedRegistration, UserVerification,
-    Verification,
+    AssertionClaim, AssertionVerification, AuthenticationRequest, RegistrationRequest,
+    RelyingParty, RelyingPartyError, StartedAuthentication, StartedRegistration, UserVerification,
+    Verification, VerifiedAssertion,
 };
 
 /// How long the browser may take (the ceremony itself closes after 5 minutes).
@@ -117,11 +124,9 @@ impl WebauthnRelyingParty {
         Ok(Self { core, login })
     }
 
-    /// The webauthn-rs instance for logins with the same relying-party configuration: start
-    /// with `start_passkey_authentication(&[passkey])`, finish with
-    /// `finish_passkey_authentication`, then record the use with
-    /// `PasskeyLinks::record_passkey_use`.
-    pub fn login(&self) -> &Webauthn {
+    /// The webauthn-rs instance with the same relying-party configuration, for ceremonies of
+    /// an embedder's own (logins run through [`RelyingParty::start_authentication`]).
+    pub fn webauthn(&self) -> &Webauthn {
         &self.login
     }
 
@@ -138,11 +143,7 @@ impl WebauthnRelyingParty {
         request: &RegistrationRequest,
     ) -> Result<StartedRegistration, RelyingPartyError> {
         let internal = |err: WebauthnError| RelyingPartyError::Internal(err.to_string());
-        let policy = match request.user_verification {
-            UserVerification::Required => UserVerificationPolicy::Required,
-            UserVerification::Discouraged => UserVerificationPolicy::Discouraged_DO_NOT_USE,
-            _ => UserVerificationPolicy::Preferred,
-        };
+        let policy = policy(request.user_verification);
         let extensions = RequestRegistrationExtensions {
             cred_protect: None,
             uvm: None,
@@ -189,11 +190,8 @@ impl WebauthnRelyingParty {
             .map_err(|err| {
                 RelyingPartyError::Internal(format!("unreadable ceremony state: {err}"))
             })?;
-        let Ok(registration) =
-            serde_json::from_value::<RegisterPublicKeyCredential>(response.clone())
-        else {
-            return Ok(Err(CeremonyFailure::InvalidResponse));
-        };
+        let registration = serde_json::from_value::<RegisterPublicKeyCredential>(response.clone())
+            .map_err(|_| RelyingPartyError::MalformedResponse("registration response"))?;
         let credential = match self.core.register_credential(&registration, &state, None) {
             Ok(credential) => credential,
             Err(err) => return Ok(Err(rejection(&err))),
@@ -204,6 +202,98 @@ impl WebauthnRelyingParty {
             return Ok(Err(CeremonyFailure::InvalidResponse));
         };
         verified(credential, attested).map(Ok)
+    }
+}
+
+/// A login's state as this adapter keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LoginState {
+    /// No credential was named: the assertion's own is allowed once identified.
+    discoverable: bool,
+    state: AuthenticationState,
+}
+
+impl WebauthnRelyingParty {
+    fn start_login(
+        &self,
+        request: &AuthenticationRequest,
+    ) -> Result<StartedAuthentication, RelyingPartyError> {
+        let internal = |err: WebauthnError| RelyingPartyError::Internal(err.to_string());
+        let encode = |err: serde_json::Error| RelyingPartyError::Internal(err.to_string());
+        let credentials = request
+            .credentials
+            .iter()
+            .map(credential_of)
+            .collect::<Result<Vec<Credential>, _>>()?;
+        let discoverable = credentials.is_empty();
+        let builder = self
+            .core
+            .new_challenge_authenticate_builder(
+                credentials,
+                Some(policy(request.user_verification)),
+            )
+            .map_err(internal)?
+            .allow_backup_eligible_upgrade(true);
+        let (options, state) = self
+            .core
+            .generate_challenge_authenticate(builder)
+            .map_err(internal)?;
+        let state = LoginState {
+            discoverable,
+            state,
+        };
+        Ok(StartedAuthentication::new(
+            serde_json::to_value(&options).map_err(encode)?,
+            serde_json::to_value(&state).map_err(encode)?,
+        ))
+    }
+
+    fn finish_login(
+        &self,
+        state: &Value,
+        response: &Value,
+        stored: &VerifiedCredential,
+    ) -> Result<AssertionVerification, RelyingPartyError> {
+        let mut login: LoginState = serde_json::from_value(state.clone())
+            .map_err(|err| RelyingPartyError::Internal(format!("unreadable login state: {err}")))?;
+        let assertion = serde_json::from_value::<PublicKeyCredential>(response.clone())
+            .map_err(|_| RelyingPartyError::MalformedResponse("assertion"))?;
+        let credential = credential_of(stored)?;
+        if login.discoverable {
+            login.state.set_allowed_credentials(vec![credential]);
+        }
+        let result = match self.core.authenticate_credential(&assertion, &login.state) {
+            Ok(result) => result,
+            Err(err) => return Ok(Err(rejection(&err))),
+        };
+        let credential_id = CredentialId::new(result.cred_id().to_vec())
+            .map_err(|err| RelyingPartyError::Internal(err.to_string()))?;
+        Ok(Ok(VerifiedAssertion::new(
+            credential_id,
+            result.counter(),
+            result.backup_state(),
+            result.user_verified(),
+        )))
+    }
+}
+
+/// The webauthn-rs credential stored with a passkey this adapter registered, its counter
+/// cleared: the service judges the counter against the one it stored last.
+fn credential_of(stored: &VerifiedCredential) -> Result<Credential, RelyingPartyError> {
+    let passkey = WebauthnRelyingParty::passkey(stored).map_err(|err| {
+        RelyingPartyError::Internal(format!("a stored credential of another adapter: {err}"))
+    })?;
+    let mut credential = Credential::from(passkey);
+    credential.counter = 0;
+    Ok(credential)
+}
+
+/// The webauthn-rs user-verification policy of a [`UserVerification`].
+fn policy(user_verification: UserVerification) -> UserVerificationPolicy {
+    match user_verification {
+        UserVerification::Required => UserVerificationPolicy::Required,
+        UserVerification::Discouraged => UserVerificationPolicy::Discouraged_DO_NOT_USE,
+        _ => UserVerificationPolicy::Preferred,
     }
 }
 
@@ -221,6 +311,33 @@ impl RelyingParty for WebauthnRelyingParty {
         response: &Value,
     ) -> Result<Verification, RelyingPartyError> {
         self.finish(ceremony, response)
+    }
+
+    async fn start_authentication(
+        &self,
+        request: &AuthenticationRequest,
+    ) -> Result<StartedAuthentication, RelyingPartyError> {
+        self.start_login(request)
+    }
+
+    fn identify_assertion(&self, response: &Value) -> Result<AssertionClaim, CeremonyFailure> {
+        let assertion = serde_json::from_value::<PublicKeyCredential>(response.clone())
+            .map_err(|_| CeremonyFailure::InvalidResponse)?;
+        let credential_id = CredentialId::new(assertion.get_credential_id().to_vec())
+            .map_err(|_| CeremonyFailure::InvalidResponse)?;
+        Ok(AssertionClaim::new(
+            credential_id,
+            assertion.get_user_unique_id().map(<[u8]>::to_vec),
+        ))
+    }
+
+    async fn finish_authentication(
+        &self,
+        state: &Value,
+        response: &Value,
+        credential: &VerifiedCredential,
+    ) -> Result<AssertionVerification, RelyingPartyError> {
+        self.finish_login(state, response, credential)
     }
 }
 

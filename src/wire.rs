@@ -344,6 +344,75 @@ pub struct VerifyPasskeyRegistrationRequest {
 /// VerifyPasskeyRegistration answers with `details` only.
 pub type VerifyPasskeyRegistrationResponse = DetailsResponse;
 
+/// Starts a login with a passkey (`POST /v2/passkeys/login/_start` in the example server):
+/// for a named user, the browser may use that user's passkeys; without one, any discoverable
+/// passkey (the user picks it; conditional UI).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartPasskeyLoginRequest {
+    /// The user, if the login names one.
+    #[serde(alias = "user_id", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// A started login: what the browser hands to `navigator.credentials.get`, and the login's
+/// state — opaque, sealed, single-use, valid until `expiresAt` — to hand back with the
+/// browser's answer (keep it in the session, or give it to the browser).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartPasskeyLoginResponse {
+    /// `{"publicKey": {...}}` for `navigator.credentials.get` (add `mediation: "conditional"`
+    /// on the page for conditional UI).
+    pub public_key_credential_request_options: Value,
+    /// The login's state.
+    pub login_state: String,
+    /// When the login's state expires.
+    #[serde(with = "timestamp")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for StartPasskeyLoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartPasskeyLoginResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finishes a login (`POST /v2/passkeys/login/_finish` in the example server).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishPasskeyLoginRequest {
+    /// The state the login's start answered.
+    #[serde(alias = "login_state")]
+    pub login_state: String,
+    /// The browser's `PublicKeyCredential` (an assertion), as JSON.
+    #[serde(alias = "public_key_credential")]
+    pub public_key_credential: Value,
+}
+
+impl std::fmt::Debug for FinishPasskeyLoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishPasskeyLoginRequest")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A login that succeeded: who logged in, with which passkey — what an embedder needs to create
+/// its own session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishPasskeyLoginResponse {
+    /// Details of the user aggregate (the login's event).
+    pub details: Details,
+    /// The user.
+    pub user_id: String,
+    /// The user's org.
+    pub org_id: String,
+    /// The passkey used.
+    pub passkey_id: String,
+}
+
 /// v2 `POST /v2/users/{userId}/passkeys/_search` (ListPasskeys).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,7 @@
-//! A real browser enrolls a passkey from the emailed link: headless Chromium with a virtual
-//! WebAuthn authenticator (Chrome DevTools Protocol `WebAuthn` domain: CTAP2, internal transport,
-//! resident keys, user verification), driven over CDP by chromiumoxide, against the axum
-//! example on loopback.
+//! A real browser enrolls a passkey from the emailed link and signs in with it: headless
+//! Chromium with a virtual WebAuthn authenticator (Chrome DevTools Protocol `WebAuthn` domain:
+//! CTAP2, internal transport, resident keys, user verification), driven over CDP by
+//! chromiumoxide, against the axum example on loopback.
 //!
 //! Without a Chromium binary (`CHROMIUM`, or `chromium` / `chromium-browser` on the PATH) it
 //! prints `skipped: no chromium` and passes; `.ci/run` installs Debian's `chromium`.
@@ -29,7 +29,6 @@ use futures::StreamExt;
 use passkey_links::domain::CredentialId;
 use passkey_links::prelude::*;
 use passkey_links::store::InMemoryStore;
-use passkey_links::webauthn::WebauthnRelyingParty;
 use serde_json::{Value, json};
 
 fn chromium() -> Option<PathBuf> {
@@ -172,34 +171,35 @@ async fn open_and_register(page: &Page, link: &str) {
         .unwrap();
 }
 
-/// Runs `navigator.credentials.get` in the page with webauthn-rs's request options and
-/// returns the assertion as the JSON webauthn-rs reads.
-async fn assertion(page: &Page, options: &Value) -> Value {
-    let js = format!(
-        r#"(async () => {{
-            const b64 = (t) => Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)).buffer;
-            const enc = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-            const o = ({options}).publicKey;
-            o.challenge = b64(o.challenge);
-            for (const c of o.allowCredentials || []) c.id = b64(c.id);
-            const c = await navigator.credentials.get({{ publicKey: o }});
-            return {{
-                id: c.id, rawId: enc(c.rawId), type: c.type,
-                response: {{
-                    authenticatorData: enc(c.response.authenticatorData),
-                    clientDataJSON: enc(c.response.clientDataJSON),
-                    signature: enc(c.response.signature),
-                    userHandle: c.response.userHandle ? enc(c.response.userHandle) : null
-                }},
-                extensions: c.getClientExtensionResults()
-            }};
-        }})()"#
-    );
-    eval(page, &js).await
+/// Clicks "Sign in with a passkey" on the sign-in page and waits for its outcome: the user
+/// signed in, or the failure it showed.
+async fn sign_in(page: &Page) -> Result<String, String> {
+    eval(page, "document.getElementById('sign-in').click()").await;
+    for _ in 0..200 {
+        let shown = eval(
+            page,
+            "({ok: !document.getElementById('signed-in').hidden, \
+              user: document.getElementById('signed-in').dataset.userId ?? null, \
+              failed: !document.getElementById('login-failed').hidden, \
+              text: document.getElementById('login-failed').textContent, \
+              busy: document.getElementById('sign-in').disabled})",
+        )
+        .await;
+        if shown["busy"] == json!(false) {
+            if shown["ok"] == json!(true) {
+                return Ok(shown["user"].as_str().unwrap_or_default().to_owned());
+            }
+            if shown["failed"] == json!(true) {
+                return Err(shown["text"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sign-in page showed no outcome");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_enrolls_a_passkey_from_the_emailed_link() {
+async fn a_browser_enrolls_a_passkey_from_the_emailed_link_and_signs_in_with_it() {
     let Some(executable) = chromium() else {
         say("skipped: no chromium");
         return;
@@ -253,30 +253,45 @@ async fn journey(executable: PathBuf) {
         .decode(AsRef::<str>::as_ref(&credentials[0].credential_id))
         .unwrap();
     let credential_id = CredentialId::new(raw).unwrap();
-    let stored = app.service.passkey_for_login(&credential_id).await.unwrap();
-    assert_eq!(stored.user_id, ada);
-    assert!(stored.passkey.credential.user_verified);
-    assert_eq!(stored.passkey.name, "My passkey");
-
-    // A login assertion by the same virtual authenticator verifies against it.
-    let relying_party =
-        WebauthnRelyingParty::new("localhost", "passkey-links demo", &[&base]).unwrap();
-    let passkey = WebauthnRelyingParty::passkey(&stored.passkey.credential).unwrap();
-    let (options, state) = relying_party
-        .login()
-        .start_passkey_authentication(&[passkey])
-        .unwrap();
-    let asserted = assertion(&page, &serde_json::to_value(&options).unwrap()).await;
-    let asserted = serde_json::from_value(asserted).unwrap();
-    let result = relying_party
-        .login()
-        .finish_passkey_authentication(&asserted, &state)
-        .unwrap();
-    assert_eq!(result.cred_id().as_slice(), credential_id.as_bytes());
-    app.service
-        .record_passkey_use(&credential_id, result.counter(), result.backup_state())
+    let listed = app
+        .service
+        .list_passkeys(
+            &Caller::System,
+            None,
+            ListPasskeysRequest {
+                user_id: ada.as_str().into(),
+            },
+        )
         .await
         .unwrap();
+    assert_eq!(listed.result.len(), 1);
+    assert_eq!(listed.result[0].name, "My passkey");
+
+    // Signing in from the example's sign-in page: a discoverable login with the passkey the
+    // virtual authenticator keeps (it returns the user handle itself).
+    page.goto(format!("{base}/login")).await.unwrap();
+    assert_eq!(sign_in(&page).await, Ok(ada.as_str().to_owned()));
+    let png = tokio::time::timeout(
+        Duration::from_secs(15),
+        page.screenshot(ScreenshotParams::builder().build()),
+    )
+    .await
+    .expect("a screenshot within 15 s")
+    .unwrap();
+    std::fs::write(shots.join("sign-in-success.png"), png).unwrap();
+    // Locked, the same passkey signs in no more: the page says only that it failed.
+    app.service
+        .update_user(&Caller::System, None, ada.as_str(), UserChange::Lock)
+        .await
+        .unwrap();
+    let refused = sign_in(&page).await.unwrap_err();
+    assert!(refused.contains("login failed"), "{refused}");
+    app.service
+        .update_user(&Caller::System, None, ada.as_str(), UserChange::Unlock)
+        .await
+        .unwrap();
+    assert_eq!(sign_in(&page).await, Ok(ada.as_str().to_owned()));
+    let _ = credential_id;
 
     // The same link again: the clear "already used" page.
     page.goto(link.expose()).await.unwrap();

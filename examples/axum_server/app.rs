@@ -197,6 +197,9 @@ pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
             "/v2/users/{user_id}/passkeys/{passkey_id}",
             post(verify_passkey::<S>).delete(remove_passkey::<S>),
         )
+        .route("/v2/passkeys/login/_start", post(start_login::<S>))
+        .route("/v2/passkeys/login/_finish", post(finish_login::<S>))
+        .route("/login", get(sign_in_page))
         .route("/v1/passkey_links/_check", post(check_code::<S>))
         .route("/v1/orgs", post(add_org::<S>))
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
@@ -399,6 +402,43 @@ async fn remove_passkey<S: EventStore + Clone>(
     ))
 }
 
+/// Starts a login with a passkey (no token: the login is the authentication). The answer's
+/// `loginState` is sealed: the page keeps it and posts it back with the assertion.
+async fn start_login<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    body: Result<Json<StartPasskeyLoginRequest>, JsonRejection>,
+) -> Answer<StartPasskeyLoginResponse> {
+    let Json(request) = body?;
+    Ok(Json(app.service.start_passkey_login(request).await?))
+}
+
+/// Finishes a login. A real server would now create its own session for the user named in the
+/// answer; a refused login is 401 "login failed", whatever the reason.
+async fn finish_login<S: EventStore + Clone>(
+    State(app): Shared<S>,
+    body: Result<Json<FinishPasskeyLoginRequest>, JsonRejection>,
+) -> Answer<FinishPasskeyLoginResponse> {
+    let Json(request) = body?;
+    Ok(Json(app.service.finish_passkey_login(request).await?))
+}
+
+/// The sign-in page: one button, a discoverable passkey login.
+async fn sign_in_page() -> Response {
+    (StatusCode::OK, page_headers(), Html(SIGN_IN_PAGE)).into_response()
+}
+
+/// What every page of the demo is served with.
+fn page_headers() -> [(header::HeaderName, &'static str); 3] {
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    ]
+}
+
 /// Opened by the login UI when the user follows the link: no token, the code is the credential.
 async fn check_code<S: EventStore + Clone>(
     State(app): Shared<S>,
@@ -459,14 +499,7 @@ async fn login_page<S: EventStore + Clone>(
         Ok(request) => app.service.check_code(request).await.ok(),
         Err(_) => None,
     };
-    let headers = [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-        ),
-    ];
+    let headers = page_headers();
     match checked {
         Some(_) => {
             // The values go into a JSON block: `<` is escaped so no value can close the tag.
@@ -484,3 +517,4 @@ async fn login_page<S: EventStore + Clone>(
 
 const INVALID_PAGE: &str = include_str!("invalid.html");
 const ENROLL_PAGE: &str = include_str!("enroll.html");
+const SIGN_IN_PAGE: &str = include_str!("login.html");

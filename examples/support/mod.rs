@@ -3,7 +3,6 @@
 
 use std::future::Future;
 
-use passkey_links::domain::CredentialId;
 use passkey_links::ids::StreamId;
 use passkey_links::prelude::*;
 use passkey_links::store::RecordedEvent;
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_proto::CreationChallengeResponse;
+use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -214,33 +213,25 @@ where
         .ok_or("the same code was accepted twice")?;
     emit("register_again", "error", &again.to_body())?;
 
-    // A login with the new passkey: webauthn-rs verifies the assertion against the stored
-    // credential, then the use is recorded.
-    let credential_id = CredentialId::new(credential.raw_id.to_vec())?;
-    let stored = service.passkey_for_login(&credential_id).await?;
-    let passkey = WebauthnRelyingParty::passkey(&stored.passkey.credential)?;
-    let (challenge, state) = relying_party
-        .login()
-        .start_passkey_authentication(&[passkey])?;
+    // A login with the new passkey, as a login page runs it: start (here for the user Ada
+    // names; without a user, any discoverable passkey), the authenticator answers, finish.
+    let login = service
+        .start_passkey_login(StartPasskeyLoginRequest {
+            user_id: Some(user.clone()),
+        })
+        .await?;
+    let challenge: RequestChallengeResponse =
+        serde_json::from_value(login.public_key_credential_request_options.clone())?;
     let assertion = authenticator
         .do_authentication(Url::parse(ORIGIN)?, challenge)
         .map_err(|err| format!("authenticator: {err:?}"))?;
-    let result = relying_party
-        .login()
-        .finish_passkey_authentication(&assertion, &state)?;
-    let used = service
-        .record_passkey_use(&credential_id, result.counter(), result.backup_state())
+    let logged_in = service
+        .finish_passkey_login(serde_json::from_value(json!({
+            "loginState": login.login_state,
+            "publicKeyCredential": assertion,
+        }))?)
         .await?;
-    emit(
-        "login",
-        "result",
-        &json!({
-            "userId": stored.user_id,
-            "passkeyId": stored.passkey.id,
-            "signCount": result.counter(),
-            "details": used.details,
-        }),
-    )?;
+    emit("login", "result", &logged_in)?;
 
     let events: Vec<StoredEvent> = all_events()
         .await?

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::login::LoginFailure;
 use crate::domain::passkey::CeremonyFailure;
 use crate::ids::IdError;
 use crate::link::LinkError;
@@ -151,4 +152,7 @@ pub enum DomainError {
     /// authenticator.
     #[error("the passkey's signature counter went backwards")]
     PasskeyCloned,
+    /// A login was refused; the reason is recorded, never shown.
+    #[error("login failed")]
+    LoginFailed(LoginFailure),
 }

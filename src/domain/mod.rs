@@ -13,6 +13,7 @@ mod codec;
 pub(crate) mod credential;
 mod decisions;
 mod error;
+pub(crate) mod login;
 pub(crate) mod org;
 pub(crate) mod passkey;
 #[cfg(test)]
@@ -35,12 +36,16 @@ pub use credential::{
 };
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
-    FinishPasskeyRegistration, IssueCode, LookUpCredential, OrgChange, PendingDelivery,
-    PresentCode, ReadCeremony, ReadCode, ReadDelivery, ReadOrg, ReadUser, ReadUserAndOrg,
-    RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode, StartPasskeyRegistration,
+    FinishPasskeyLogin, FinishPasskeyRegistration, IssueCode, OrgChange, PendingDelivery,
+    PresentCode, ReadCeremony, ReadCode, ReadDelivery, ReadLogin, ReadLoginUser, ReadOrg, ReadUser,
+    ReadUserAndOrg, RecordDelivery, RemovePasskey, RevokeCode, StartPasskeyRegistration,
     UserChange, is_live, pending_delivery,
 };
 pub use error::{CheckFailure, DomainError};
+pub use login::{
+    AssertionVerification, LOGIN_LIFETIME, LoginFailure, LoginId, MAX_RECENT_LOGINS,
+    VerifiedAssertion, user_handle,
+};
 pub use org::{OrgEvent, OrgState, OrgStatus};
 pub use passkey::{
     CEREMONY_LIFETIME, Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, MAX_PASSKEYS,

@@ -88,6 +88,14 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
         &["passkeyId", "stored", "presented"],
     ),
     (
+        "user.human.passwordless.token.check.succeeded",
+        &["passkeyId", "signCount", "backupState", "loginExpiresAt"],
+    ),
+    (
+        "user.human.passwordless.login.check.failed",
+        &["passkeyId", "reason", "rejection"],
+    ),
+    (
         "user.human.passkey.added",
         &["codeId", "credentialId", "name"],
     ),

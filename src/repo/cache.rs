@@ -28,7 +28,8 @@ pub(crate) struct Keeping {
 
 /// The one table: orgs and users are read by almost every decision and grow long; a code is read
 /// by the check of its link and again by the passkey ceremony that link starts, but one just
-/// written is opened somewhere else, much later, if at all; a credential claim is read once.
+/// written is opened somewhere else, much later, if at all; a credential claim is written once
+/// (at registration, when nobody reads it next) and read by every login with its passkey.
 pub(crate) const fn keeping(kind: AggregateKind) -> Keeping {
     match kind {
         AggregateKind::Org | AggregateKind::User => Keeping {
@@ -42,7 +43,7 @@ pub(crate) const fn keeping(kind: AggregateKind) -> Keeping {
             snapshotted: false,
         },
         AggregateKind::Credential => Keeping {
-            when_read: false,
+            when_read: true,
             when_written: false,
             snapshotted: false,
         },

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::link::LinkConfig;
 use crate::policy::Policy;
 use crate::ports::relying_party::UserVerification;
-use crate::secret::DeliveryKey;
+use crate::secret::{DeliveryKey, Keyring};
 
 /// The default bound on one public operation: longer than one store call's own deadline (5 s
 /// for PostgreSQL), so that a store failure is reported with its own cause when it can be.
@@ -21,6 +21,7 @@ pub struct Config {
     user_verification: UserVerification,
     deadline: Option<Duration>,
     outbox: Option<DeliveryKey>,
+    keyring: Option<Keyring>,
     snapshot_every: u64,
     decide_from_cache: bool,
 }
@@ -38,6 +39,7 @@ impl Config {
             user_verification: UserVerification::default(),
             deadline: Some(DEFAULT_DEADLINE),
             outbox: None,
+            keyring: None,
             snapshot_every: 1_000,
             decide_from_cache: true,
         }
@@ -90,6 +92,15 @@ impl Config {
         self
     }
 
+    /// The deployment's keys, the same in every instance: they seal login states (so any
+    /// instance finishes a login another started) and key the outbox. Without them the service
+    /// uses the outbox's key, or else a key of its own that no other process shares (one
+    /// instance only).
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     /// An org or user stream that has grown by this many events since its last snapshot gets a
     /// new one (stores that keep snapshots: both shipped ones), so a cold load reads only the
     /// events after it; a long history being folded is snapshotted as it pages. 0: never.
@@ -139,6 +150,11 @@ impl Config {
     /// The delivery key of the outbox, if sends go through it.
     pub fn outbox(&self) -> Option<&DeliveryKey> {
         self.outbox.as_ref()
+    }
+
+    /// The deployment's keys, if configured.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_ref()
     }
 
     /// Events between snapshots (0: none).

@@ -4,9 +4,9 @@
 //! knowledge, here, with the payload field names the store follows (pinned by the tests below).
 
 use crate::domain::{
-    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery,
-    FinishPasskeyRegistration, IssueCode, LookUpCredential, ReadCeremony, ReadCode, ReadDelivery,
-    ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RecordPasskeyUse, RemovePasskey, RevokeCode,
+    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, FinishPasskeyLogin,
+    FinishPasskeyRegistration, IssueCode, ReadCeremony, ReadCode, ReadDelivery, ReadLogin,
+    ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RemovePasskey, RevokeCode,
     StartPasskeyRegistration,
 };
 use crate::ids::{AggregateKind, StreamId};
@@ -21,6 +21,10 @@ const CEREMONY_STARTED: &str = "user.human.passwordless.token.added";
 const CEREMONY_PASSKEY_FIELD: &str = "passkeyId";
 /// … and its field naming the code.
 const CEREMONY_CODE_FIELD: &str = "codeId";
+/// The payload fields of a credential id's claim naming its user and the user's org.
+const CLAIM_USER_FIELD: &str = "userId";
+/// See [`CLAIM_USER_FIELD`].
+const CLAIM_ORG_FIELD: &str = "orgId";
 
 /// A decision's load hints.
 pub(crate) trait Hinted {
@@ -94,6 +98,39 @@ impl Hinted for FinishPasskeyRegistration {
     }
 }
 
+impl Hinted for ReadLogin {
+    fn hints(&self) -> LoadHints {
+        let mut hints = base();
+        // A claim names its user and the user's org: all three in one read.
+        hints.follow_kind.extend([
+            (
+                AggregateKind::Credential,
+                Follow::new(0, CLAIM_USER_FIELD, AggregateKind::User),
+            ),
+            (
+                AggregateKind::Credential,
+                Follow::new(0, CLAIM_ORG_FIELD, AggregateKind::Org),
+            ),
+        ]);
+        LoadHints {
+            // The finish that follows decides on the same claim, user and org, validated when
+            // it commits.
+            read_for_commit: true,
+            ..hints
+        }
+    }
+}
+
+impl Hinted for ReadLoginUser {
+    fn hints(&self) -> LoadHints {
+        LoadHints {
+            // Only lists the credentials a login may use: the finish judges what stands.
+            read_for_commit: true,
+            ..base()
+        }
+    }
+}
+
 macro_rules! base_hints {
     ($($decision:ty),* $(,)?) => {$(impl Hinted for $decision {})*};
 }
@@ -105,14 +142,13 @@ base_hints!(
     ChangeOrg,
     ChangeUser,
     CheckCode,
-    LookUpCredential,
+    FinishPasskeyLogin,
     ReadCode,
     ReadDelivery,
     ReadOrg,
     ReadUser,
     ReadUserAndOrg,
     RecordDelivery,
-    RecordPasskeyUse,
     RemovePasskey,
     RevokeCode,
     StartPasskeyRegistration,
@@ -154,6 +190,28 @@ mod tests {
                 Some(org().as_str())
             );
         }
+    }
+
+    /// A credential id's claim names its user and org in the fields a login's read follows.
+    #[test]
+    fn a_claim_names_its_user_and_org_where_the_follow_looks() {
+        use crate::domain::CredentialEvent;
+        let (_, payload) = Event::Credential(CredentialEvent::Claimed {
+            user_id: crate::domain::test_support::user(),
+            org_id: org(),
+            code_id: code(1),
+            passkey_id: None,
+        })
+        .encode()
+        .unwrap();
+        assert_eq!(
+            payload.get(CLAIM_USER_FIELD).and_then(|v| v.as_str()),
+            Some(crate::domain::test_support::user().as_str())
+        );
+        assert_eq!(
+            payload.get(CLAIM_ORG_FIELD).and_then(|v| v.as_str()),
+            Some(org().as_str())
+        );
     }
 
     /// A ceremony's start is stored under the type the follow looks for, naming its passkey

@@ -18,6 +18,7 @@ mod engine;
 mod hints;
 mod idempotency;
 mod issue;
+mod login;
 mod operation;
 mod outbox;
 mod passkeys;
@@ -28,7 +29,6 @@ pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
 pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
 pub use outbox::{DELIVERY_WORKER, DeliveryWorker};
-pub use passkeys::{StoredPasskey, user_handle};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
@@ -43,6 +43,7 @@ use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
 use crate::ports::relying_party::{NoRelyingParty, RelyingParty};
 use crate::repo::Repository;
+use crate::secret::Keyring;
 use crate::store::EventStore;
 
 /// The passkey registration link service.
@@ -100,6 +101,8 @@ pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingPar
     config: Config,
     repo: Repository,
     seeds: idempotency::Seeds,
+    /// The configured keys, or the outbox's, or one of this process's own.
+    keys: Keyring,
 }
 
 impl<S, N, A, C, R, P> std::fmt::Debug for PasskeyLinks<S, N, A, C, R, P> {
@@ -130,6 +133,11 @@ where
                 config.snapshot_every(),
                 config.decide_from_cache(),
             ),
+            keys: config
+                .keyring()
+                .cloned()
+                .or_else(|| config.outbox().cloned().map(Keyring::from))
+                .unwrap_or_else(Keyring::ephemeral),
             config,
             seeds: idempotency::Seeds::default(),
         }
@@ -157,6 +165,7 @@ where
             config: self.config,
             repo: self.repo,
             seeds: self.seeds,
+            keys: self.keys,
         }
     }
 
@@ -172,6 +181,7 @@ where
             config: self.config,
             repo: self.repo,
             seeds: self.seeds,
+            keys: self.keys,
         }
     }
 
@@ -190,6 +200,7 @@ where
             config: self.config,
             repo: self.repo,
             seeds: self.seeds,
+            keys: self.keys,
         }
     }
 

@@ -1,20 +1,17 @@
 //! Passkeys: registering one with a link's code through the WebAuthn relying party (v2
-//! RegisterPasskey, VerifyPasskeyRegistration), listing and removing them, and what a login
-//! needs (the stored credential of a credential id, recording its use).
-
-use sha2::{Digest, Sha256};
+//! RegisterPasskey, VerifyPasskeyRegistration), listing and removing them. (Logging in with one
+//! is `login.rs`.)
 
 use super::access::{Guard, admin_context};
 use super::idempotency::Recorded;
 use super::redeem::present;
 use super::{Op, PasskeyLinks};
 use crate::domain::{
-    CheckCode, CredentialId, DomainError, FinishPasskeyRegistration, LookUpCredential,
-    MAX_NAME_LEN, Passkey, PasskeyState, ReadCeremony, ReadUser, RecordPasskeyUse, RemovePasskey,
-    StartPasskeyRegistration, UserState,
+    CheckCode, DomainError, FinishPasskeyRegistration, MAX_NAME_LEN, PasskeyState, ReadCeremony,
+    ReadUser, RemovePasskey, StartPasskeyRegistration, UserState, user_handle,
 };
 use crate::error::Error;
-use crate::ids::{OrgId, PasskeyId, StreamId, UserId};
+use crate::ids::{PasskeyId, StreamId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::{Envelope, Message, Notifier};
@@ -26,28 +23,6 @@ use crate::wire::{
     RegisterPasskeyRequest, RegisterPasskeyResponse, RemovePasskeyRequest,
     VerifyPasskeyRegistrationRequest,
 };
-
-/// A registered passkey as a login needs it: whose it is and the stored credential (with the
-/// relying party's own serialized form).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoredPasskey {
-    /// The user holding it.
-    pub user_id: UserId,
-    /// The user's org.
-    pub org_id: OrgId,
-    /// The passkey.
-    pub passkey: Passkey,
-}
-
-/// The WebAuthn user handle of a user: stable, opaque, and free of personal data.
-pub fn user_handle(user_id: &UserId) -> Vec<u8> {
-    let digest = Sha256::new()
-        .chain_update(b"passkey-links user handle v1\0")
-        .chain_update(user_id.as_str().as_bytes())
-        .finalize();
-    digest.iter().take(16).copied().collect()
-}
 
 impl<S, N, A, C, R, P> PasskeyLinks<S, N, A, C, R, P>
 where
@@ -165,6 +140,7 @@ where
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
             crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
+            super::login::within_size(&request.public_key_credential)?;
             // The user, its org and the ceremony's code, in one read (or none, when cached: the
             // finish below commits only if the user still ends with the event read here). No
             // open ceremony is NotFound — or, for a retry of the run that finished it, that
@@ -312,75 +288,6 @@ where
             };
             self.execute_for_details(&decision, &guard, &StreamId::user(&user_id))
                 .await
-        })
-        .await
-    }
-
-    /// The registered passkey of a credential id, for a login: its user and org and the stored
-    /// credential with the relying party's serialized form. For the embedder's login flow (no
-    /// caller: the login itself is the authentication).
-    ///
-    /// # Errors
-    /// NotFound when no registered passkey of an existing user has this credential id.
-    pub async fn passkey_for_login(
-        &self,
-        credential_id: &CredentialId,
-    ) -> Result<StoredPasskey, Error> {
-        self.traced(Op::new("passkey_links.passkey_for_login"), async {
-            let decision = LookUpCredential {
-                credential_id: credential_id.clone(),
-            };
-            let executed = self.execute(&decision, &Guard::Open).await?;
-            let view = executed.view();
-            let user_id = view
-                .credential(credential_id)
-                .ok()
-                .and_then(|claim| claim.claimed_by().cloned())
-                .ok_or(DomainError::PasskeyNotFound)?;
-            let user = view
-                .user(&user_id)
-                .map_err(|_| DomainError::PasskeyNotFound)?;
-            let passkey = user
-                .passkey_by_credential(credential_id)
-                .cloned()
-                .ok_or(DomainError::PasskeyNotFound)?;
-            let org_id = user.org_id().cloned().ok_or(DomainError::PasskeyNotFound)?;
-            Ok(StoredPasskey {
-                user_id,
-                org_id,
-                passkey,
-            })
-        })
-        .await
-    }
-
-    /// Records a verified login assertion: the new signature counter and backup state. A
-    /// counter that does not grow is refused and recorded (possibly a cloned authenticator).
-    ///
-    /// # Errors
-    /// NotFound (no such passkey), FailedPrecondition (`Errors.User.Passkey.SignCount`).
-    pub async fn record_passkey_use(
-        &self,
-        credential_id: &CredentialId,
-        sign_count: u32,
-        backup_state: bool,
-    ) -> Result<DetailsResponse, Error> {
-        self.traced(Op::new("passkey_links.record_passkey_use"), async {
-            let decision = RecordPasskeyUse {
-                credential_id: credential_id.clone(),
-                sign_count,
-                backup_state,
-            };
-            let executed = self.execute(&decision, &Guard::Open).await?;
-            let user_id = executed
-                .view()
-                .credential(credential_id)
-                .ok()
-                .and_then(|claim| claim.claimed_by().cloned())
-                .ok_or(DomainError::PasskeyNotFound)?;
-            Ok(DetailsResponse {
-                details: executed.details(&StreamId::user(&user_id))?,
-            })
         })
         .await
     }

@@ -16,6 +16,9 @@ pub const ORIGIN: &str = "https://id.example.com";
 pub struct Authenticator {
     inner: SoftPasskey,
     origin: Url,
+    /// Each credential it made, with the user handle it was made for (what a resident key
+    /// keeps, and returns with a discoverable assertion).
+    held: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Authenticator {
@@ -24,6 +27,7 @@ impl Authenticator {
         Self {
             inner: SoftPasskey::new(true),
             origin: Url::parse(origin).unwrap(),
+            held: Vec::new(),
         }
     }
 
@@ -53,20 +57,55 @@ impl Authenticator {
             selection.resident_key = None;
         }
         tamper(&mut options);
+        let handle = options.public_key.user.id.to_vec();
         let credential = self
             .inner
             .do_registration(self.origin.clone(), options)
             .unwrap();
+        self.held.push((credential.raw_id.to_vec(), handle));
         serde_json::to_value(&credential).unwrap()
     }
 
-    /// Answers `navigator.credentials.get(options)`.
-    pub fn get(
-        &mut self,
-        options: RequestChallengeResponse,
-    ) -> webauthn_rs_proto::PublicKeyCredential {
-        self.inner
+    /// Answers `navigator.credentials.get(options)` (JSON in, the assertion JSON a browser
+    /// posts out). Without `allowCredentials` (a discoverable login) it answers with the
+    /// credential it made last, and returns the user handle it was made for, as a resident key
+    /// does.
+    pub fn get(&mut self, options: &Value) -> Value {
+        let mut options: RequestChallengeResponse =
+            serde_json::from_value(options.clone()).unwrap();
+        let discoverable = options.public_key.allow_credentials.is_empty();
+        let handle = if discoverable {
+            let (id, handle) = self
+                .held
+                .last()
+                .expect("a credential to answer with")
+                .clone();
+            options.public_key.allow_credentials = vec![webauthn_rs_proto::AllowCredentials {
+                type_: "public-key".into(),
+                id,
+                transports: None,
+            }];
+            Some(handle)
+        } else {
+            None
+        };
+        let mut assertion = self
+            .inner
             .do_authentication(self.origin.clone(), options)
-            .unwrap()
+            .unwrap();
+        if let Some(handle) = handle {
+            assertion.response.user_handle = Some(handle);
+        }
+        serde_json::to_value(&assertion).unwrap()
+    }
+
+    /// Whether it can answer `options` at all (it holds one of the allowed credentials).
+    pub fn holds_one_of(&self, options: &Value) -> bool {
+        let options: RequestChallengeResponse = serde_json::from_value(options.clone()).unwrap();
+        options
+            .public_key
+            .allow_credentials
+            .iter()
+            .any(|allowed| self.held.iter().any(|(id, _)| id[..] == allowed.id[..]))
     }
 }

@@ -5,8 +5,8 @@ use crate::common::*;
 use passkey_links::SecretDigest;
 use passkey_links::domain::{
     CeremonyFailure, CeremonyState, CheckFailure, CodeEvent, CredentialEvent, CredentialId,
-    DecodeError, DeliveryFailure, Email, Event, Issued, OrgEvent, PublicKey, RegisteredPasskey,
-    SCHEMA_VERSION, UserEvent, VerifiedCredential,
+    DecodeError, DeliveryFailure, Email, Event, Issued, LoginFailure, LoginId, OrgEvent, PublicKey,
+    RegisteredPasskey, SCHEMA_VERSION, UserEvent, VerifiedCredential,
 };
 use passkey_links::ids::{AggregateKind, PasskeyId};
 use serde_json::{Value, json};
@@ -348,6 +348,48 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
             .into(),
             "user.human.passwordless.token.sign_count.regressed",
             json!({"passkeyId": "pk-1", "stored": 7, "presented": 3}),
+        ),
+        (
+            UserEvent::LoginSucceeded {
+                passkey_id: passkey_id(),
+                sign_count: 8,
+                backup_state: true,
+                login_id: LoginId::new("0f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+                login_expires_at: t0() + chrono::Duration::minutes(5),
+            }
+            .into(),
+            "user.human.passwordless.token.check.succeeded",
+            json!({
+                "passkeyId": "pk-1",
+                "signCount": 8,
+                "backupState": true,
+                "loginId": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                "loginExpiresAt": "2026-03-01T09:05:00Z"
+            }),
+        ),
+        (
+            UserEvent::LoginFailed {
+                passkey_id: Some(passkey_id()),
+                reason: LoginFailure::AssertionRejected,
+                rejection: Some(CeremonyFailure::ChallengeMismatch),
+            }
+            .into(),
+            "user.human.passwordless.login.check.failed",
+            json!({
+                "passkeyId": "pk-1",
+                "reason": "assertion_rejected",
+                "rejection": "challenge_mismatch"
+            }),
+        ),
+        (
+            UserEvent::LoginFailed {
+                passkey_id: None,
+                reason: LoginFailure::PasskeyRemoved,
+                rejection: None,
+            }
+            .into(),
+            "user.human.passwordless.login.check.failed",
+            json!({"reason": "passkey_removed"}),
         ),
     ]
 }

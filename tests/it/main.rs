@@ -11,6 +11,7 @@ mod golden_events;
 mod golden_wire;
 mod harness_example;
 mod http_server;
+mod login;
 mod outbox;
 mod own_server;
 mod pg;
@@ -36,4 +37,5 @@ mod service_memory {
     crate::read_side_scenarios!(memory);
     crate::outbox_scenarios!(memory);
     crate::snapshot_scenarios!(memory);
+    crate::login_scenarios!(memory);
 }

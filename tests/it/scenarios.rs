@@ -196,11 +196,23 @@ impl<S: EventStore + Clone> Fixture<S> {
     /// Registers a passkey with a link's code, as the login UI does: RegisterPasskey, a fresh
     /// software authenticator answers the creation options, VerifyPasskeyRegistration.
     pub async fn enroll(&self, user: &str, code_id: &str, code: &str) -> Result<Enrolled, Error> {
+        self.enroll_with(&mut Authenticator::new(), user, code_id, code)
+            .await
+    }
+
+    /// As [`Fixture::enroll`], with `authenticator` (kept, to log in with).
+    pub async fn enroll_with(
+        &self,
+        authenticator: &mut Authenticator,
+        user: &str,
+        code_id: &str,
+        code: &str,
+    ) -> Result<Enrolled, Error> {
         let started = self
             .service
             .register_passkey(register_request(user, code_id, code))
             .await?;
-        let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+        let response = authenticator.create(&started.public_key_credential_creation_options);
         let verified = self
             .service
             .verify_passkey_registration(verify_request(user, &started.passkey_id, &response))
@@ -261,6 +273,18 @@ pub fn verify_request(
         "passkeyId": passkey_id,
         "publicKeyCredential": response,
         "passkeyName": "iPhone"
+    }))
+    .unwrap()
+}
+
+/// The finish of a login: its state and the browser's assertion.
+pub fn finish_request(
+    login: &StartPasskeyLoginResponse,
+    assertion: &Value,
+) -> FinishPasskeyLoginRequest {
+    serde_json::from_value(json!({
+        "loginState": login.login_state,
+        "publicKeyCredential": assertion,
     }))
     .unwrap()
 }
@@ -541,30 +565,22 @@ pub async fn a_real_ceremony_registers_a_passkey_that_logs_in<S: EventStore + Cl
     let json = serde_json::to_value(&listed).unwrap();
     assert_eq!(json["result"][0]["state"], json!("AUTH_FACTOR_STATE_READY"));
 
-    // The stored credential is the authenticator's: the same id, and webauthn-rs logs in with it.
-    let raw_id = response["rawId"].as_str().unwrap();
-    let credential_id: passkey_links::domain::CredentialId =
-        serde_json::from_value(json!(raw_id)).unwrap();
-    let stored = f.service.passkey_for_login(&credential_id).await.unwrap();
-    assert_eq!(stored.user_id.as_str(), user);
-    assert_eq!(stored.org_id.as_str(), f.org_a);
-    assert_eq!(stored.passkey.credential.attestation_format, "packed");
-    assert!(!stored.passkey.credential.public_key.as_bytes().is_empty());
-    let passkey = WebauthnRelyingParty::passkey(&stored.passkey.credential).unwrap();
-    let rp = relying_party();
-    let (challenge, state) = rp.login().start_passkey_authentication(&[passkey]).unwrap();
-    let assertion = authenticator.get(challenge);
-    let result = rp
-        .login()
-        .finish_passkey_authentication(&assertion, &state)
-        .unwrap();
-    assert_eq!(result.cred_id().as_slice(), credential_id.as_bytes());
-    f.service
-        .record_passkey_use(&credential_id, result.counter(), result.backup_state())
+    // The stored credential is the authenticator's: it logs in with it.
+    let login = f
+        .service
+        .start_passkey_login(StartPasskeyLoginRequest {
+            user_id: Some(user.clone()),
+        })
         .await
         .unwrap();
-    let used = f.service.passkey_for_login(&credential_id).await.unwrap();
-    assert_eq!(used.passkey.credential.sign_count, result.counter());
+    let assertion = authenticator.get(&login.public_key_credential_request_options);
+    let logged_in = f
+        .service
+        .finish_passkey_login(finish_request(&login, &assertion))
+        .await
+        .unwrap();
+    assert_eq!(logged_in.user_id, user);
+    assert_eq!(logged_in.passkey_id, started.passkey_id);
 
     // The code is consumed: it starts no further ceremony.
     let again = assert_error(
@@ -825,6 +841,31 @@ impl<S: EventStore> RelyingParty for RevokesOnStart<S> {
             .finish_registration(ceremony, response)
             .await
     }
+
+    async fn start_authentication(
+        &self,
+        request: &passkey_links::AuthenticationRequest,
+    ) -> Result<passkey_links::StartedAuthentication, RelyingPartyError> {
+        relying_party().start_authentication(request).await
+    }
+
+    fn identify_assertion(
+        &self,
+        response: &Value,
+    ) -> Result<passkey_links::AssertionClaim, passkey_links::domain::CeremonyFailure> {
+        relying_party().identify_assertion(response)
+    }
+
+    async fn finish_authentication(
+        &self,
+        state: &Value,
+        response: &Value,
+        credential: &passkey_links::domain::VerifiedCredential,
+    ) -> Result<passkey_links::AssertionVerification, RelyingPartyError> {
+        relying_party()
+            .finish_authentication(state, response, credential)
+            .await
+    }
 }
 
 /// A relying party that verifies every response as the same credential.
@@ -852,6 +893,31 @@ impl RelyingParty for SameCredential {
             0,
             Value::Null,
         )))
+    }
+
+    async fn start_authentication(
+        &self,
+        request: &passkey_links::AuthenticationRequest,
+    ) -> Result<passkey_links::StartedAuthentication, RelyingPartyError> {
+        relying_party().start_authentication(request).await
+    }
+
+    fn identify_assertion(
+        &self,
+        response: &Value,
+    ) -> Result<passkey_links::AssertionClaim, passkey_links::domain::CeremonyFailure> {
+        relying_party().identify_assertion(response)
+    }
+
+    async fn finish_authentication(
+        &self,
+        state: &Value,
+        response: &Value,
+        credential: &passkey_links::domain::VerifiedCredential,
+    ) -> Result<passkey_links::AssertionVerification, RelyingPartyError> {
+        relying_party()
+            .finish_authentication(state, response, credential)
+            .await
     }
 }
 
@@ -899,50 +965,6 @@ pub async fn remove_passkey<S: EventStore + Clone + Inspect>(store: S) {
         .await
         .unwrap();
     assert!(listed.result.is_empty());
-    let credential_id: passkey_links::domain::CredentialId =
-        serde_json::from_value(enrolled.response["rawId"].clone()).unwrap();
-    assert_error(
-        f.service.passkey_for_login(&credential_id).await,
-        ErrorKind::NotFound,
-        "Errors.User.Passkey.NotFound",
-    );
-}
-
-/// A login whose signature counter does not grow is refused and recorded.
-pub async fn a_sign_count_going_backwards_is_refused<S: EventStore + Clone + Inspect>(store: S) {
-    let f = Fixture::new(store).await;
-    let added = f
-        .service
-        .add_my_passwordless_link(&f.me(&f.ada))
-        .await
-        .unwrap();
-    let (user, _, code_id, code) = link_params(&added.link);
-    let enrolled = f.enroll(&user, &code_id, &code).await.unwrap();
-    let credential_id: passkey_links::domain::CredentialId =
-        serde_json::from_value(enrolled.response["rawId"].clone()).unwrap();
-    f.service
-        .record_passkey_use(&credential_id, 7, false)
-        .await
-        .unwrap();
-    for presented in [7, 3] {
-        assert_error(
-            f.service
-                .record_passkey_use(&credential_id, presented, false)
-                .await,
-            ErrorKind::FailedPrecondition,
-            "Errors.User.Passkey.SignCount",
-        );
-    }
-    let events = f.store.all_events().await;
-    let regressions = events
-        .iter()
-        .filter(|e| e.event_type == "user.human.passwordless.token.sign_count.regressed")
-        .count();
-    assert_eq!(regressions, 2);
-    f.service
-        .record_passkey_use(&credential_id, 8, true)
-        .await
-        .unwrap();
 }
 
 pub async fn revoke_and_lifecycle<S: EventStore + Clone + Inspect>(store: S) {
@@ -2150,7 +2172,6 @@ macro_rules! service_scenarios {
             bad_responses_register_nothing,
             a_credential_claimed_by_another_user_registers_nothing,
             remove_passkey,
-            a_sign_count_going_backwards_is_refused,
             revoke_and_lifecycle,
             not_found_for_unknown_users_and_users_of_other_orgs,
             permission_is_checked_in_the_users_actual_org,

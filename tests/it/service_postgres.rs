@@ -31,6 +31,7 @@ mod with_postgres {
     crate::read_side_scenarios!(postgres);
     crate::outbox_scenarios!(postgres);
     crate::snapshot_scenarios!(postgres);
+    crate::login_scenarios!(postgres);
 
     /// Every migration's version, ascending.
     fn all_versions() -> Vec<i64> {
@@ -728,10 +729,57 @@ mod with_postgres {
         let at = proxy.round_trips();
         send_for(&f.ada).await.unwrap();
         let cold_send = counted(at);
+        // Logins with a passkey ada keeps: the first in each process prepares its statements.
+        let mut key = crate::scenarios::Authenticator::new();
+        let (_, link) = issue().await;
+        let (user, _, code_id, code) = crate::scenarios::link_params(&link);
+        f.enroll_with(&mut key, &user, &code_id, &code)
+            .await
+            .unwrap();
+        let discoverable = || StartPasskeyLoginRequest { user_id: None };
+        let (mut warm_start, mut warm_finish) = (0, 0);
+        for _ in 0..2 {
+            let at = proxy.round_trips();
+            let started = f.service.start_passkey_login(discoverable()).await.unwrap();
+            warm_start = counted(at);
+            let assertion = key.get(&started.public_key_credential_request_options);
+            let at = proxy.round_trips();
+            f.service
+                .finish_passkey_login(crate::scenarios::finish_request(&started, &assertion))
+                .await
+                .unwrap();
+            warm_finish = counted(at);
+        }
+        let cold_login = fresh_process().await;
+        let at = proxy.round_trips();
+        let started = cold_login
+            .start_passkey_login(discoverable())
+            .await
+            .unwrap();
+        let cold_login_start = counted(at);
+        let assertion = key.get(&started.public_key_credential_request_options);
+        let at = proxy.round_trips();
+        cold_login
+            .finish_passkey_login(crate::scenarios::finish_request(&started, &assertion))
+            .await
+            .unwrap();
+        let cold_login_finish = counted(at);
         eprintln!(
             "round trips — warm: issue {issued}, check {checked}, send {sent}, \
-             register+verify {enrolled}; cold: check {cold_check}, issue {cold_issue}, \
-             register {cold_register}, verify {cold_verify}, send {cold_send}"
+             register+verify {enrolled}, login start {warm_start} finish {warm_finish}; \
+             cold: check {cold_check}, issue {cold_issue}, register {cold_register}, \
+             verify {cold_verify}, send {cold_send}, login start {cold_login_start} \
+             finish {cold_login_finish}"
+        );
+        assert_eq!(warm_start, 0, "a discoverable start reads nothing");
+        assert_eq!(
+            warm_finish, 1,
+            "warm login finish: the append (claim, user and org cached, checked by its read set)"
+        );
+        assert_eq!(cold_login_start, 0);
+        assert_eq!(
+            cold_login_finish, 2,
+            "cold login finish: the claim with the user and org it names in one read, the append"
         );
         // A warm issuance decides on the cached user and org and the presumed-empty new code:
         // its one append statement requires the events it saw to still be last. Reads of every

@@ -1,10 +1,11 @@
 //! The decisions that span aggregates — issuing, delivering, checking and revoking a code,
-//! registering a passkey with it, managing passkeys — each in its own file with its rule tests. Single-aggregate decisions live with their
+//! registering a passkey with it, managing passkeys, logging in with one — each in its own file with its rule tests. Single-aggregate decisions live with their
 //! aggregate and are re-exported here, so every decision has one import path.
 
 mod check;
 mod deliver;
 mod issue;
+mod login;
 mod passkeys;
 mod read;
 mod register;
@@ -17,7 +18,8 @@ pub use deliver::{
     DeliveryOutcome, PendingDelivery, ReadCode, ReadDelivery, RecordDelivery, pending_delivery,
 };
 pub use issue::{Delivery, IssueCode};
-pub use passkeys::{LookUpCredential, ReadUser, RecordPasskeyUse, RemovePasskey};
+pub use login::{FinishPasskeyLogin, ReadLogin, ReadLoginUser};
+pub use passkeys::{ReadUser, RemovePasskey};
 pub use read::{ReadOrg, ReadUserAndOrg, is_live};
 pub use register::{FinishPasskeyRegistration, ReadCeremony, StartPasskeyRegistration};
 pub use revoke::RevokeCode;

@@ -18,6 +18,7 @@ pub use decisions::{AddHuman, AddMachine, ChangeUser, UserChange};
 
 use super::DomainError;
 use super::credential::{CredentialId, PublicKey};
+use super::login::{LOGIN_LIFETIME, LoginFailure, LoginId};
 use super::passkey::{
     Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, Passkey, RegisteredPasskey,
 };
@@ -155,6 +156,35 @@ pub enum UserEvent {
         /// The counter presented.
         presented: u32,
     },
+    /// A login with a passkey succeeded (ZITADEL's name for a passwordless check): the
+    /// assertion's counter and backup state are the passkey's now, and the login's state can
+    /// never be used again.
+    #[serde(rename = "user.human.passwordless.token.check.succeeded")]
+    LoginSucceeded {
+        /// The passkey.
+        passkey_id: PasskeyId,
+        /// The authenticator's signature counter.
+        sign_count: u32,
+        /// Whether the credential is backed up now.
+        backup_state: bool,
+        /// The login.
+        login_id: LoginId,
+        /// When the login's state expired (it is kept as used until then).
+        login_expires_at: DateTime<Utc>,
+    },
+    /// A login with one of the user's passkeys was refused. (ZITADEL's name for a failed
+    /// passwordless check was taken by [`UserEvent::PasskeyRegistrationFailed`].)
+    #[serde(rename = "user.human.passwordless.login.check.failed")]
+    LoginFailed {
+        /// The passkey, when the credential still names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passkey_id: Option<PasskeyId>,
+        /// Why.
+        reason: LoginFailure,
+        /// How the relying party rejected the assertion, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejection: Option<CeremonyFailure>,
+    },
     /// A passkey registered with caller-supplied key bytes by releases before the WebAuthn
     /// ceremony existed. Read for old streams, never written.
     #[serde(rename = "user.human.passkey.added")]
@@ -190,6 +220,8 @@ impl UserEvent {
         "user.human.passwordless.token.removed",
         "user.human.passwordless.token.used",
         "user.human.passwordless.token.sign_count.regressed",
+        "user.human.passwordless.token.check.succeeded",
+        "user.human.passwordless.login.check.failed",
         "user.human.passkey.added",
     ];
 }
@@ -246,6 +278,10 @@ pub struct UserState {
     passkeys: Vec<Passkey>,
     ceremonies: VecDeque<Ceremony>,
     legacy_passkeys: u32,
+    /// Logins that succeeded and whose state has not expired yet (at the newest login's start):
+    /// a login state is used once.
+    #[serde(default)]
+    recent_logins: VecDeque<(LoginId, DateTime<Utc>)>,
 }
 
 impl UserState {
@@ -349,7 +385,24 @@ impl UserState {
                     passkey.credential.backup_state = *backup_state;
                 }
             }
-            UserEvent::PasskeySignCountRegressed { .. } => {}
+            UserEvent::PasskeySignCountRegressed { .. } | UserEvent::LoginFailed { .. } => {}
+            UserEvent::LoginSucceeded {
+                passkey_id,
+                sign_count,
+                backup_state,
+                login_id,
+                login_expires_at,
+            } => {
+                if let Some(passkey) = self.passkeys.iter_mut().find(|p| &p.id == passkey_id) {
+                    passkey.credential.sign_count = *sign_count;
+                    passkey.credential.backup_state = *backup_state;
+                }
+                // Logins whose state expired before this one started need not be kept.
+                let started = *login_expires_at - LOGIN_LIFETIME;
+                self.recent_logins.retain(|(_, expires)| *expires > started);
+                self.recent_logins
+                    .push_back((login_id.clone(), *login_expires_at));
+            }
             UserEvent::PasskeyAdded { .. } => {
                 self.legacy_passkeys = self.legacy_passkeys.saturating_add(1);
                 self.activate_if_initial();
@@ -411,6 +464,19 @@ impl UserState {
         self.passkeys
             .iter()
             .find(|passkey| &passkey.credential.credential_id == credential_id)
+    }
+
+    /// Whether a login with this id succeeded and its state has not expired at `now`.
+    pub fn login_used(&self, login_id: &LoginId) -> bool {
+        self.recent_logins.iter().any(|(id, _)| id == login_id)
+    }
+
+    /// Logins that succeeded whose state has not expired at `now`.
+    pub fn recent_logins(&self, now: DateTime<Utc>) -> usize {
+        self.recent_logins
+            .iter()
+            .filter(|(_, expires)| *expires > now)
+            .count()
     }
 
     /// The open registration ceremonies, oldest first.
