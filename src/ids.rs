@@ -174,6 +174,24 @@ impl CodeRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A reference as its text (32 lowercase hex digits), e.g. from an admin screen.
+    ///
+    /// # Errors
+    /// [`IdError`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let ok = text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(IdError::BadCharacter {
+                kind: "code reference",
+            })
+        }
+    }
 }
 
 impl fmt::Display for CodeRef {

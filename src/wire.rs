@@ -597,20 +597,27 @@ pub struct ListLiveLinksRequest {
     pub user_id: String,
 }
 
-/// One live registration link: enough for an admin UI and for revoking it. Never the secret.
+/// One live registration link — or one whose delivery failed, until it expires: enough for an
+/// admin UI, for revoking it and for redelivering it. Never the secret, never the code id (only
+/// its reference).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveLink {
-    /// The code id (what revoking names).
-    pub code_id: String,
+    /// The code's reference (what revoking and redelivering name).
+    pub code_reference: String,
     /// When it was issued.
     #[serde(with = "timestamp")]
     pub issued_at: DateTime<Utc>,
     /// When it expires.
     #[serde(with = "timestamp")]
     pub expires_at: DateTime<Utc>,
-    /// `RETURNED` (handed to the caller), `REQUESTED` (waiting for delivery) or `SENT`.
+    /// `RETURNED` (handed to the caller), `REQUESTED` (waiting for delivery), `SENT`, or
+    /// `FAILED` (its delivery failed: see `failure`; it can be redelivered).
     pub delivery: String,
+    /// Why its delivery failed (`unavailable`, `rejected`, `expired`, `no_longer_usable`,
+    /// `unrenderable`), for `FAILED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// Failed checks so far.
     pub failed_checks: u32,
 }

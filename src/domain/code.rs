@@ -84,6 +84,9 @@ pub enum DeliveryFailure {
     /// changed, or a newer link superseded it.
     #[error("the code could no longer be used when its turn to be delivered came")]
     NoLongerUsable,
+    /// Its link could not be rendered (a url template no longer allowed by the configuration).
+    #[error("the link could not be rendered")]
+    Unrenderable,
 }
 
 /// Events of a code stream. Type names are a storage format: never rename.
@@ -110,10 +113,13 @@ pub enum CodeEvent {
         /// Whether the code supersedes the user's earlier codes once it is sent.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         supersedes_when_usable: bool,
-        /// Whether the delivery outbox sends it (its secret derives from the delivery key),
-        /// rather than the request that issued it.
+        /// Whether the delivery outbox sends it, rather than the request that issued it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         outbox: bool,
+        /// The deployment key its secret derives from (with its id): the same link for every
+        /// process holding that key (none: the delivery key of a release that had one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
     },
     /// The notifier accepted the message: the code is usable.
     #[serde(rename = "user.human.passwordless.initialization.code.sent")]
@@ -126,6 +132,14 @@ pub enum CodeEvent {
     DeliveryFailed {
         /// The failure class.
         reason: DeliveryFailure,
+    },
+    /// A code whose delivery failed is to be delivered again (the same link): not usable until
+    /// sent.
+    #[serde(rename = "user.human.passwordless.initialization.code.redelivery.requested")]
+    RedeliveryRequested {
+        /// Whether the delivery outbox sends it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outbox: bool,
     },
     /// A presented code was refused.
     #[serde(rename = "user.human.passwordless.initialization.code.check.failed")]
@@ -154,6 +168,7 @@ impl CodeEvent {
         "user.human.passwordless.initialization.code.check.failed",
         "user.human.passwordless.initialization.code.check.succeeded",
         "user.human.passwordless.initialization.code.revoked",
+        "user.human.passwordless.initialization.code.redelivery.requested",
     ];
 }
 
@@ -185,6 +200,8 @@ pub struct CodeState {
     url_template: Option<String>,
     supersedes_when_usable: bool,
     outbox: bool,
+    key_id: Option<String>,
+    delivery_failure: Option<DeliveryFailure>,
     failed_checks: u32,
 }
 
@@ -202,18 +219,28 @@ impl CodeState {
                 url_template,
                 supersedes_when_usable,
                 outbox,
+                key_id,
             } if self.issued.is_none() => {
                 self.issued = Some(issued.clone());
                 self.url_template.clone_from(url_template);
                 self.supersedes_when_usable = *supersedes_when_usable;
                 self.outbox = *outbox;
+                self.key_id.clone_from(key_id);
                 self.status = CodeStatus::Requested;
             }
             CodeEvent::Sent { .. } if self.status == CodeStatus::Requested => {
                 self.status = CodeStatus::Usable;
             }
-            CodeEvent::DeliveryFailed { .. } if self.status == CodeStatus::Requested => {
+            CodeEvent::DeliveryFailed { reason } if self.status == CodeStatus::Requested => {
                 self.status = CodeStatus::DeliveryFailed;
+                self.delivery_failure = Some(*reason);
+            }
+            CodeEvent::RedeliveryRequested { outbox }
+                if self.status == CodeStatus::DeliveryFailed =>
+            {
+                self.status = CodeStatus::Requested;
+                self.outbox = *outbox;
+                self.delivery_failure = None;
             }
             CodeEvent::CheckFailed { .. } => self.failed_checks += 1,
             CodeEvent::CheckSucceeded { .. } if self.issued.is_some() => {
@@ -252,6 +279,16 @@ impl CodeState {
     /// Whether the delivery outbox sends the code.
     pub fn outbox(&self) -> bool {
         self.outbox
+    }
+
+    /// The id of the deployment key an emailed code's secret derives from, if recorded.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// Why its last delivery failed, while it stands failed.
+    pub fn delivery_failure(&self) -> Option<DeliveryFailure> {
+        self.delivery_failure
     }
 
     /// Failed checks so far.

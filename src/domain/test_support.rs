@@ -73,6 +73,7 @@ pub fn issue(n: u32, delivery: Delivery) -> IssueCode {
         secret_digest: secret(n).digest(),
         delivery,
         rate_limited: true,
+        key_id: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn issued_events_with(
                 url_template: url_template.map(|t| t.as_str().to_owned()),
                 supersedes_when_usable: one_live,
                 outbox,
+                key_id: None,
             },
         ),
     };

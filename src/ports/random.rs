@@ -30,6 +30,19 @@ super::forward_port!(RandomSource {
     fn fill_bytes(&self, dest: &mut [u8]);
 });
 
+/// A [`RandomSource`] over one seeded generator (a keyed command's derived randomness, drawn
+/// again).
+pub(crate) struct RngSource<G>(pub(crate) std::sync::Mutex<G>);
+
+impl<G: RngCore + Send> RandomSource for RngSource<G> {
+    fn fill_bytes(&self, dest: &mut [u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .fill_bytes(dest);
+    }
+}
+
 /// Operating-system-seeded CSPRNG (rand's thread RNG).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsRandom;

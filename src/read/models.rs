@@ -10,7 +10,7 @@ use crate::domain::credential::CredentialEvent;
 use crate::domain::user::UserEvent;
 use crate::domain::{Event, OrgEvent};
 use crate::error::Error;
-use crate::ids::{AggregateKind, CodeId, OrgId, StreamId};
+use crate::ids::{AggregateKind, CodeId, CodeRef, OrgId, StreamId};
 use crate::read::store::{AuditEntry, DeliveryState, LinkRow, ProjectionStore, ReadChange};
 use crate::store::{FeedEvent, StoreError};
 
@@ -116,6 +116,7 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
             "urlTemplate",
             "supersedesWhenUsable",
             "outbox",
+            "keyId",
         ],
     ),
     (
@@ -135,6 +136,10 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
         &["credentialId"],
     ),
     ("user.human.passwordless.initialization.code.revoked", &[]),
+    (
+        "user.human.passwordless.initialization.code.redelivery.requested",
+        &["outbox"],
+    ),
     (
         "passkey.credential.claimed",
         &["userId", "orgId", "codeId", "passkeyId"],
@@ -208,6 +213,27 @@ pub fn changes_for(feed: &FeedEvent) -> Result<Vec<ReadChange>, StoreError> {
         version: recorded.version,
         reason: err.to_string(),
     })?;
+    // A code's stream is named by its reference in the read models: the id stays in the link.
+    let referenced;
+    let stream = if stream.kind() == AggregateKind::Code {
+        let reference = CodeId::new(stream.id())
+            .map(|id| id.reference())
+            .map_err(|err| StoreError::Corrupt {
+                stream: stream.clone(),
+                version: recorded.version,
+                reason: err.to_string(),
+            })?;
+        referenced = StreamId::new(AggregateKind::Code, reference.as_str()).map_err(|err| {
+            StoreError::Corrupt {
+                stream: stream.clone(),
+                version: recorded.version,
+                reason: err.to_string(),
+            }
+        })?;
+        &referenced
+    } else {
+        stream
+    };
     let mut changes = Vec::with_capacity(3);
     if let Some(owner) = owner_of(stream, &event) {
         changes.push(owner);
@@ -221,12 +247,12 @@ pub fn changes_for(feed: &FeedEvent) -> Result<Vec<ReadChange>, StoreError> {
         audited(&recorded.event_type, &recorded.payload),
     )));
     if let (Event::Code(event), AggregateKind::Code) = (&event, stream.kind()) {
-        let code_id = CodeId::new(stream.id()).map_err(|err| StoreError::Corrupt {
+        let code = CodeRef::parse(stream.id()).map_err(|err| StoreError::Corrupt {
             stream: stream.clone(),
             version: recorded.version,
             reason: err.to_string(),
         })?;
-        changes.push(link_change(code_id, event, position));
+        changes.push(link_change(code, event, position));
     }
     Ok(changes)
 }
@@ -253,29 +279,31 @@ fn owner_of(stream: &StreamId, event: &Event) -> Option<ReadChange> {
     })
 }
 
-fn link_change(code_id: CodeId, event: &CodeEvent, feed_position: u64) -> ReadChange {
-    let delivered = |state| ReadChange::LinkDelivered {
-        code_id: code_id.clone(),
+fn link_change(code: CodeRef, event: &CodeEvent, feed_position: u64) -> ReadChange {
+    let delivered = |state, failure| ReadChange::LinkDelivered {
+        code: code.clone(),
         state,
+        failure,
         feed_position,
     };
     match event {
         CodeEvent::Added { issued } => ReadChange::LinkIssued {
-            row: LinkRow::new(code_id, issued.clone(), DeliveryState::Returned, 0),
+            row: LinkRow::new(code, issued.clone(), DeliveryState::Returned, None, 0),
             feed_position,
         },
         CodeEvent::Requested { issued, .. } => ReadChange::LinkIssued {
-            row: LinkRow::new(code_id, issued.clone(), DeliveryState::Requested, 0),
+            row: LinkRow::new(code, issued.clone(), DeliveryState::Requested, None, 0),
             feed_position,
         },
-        CodeEvent::Sent { .. } => delivered(DeliveryState::Sent),
-        CodeEvent::DeliveryFailed { .. } => delivered(DeliveryState::Failed),
+        CodeEvent::Sent { .. } => delivered(DeliveryState::Sent, None),
+        CodeEvent::DeliveryFailed { reason } => delivered(DeliveryState::Failed, Some(*reason)),
+        CodeEvent::RedeliveryRequested { .. } => delivered(DeliveryState::Requested, None),
         CodeEvent::CheckFailed { .. } => ReadChange::LinkCheckFailed {
-            code_id,
+            code,
             feed_position,
         },
         CodeEvent::CheckSucceeded { .. } | CodeEvent::Revoked {} => ReadChange::LinkEnded {
-            code_id,
+            code,
             feed_position,
         },
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::domain::code::{CodeEvent, CodeState, Issued};
 use crate::domain::{CheckFailure, DeliveryFailure};
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
+use crate::ids::{CodeRef, OrgId, StreamId, UserId};
 use crate::ports::forward_port;
 use crate::store::StoreError;
 
@@ -100,17 +100,20 @@ pub enum AuditScope {
     Org(OrgId),
 }
 
-/// A code as the live-links read model holds it (ended codes — consumed, revoked, failed — are
-/// not listed).
+/// A code as the live-links read model holds it, named by its reference (never its id: the id
+/// leaves the library only inside the link). Ended codes — consumed, revoked — are not listed;
+/// a code whose delivery failed is, with the reason, until it expires (it can be redelivered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LinkRow {
-    /// The code.
-    pub code_id: CodeId,
+    /// The code's reference.
+    pub code: CodeRef,
     /// Its issuance facts (its user and org among them).
     pub issued: Issued,
     /// Where its delivery stands.
     pub delivery: DeliveryState,
+    /// Why its delivery failed, while it stands failed.
+    pub failure: Option<DeliveryFailure>,
     /// Failed checks recorded so far.
     pub failed_checks: u32,
 }
@@ -118,15 +121,17 @@ pub struct LinkRow {
 impl LinkRow {
     /// A row.
     pub fn new(
-        code_id: CodeId,
+        code: CodeRef,
         issued: Issued,
         delivery: DeliveryState,
+        failure: Option<DeliveryFailure>,
         failed_checks: u32,
     ) -> Self {
         Self {
-            code_id,
+            code,
             issued,
             delivery,
+            failure,
             failed_checks,
         }
     }
@@ -142,6 +147,7 @@ impl LinkRow {
                 url_template: None,
                 supersedes_when_usable: false,
                 outbox: false,
+                key_id: None,
             },
         });
         match self.delivery {
@@ -149,7 +155,7 @@ impl LinkRow {
                 message_id: String::new(),
             }),
             DeliveryState::Failed => code.apply(&CodeEvent::DeliveryFailed {
-                reason: DeliveryFailure::Unavailable,
+                reason: self.failure.unwrap_or(DeliveryFailure::Unavailable),
             }),
             DeliveryState::Returned | DeliveryState::Requested => {}
         }
@@ -186,26 +192,28 @@ pub enum ReadChange {
         /// The event's feed position.
         feed_position: u64,
     },
-    /// A code's delivery outcome.
+    /// A code's delivery moved on: sent, failed (with why), or requested again.
     LinkDelivered {
         /// The code.
-        code_id: CodeId,
-        /// `Sent` or `Failed`.
+        code: CodeRef,
+        /// `Sent`, `Failed` or `Requested`.
         state: DeliveryState,
+        /// Why it failed, for `Failed`.
+        failure: Option<DeliveryFailure>,
         /// The event's feed position.
         feed_position: u64,
     },
     /// A check of the code failed.
     LinkCheckFailed {
         /// The code.
-        code_id: CodeId,
+        code: CodeRef,
         /// The event's feed position (counted once).
         feed_position: u64,
     },
     /// The code was consumed or revoked.
     LinkEnded {
         /// The code.
-        code_id: CodeId,
+        code: CodeRef,
         /// The event's feed position.
         feed_position: u64,
     },
@@ -236,9 +244,9 @@ pub trait ProjectionStore: Send + Sync {
         changes: Vec<ReadChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The codes of `user_id` that have not ended (neither consumed, revoked nor failed), newest
-    /// first. Whether each is still usable (expiry, supersession, the user's and org's state)
-    /// is the domain's rule, applied by the caller.
+    /// The codes of `user_id` that have not ended (neither consumed nor revoked; a failed
+    /// delivery is listed), newest first. Whether each is still usable (expiry, supersession,
+    /// the user's and org's state) is the domain's rule, applied by the caller.
     fn link_rows(
         &self,
         user_id: &UserId,
@@ -294,7 +302,7 @@ mod tests {
             1,
             5,
         );
-        LinkRow::new(code(1), issued, delivery, failed_checks)
+        LinkRow::new(code(1).reference(), issued, delivery, None, failed_checks)
     }
 
     #[test]

@@ -39,7 +39,10 @@ where
         caller: &Caller,
         request: AddOrgRequest,
     ) -> Result<AddOrgResponse, Error> {
-        self.traced(Op::new("passkey_links.add_org").caller(caller), async {
+        let op = Op::new("passkey_links.add_org")
+            .caller(caller)
+            .input_json(&request);
+        self.traced(op, async {
             if !matches!(caller, Caller::System) {
                 return Err(Error::permission_denied(Permission::OrgCreate.as_str()));
             }
@@ -58,7 +61,7 @@ where
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
-            let org_id = match &executed.recalled {
+            let org_id = match executed.recalled() {
                 Some(Recorded::Org { org_id: first }) => first.clone(),
                 _ => org_id,
             };
@@ -80,7 +83,11 @@ where
         org_id: &str,
         change: OrgChange,
     ) -> Result<DetailsResponse, Error> {
-        self.traced(Op::new("passkey_links.update_org").caller(caller), async {
+        let op = Op::new("passkey_links.update_org")
+            .caller(caller)
+            .input(org_id)
+            .input(format!("{change:?}"));
+        self.traced(op, async {
             let org_id = OrgId::new(org_id)?;
             let guard = Guard::on_org(caller, Permission::OrgWrite, org_id.clone());
             let decision = ChangeOrg {
@@ -104,7 +111,10 @@ where
         request: AddHumanUserRequest,
     ) -> Result<AddUserResponse, Error> {
         self.traced(
-            Op::new("passkey_links.add_human_user").caller(caller),
+            Op::new("passkey_links.add_human_user")
+                .caller(caller)
+                .input(org_context.unwrap_or_default())
+                .input_json(&request),
             async {
                 let org_id = creation_org(caller, org_context)?;
                 let user_id = self.new_user_id(request.user_id)?;
@@ -135,7 +145,10 @@ where
         request: AddMachineUserRequest,
     ) -> Result<AddUserResponse, Error> {
         self.traced(
-            Op::new("passkey_links.add_machine_user").caller(caller),
+            Op::new("passkey_links.add_machine_user")
+                .caller(caller)
+                .input(org_context.unwrap_or_default())
+                .input_json(&request),
             async {
                 let org_id = creation_org(caller, org_context)?;
                 let user_id = self.new_user_id(request.user_id)?;
@@ -163,7 +176,7 @@ where
             user_id: user_id.clone(),
         };
         let executed = self.execute_recording(decision, guard, outcome).await?;
-        let user_id = match &executed.recalled {
+        let user_id = match executed.recalled() {
             Some(Recorded::User { user_id: first }) => first.clone(),
             _ => user_id,
         };
@@ -188,7 +201,9 @@ where
     ) -> Result<DetailsResponse, Error> {
         let op = Op::new("passkey_links.update_user")
             .caller(caller)
-            .user(user_id);
+            .user(user_id)
+            .input(org_context.unwrap_or_default())
+            .input(format!("{change:?}"));
         self.traced(op, async {
             let user_id = UserId::new(user_id)?;
             let org_context = admin_context(caller, org_context)?;

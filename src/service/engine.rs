@@ -6,7 +6,7 @@
 use super::PasskeyLinks;
 use super::access::Guard;
 use super::hints::Hinted;
-use super::idempotency::{self, Call, Recorded};
+use super::idempotency::{self, Call, FirstRun, Recorded};
 use crate::domain::{Change, Ctx, Decide, Outcome, View, decide_loaded};
 use crate::error::{Error, catalogue};
 use crate::ids::{AggregateKind, StreamId};
@@ -22,16 +22,16 @@ use crate::wire::{Details, DetailsResponse};
 /// The states after a decision was appended.
 pub(crate) struct Executed {
     pub(crate) loaded: Loaded,
-    /// Under an idempotency key the store had recorded already: what the first run recorded
-    /// (the states are as of its events).
-    pub(crate) recalled: Option<Recorded>,
+    /// Under an idempotency key the store had recorded already: the first run (the states are
+    /// as of its events).
+    pub(crate) first_run: Option<FirstRun>,
 }
 
 impl Executed {
     /// `details` of `stream`, from its last applied event.
     pub(crate) fn details(&self, stream: &StreamId) -> Result<Details, Error> {
         let entry = self.loaded.get(stream).ok_or_else(|| {
-            if self.recalled.is_some() {
+            if self.first_run.is_some() {
                 // The first run wrote other streams: its answer depended on values this
                 // process cannot reproduce.
                 idempotency::result_gone()
@@ -59,6 +59,11 @@ impl Executed {
 
     pub(crate) fn view(&self) -> View<'_> {
         View::new(&self.loaded)
+    }
+
+    /// What the first run recorded, on a retry.
+    pub(crate) fn recalled(&self) -> Option<&Recorded> {
+        self.first_run.as_ref().map(|first| &first.outcome)
     }
 }
 
@@ -132,7 +137,7 @@ where
                 return match refusal {
                     None => Ok(Executed {
                         loaded,
-                        recalled: None,
+                        first_run: None,
                     }),
                     // A retry finds its own first run's effects (a used code, a locked user):
                     // answer as the first run did.
@@ -142,12 +147,12 @@ where
                     },
                 };
             }
+            let now = self.now();
             let record = call
                 .as_ref()
-                .map(|call| call.record(outcome(), refusal.as_ref()))
+                .map(|call| call.record(outcome(), refusal.as_ref(), now))
                 .transpose()?;
             let recording = record.is_some();
-            let now = self.now();
             match self
                 .repo
                 .commit(&self.store, &mut loaded, &changes, now, record, &hints)
@@ -173,7 +178,7 @@ where
                 Some(refusal) => Err(refusal.into()),
                 None => Ok(Executed {
                     loaded,
-                    recalled: None,
+                    first_run: None,
                 }),
             };
         }
@@ -217,13 +222,13 @@ where
             Ok(first) => first,
             Err(err) => return Ok(Some(Err(err))),
         };
-        if let Some(refusal) = first.refusal {
+        if let Some(refusal) = first.refusal.clone() {
             return Ok(Some(Err(refusal.into())));
         }
         let loaded = self.repo.replay(&self.store, recalled.streams).await?;
         Ok(Some(Ok(Executed {
             loaded,
-            recalled: Some(first.outcome),
+            first_run: Some(first),
         })))
     }
 

@@ -6,33 +6,37 @@
 //! call's context in a thread-local slot for the duration of each poll (as task-local values do,
 //! but for any executor), and the engine reads it there.
 //!
+//! A key is the caller's: it is stored scoped to the caller (another principal's identical key
+//! is another key) and bound to a fingerprint of the request (command, target, body), as the
+//! IETF Idempotency-Key draft and Stripe do.
+//!
 //! What a retry gets back:
 //! - the first run's answer, from the states as of the events it recorded (the same `details`),
 //!   or its recorded refusal (a wrong code stays one failed attempt);
-//! - ids and secrets the first run drew come from a seed this process keeps for the key, so a
-//!   retry in the same process renders the same link; a process that never saw the key cannot
-//!   reproduce a secret (it is stored nowhere) and answers `PKL-SVC-05` instead of issuing a
-//!   second link;
-//! - the same key on another command is `PKL-SVC-04`.
+//! - the same link: ids and secrets of a keyed command are derived from the deployment's keys
+//!   ([`crate::Keyring`]) and the scoped key, so any instance holding the keys draws the same
+//!   (a secret is stored nowhere). Without configured keys, a process derives from a key of its
+//!   own, and another process answers a retry of a link-returning command with `PKL-SVC-05`;
+//! - the same key for another command or another request: `PKL-SVC-04`, and nothing runs.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
+use chrono::{DateTime, Utc};
 use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::operation::Op;
 use crate::domain::{CeremonyFailure, CheckFailure, DomainError};
 use crate::error::{Error, catalogue};
 use crate::ids::{CodeId, IdError, OrgId, PasskeyId, UserId};
 use crate::ports::random::RandomSource;
+use crate::secret::Keyring;
 use crate::store::IdempotencyRecord;
 
 /// Longest accepted key, in bytes.
@@ -100,7 +104,7 @@ impl IdempotencyKey {
         Scoped {
             context: Some(CallContext {
                 key: self.clone(),
-                op: "",
+                call: None,
                 used: false,
                 rng: None,
             }),
@@ -162,26 +166,39 @@ impl<F: Future> Future for Scoped<F> {
 /// The state of one keyed command, while it is polled.
 struct CallContext {
     key: IdempotencyKey,
-    /// The command's name, set when it starts.
-    op: &'static str,
+    /// Set when the command starts.
+    call: Option<Call>,
     /// Whether the key is recorded (or recalled) already.
     used: bool,
-    /// Randomness for ids and secrets, from the key's seed.
-    rng: Option<StdRng>,
+    /// Randomness for ids and secrets, derived from the deployment's key and the scoped key.
+    rng: Option<ChaCha20Rng>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<CallContext>> = const { RefCell::new(None) };
 }
 
-/// Marks the start of command `op`: the key (if any) is not yet used, and draws start from the
-/// key's seed.
-pub(crate) fn start(op: &'static str, seeds: &Seeds, random: &dyn RandomSource) {
+/// What randomness of a keyed command is derived for.
+const KEYED_COMMAND: &str = "passkey-links keyed command v1";
+
+/// The randomness of a keyed command stored under `stored_key`, under `key_id` of `keys`.
+fn keyed_rng(keys: &Keyring, key_id: &str, stored_key: &str) -> Option<ChaCha20Rng> {
+    let key = keys.get(key_id)?;
+    Some(ChaCha20Rng::from_seed(
+        key.mac(KEYED_COMMAND, &[stored_key.as_bytes()]),
+    ))
+}
+
+/// Marks the start of command `op`: the key (if any) is not yet used, scoped to the caller and
+/// bound to the request; draws start from the randomness derived for it.
+pub(crate) fn start(op: &Op, keys: &Keyring) {
     CURRENT.with(|slot| {
         if let Some(context) = slot.borrow_mut().as_mut() {
-            context.op = op;
+            let (key_id, _) = keys.current();
+            let call = Call::new(&context.key, op, key_id);
             context.used = false;
-            context.rng = Some(StdRng::from_seed(seeds.seed(&context.key, random)));
+            context.rng = keyed_rng(keys, key_id, &call.stored_key);
+            context.call = Some(call);
         }
     });
 }
@@ -192,18 +209,48 @@ pub(crate) fn pending() -> Option<Call> {
         slot.borrow()
             .as_ref()
             .filter(|context| !context.used)
-            .map(|context| Call {
-                key: context.key.clone(),
-                op: context.op,
-            })
+            .and_then(|context| context.call.clone())
     })
 }
 
 /// A keyed command, as the engine records and recalls it.
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
-    key: IdempotencyKey,
+    /// The key as stored: scoped to the caller.
+    stored_key: String,
     op: &'static str,
+    fingerprint: String,
+    /// The deployment key its randomness is derived from.
+    key_id: String,
+}
+
+impl Call {
+    fn new(key: &IdempotencyKey, op: &Op, key_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let scoped = Sha256::new()
+            .chain_update(b"passkey-links idempotency key v1\0")
+            .chain_update(op.principal().as_bytes())
+            .chain_update([0])
+            .chain_update(key.as_str().as_bytes())
+            .finalize();
+        Self {
+            stored_key: scoped.iter().map(|b| format!("{b:02x}")).collect(),
+            op: op.name(),
+            fingerprint: op.fingerprint(),
+            key_id: key_id.to_owned(),
+        }
+    }
+}
+
+/// The randomness a keyed command's first run drew, when it ran under key `key_id` of `keys`
+/// (a retry after the keys rotated re-derives with the first run's key).
+pub(crate) fn first_run_rng(keys: &Keyring, key_id: &str) -> Option<ChaCha20Rng> {
+    let stored_key = CURRENT.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .and_then(|context| context.call.as_ref().map(|call| call.stored_key.clone()))
+    })?;
+    keyed_rng(keys, key_id, &stored_key)
 }
 
 /// What a keyed command's first run recorded to answer a retry the same way: never a secret.
@@ -272,24 +319,30 @@ impl Refusal {
 
 /// The stored record.
 #[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Stored {
     op: String,
+    fingerprint: String,
+    key_id: String,
     outcome: Recorded,
     refusal: Option<Refusal>,
 }
 
 /// A first run as recalled.
+#[derive(Debug, Clone)]
 pub(crate) struct FirstRun {
     /// What it recorded.
     pub(crate) outcome: Recorded,
     /// The refusal it answered with, if any.
     pub(crate) refusal: Option<DomainError>,
+    /// The deployment key its randomness was derived from.
+    pub(crate) key_id: String,
 }
 
 impl Call {
-    /// The key as the store keeps it.
+    /// The key as the store keeps it: scoped to the caller.
     pub(crate) fn stored_key(&self) -> &str {
-        self.key.as_str()
+        &self.stored_key
     }
 
     /// The record of this call's first run.
@@ -300,6 +353,7 @@ impl Call {
         &self,
         outcome: Recorded,
         refusal: Option<&DomainError>,
+        at: DateTime<Utc>,
     ) -> Result<IdempotencyRecord, Error> {
         let refusal = match refusal {
             Some(error) => Some(Refusal::of(error).ok_or_else(|| {
@@ -309,6 +363,8 @@ impl Call {
         };
         let stored = Stored {
             op: self.op.to_owned(),
+            fingerprint: self.fingerprint.clone(),
+            key_id: self.key_id.clone(),
             outcome,
             refusal,
         };
@@ -316,37 +372,41 @@ impl Call {
             key: self.stored_key().to_owned(),
             outcome: serde_json::to_value(stored)
                 .map_err(|err| Error::internal(format!("idempotency record: {err}")))?,
+            recorded_at: at,
         })
     }
 
     /// The first run `stored` recorded under this call's key.
     ///
     /// # Errors
-    /// `PKL-SVC-04` when the key was used for another command; Internal for a record this
-    /// release cannot read.
+    /// `PKL-SVC-04` when the key was used for another command or another request; Internal
+    /// for a record this release cannot read.
     pub(crate) fn first_run(&self, stored: &Value) -> Result<FirstRun, Error> {
         let stored: Stored = serde_json::from_value(stored.clone())
             .map_err(|err| Error::internal(format!("unreadable idempotency record: {err}")))?;
-        if stored.op != self.op {
+        if stored.op != self.op || stored.fingerprint != self.fingerprint {
             return Err(Error::catalogued(
                 catalogue::IDEMPOTENCY_KEY_REUSED,
-                "this idempotency key was used for another command",
+                "this idempotency key was used for another request: use a new key for a new \
+                 request",
             ));
         }
         Ok(FirstRun {
             outcome: stored.outcome,
             refusal: stored.refusal.map(Refusal::error),
+            key_id: stored.key_id,
         })
     }
 }
 
 /// A retry under an idempotency key whose first run drew ids or a secret this process cannot
-/// reproduce.
+/// reproduce: it ran under deployment keys this process does not hold.
 pub(crate) fn result_gone() -> Error {
     Error::catalogued(
         catalogue::IDEMPOTENT_RESULT_GONE,
-        "the first run under this idempotency key succeeded in another process; its answer \
-         (a new id or a link) cannot be shown again: run the command again with a new key",
+        "the first run under this idempotency key ran in a process with other deployment keys; \
+         its answer (a new id or a link) cannot be shown again: configure the same keys on \
+         every instance (Config::with_keyring), or run the command again with a new key",
     )
 }
 
@@ -377,47 +437,6 @@ impl<R: RandomSource + ?Sized> RandomSource for CallRandom<'_, R> {
     }
 }
 
-/// Per-key seeds of this process, so that a retry draws the same ids and secret. Bounded in
-/// number and age: a retry comes within minutes, and a seed is as sensitive as the secrets it
-/// yields, so it is never kept long or written anywhere.
-#[derive(Default)]
-pub(crate) struct Seeds {
-    seeds: Mutex<HashMap<IdempotencyKey, ([u8; 32], Instant)>>,
-}
-
-/// How long a key's seed is kept.
-const SEED_LIFETIME: Duration = Duration::from_secs(3600);
-/// How many seeds are kept at most.
-const SEED_CAPACITY: usize = 10_000;
-
-impl Seeds {
-    fn seed(&self, key: &IdempotencyKey, random: &dyn RandomSource) -> [u8; 32] {
-        let mut seeds = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if let Some((seed, born)) = seeds.get(key)
-            && now.duration_since(*born) < SEED_LIFETIME
-        {
-            return *seed;
-        }
-        if seeds.len() >= SEED_CAPACITY {
-            seeds.retain(|_, (_, born)| now.duration_since(*born) < SEED_LIFETIME);
-            if seeds.len() >= SEED_CAPACITY {
-                seeds.clear();
-            }
-        }
-        let mut seed = [0u8; 32];
-        random.fill_bytes(&mut seed);
-        seeds.insert(key.clone(), (seed, now));
-        seed
-    }
-}
-
-impl fmt::Debug for Seeds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Seeds(..)")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,9 +453,39 @@ mod tests {
     #[test]
     fn the_context_is_visible_only_inside_the_scope() {
         let key = IdempotencyKey::new("k").unwrap();
-        let seen = futures_ready(key.scope(async { pending().map(|call| call.key) }));
-        assert_eq!(seen.map(|key| key.0).as_deref(), Some("k"));
+        let keys = Keyring::ephemeral();
+        let op = Op::new("test.op");
+        let seen = futures_ready(key.scope(async {
+            start(&op, &keys);
+            pending().map(|call| call.op)
+        }));
+        assert_eq!(seen, Some("test.op"));
         assert!(pending().is_none(), "nothing leaks out of the scope");
+    }
+
+    /// A key is stored scoped to the caller and bound to the request: another principal's
+    /// identical key is another key; the same caller's key with another request is refused.
+    #[test]
+    fn a_key_is_scoped_to_its_caller_and_bound_to_its_request() {
+        let key = IdempotencyKey::new("k").unwrap();
+        let ada = crate::Caller::user(
+            crate::ids::UserId::new("ada").unwrap(),
+            crate::ids::OrgId::new("o").unwrap(),
+        );
+        let bob = crate::Caller::user(
+            crate::ids::UserId::new("bob").unwrap(),
+            crate::ids::OrgId::new("o").unwrap(),
+        );
+        let call = |caller: &crate::Caller, input: &str| {
+            Call::new(&key, &Op::new("op").caller(caller).input(input), "k1")
+        };
+        assert_ne!(call(&ada, "x").stored_key, call(&bob, "x").stored_key);
+        assert_eq!(call(&ada, "x").stored_key, call(&ada, "y").stored_key);
+        let at = chrono::Utc::now();
+        let first = call(&ada, "x").record(Recorded::Nothing, None, at).unwrap();
+        assert!(call(&ada, "x").first_run(&first.outcome).is_ok());
+        let reused = call(&ada, "y").first_run(&first.outcome).unwrap_err();
+        assert_eq!(reused.id(), "PKL-SVC-04");
     }
 
     fn futures_ready<T>(future: impl Future<Output = T>) -> T {

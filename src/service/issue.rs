@@ -3,7 +3,7 @@
 use super::access::{Guard, admin_context, principal};
 use super::deliver::registration_envelope;
 use super::engine::Executed;
-use super::idempotency::{Recorded, result_gone};
+use super::idempotency::{self, FirstRun, Recorded, result_gone};
 use super::{Op, PasskeyLinks};
 use crate::domain::code::{CodeState, CodeStatus};
 use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, ReadCode, RecordDelivery};
@@ -13,7 +13,7 @@ use crate::link::{Link, LinkValues, UrlTemplate};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
-use crate::ports::random::{RandomSource, source_rng};
+use crate::ports::random::{RandomSource, RngSource, source_rng};
 use crate::ports::relying_party::RelyingParty;
 use crate::secret::Secret;
 use crate::store::EventStore;
@@ -58,7 +58,8 @@ where
     ) -> Result<AddPasswordlessRegistrationResponse, Error> {
         let op = Op::new("passkey_links.add_passwordless_registration")
             .caller(caller)
-            .user(&request.user_id);
+            .user(&request.user_id)
+            .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
@@ -111,7 +112,8 @@ where
     ) -> Result<SendPasswordlessRegistrationResponse, Error> {
         let op = Op::new("passkey_links.send_passwordless_registration")
             .caller(caller)
-            .user(&request.user_id);
+            .user(&request.user_id)
+            .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
@@ -164,7 +166,9 @@ where
     ) -> Result<CreatePasskeyRegistrationLinkResponse, Error> {
         let op = Op::new("passkey_links.create_passkey_registration_link")
             .caller(caller)
-            .user(&request.user_id);
+            .user(&request.user_id)
+            .input_json(&request.send_link)
+            .input_json(&request.return_code);
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let guard = Guard::on_user(caller, Permission::UserPasskeyWrite, &user_id, &None);
@@ -229,8 +233,13 @@ where
         }
     }
 
-    /// Issues a code (fresh id and secret), then renders its link. The decision has already
-    /// checked that a template renders to an allowed origin, before anything was appended.
+    /// Issues a code (fresh id and secret), then renders its link. An emailed code's secret
+    /// derives from the current deployment key and the code id (its key id recorded with it):
+    /// whoever holds the key — the outbox's worker, another instance answering a retry —
+    /// renders the same link, and the secret is stored nowhere. A returned code's secret is
+    /// drawn from the command's randomness (derived from the deployment key under an
+    /// idempotency key). The decision has already checked that a template renders to an
+    /// allowed origin, before anything was appended.
     async fn issue(
         &self,
         caller: &Caller,
@@ -241,10 +250,18 @@ where
     ) -> Result<Issued, Error> {
         let code_id = CodeId::new(self.call_random().new_id())?;
         let secret_config = self.config.policy().secret();
-        let secret = match (self.config.outbox(), &delivery) {
-            // The worker that delivers it later derives the same secret: it is stored nowhere.
-            (Some(key), Delivery::Outbox { .. }) => key.derive(secret_config, code_id.as_str()),
-            _ => secret_config.generate(&mut source_rng(&self.call_random())),
+        let emailed = delivery.emailed().is_some();
+        let (secret, key_id) = if emailed {
+            let (key_id, key) = self.keys.current();
+            (
+                key.derive(secret_config, code_id.as_str()),
+                Some(key_id.to_owned()),
+            )
+        } else {
+            (
+                secret_config.generate(&mut source_rng(&self.call_random())),
+                None,
+            )
         };
         let template = delivery.emailed().flatten().cloned();
         let decision = IssueCode {
@@ -254,26 +271,16 @@ where
             secret_digest: secret.digest(),
             delivery,
             rate_limited: self.rate_limited(caller),
+            key_id,
         };
         let outcome = || Recorded::Code {
             code_id: code_id.clone(),
         };
         let executed = self.execute_recording(&decision, &guard, outcome).await?;
-        if let Some(recalled) = &executed.recalled {
-            // A retry: the link is the first run's only if this process drew the same code
-            // (the key's seed) — the secret is stored nowhere else.
-            let same_code =
-                matches!(recalled, Recorded::Code { code_id: first } if *first == code_id);
-            let same_secret = executed
-                .view()
-                .code(&code_id)
-                .ok()
-                .and_then(|code| code.issued())
-                .is_some_and(|issued| issued.secret_digest == secret.digest());
-            if !(same_code && same_secret) {
-                return Err(result_gone());
-            }
-        }
+        let (code_id, secret) = match &executed.first_run {
+            None => (code_id, secret),
+            Some(first) => self.first_runs_code(&executed, first, code_id, secret, emailed)?,
+        };
         let org_id = executed
             .view()
             .user(&user_id)
@@ -297,6 +304,65 @@ where
             secret,
             link,
         })
+    }
+
+    /// A retry's code and secret: the first run's, which this process reproduces when it holds
+    /// the deployment key the first run derived them from (an emailed code's key is recorded
+    /// with it; a returned code's randomness with the key's record). `PKL-SVC-05` otherwise.
+    fn first_runs_code(
+        &self,
+        executed: &Executed,
+        first: &FirstRun,
+        drawn: CodeId,
+        secret: Secret,
+        emailed: bool,
+    ) -> Result<(CodeId, Secret), Error> {
+        let Recorded::Code { code_id } = &first.outcome else {
+            return Err(Error::internal("a recalled issuance without its code"));
+        };
+        let code = executed
+            .view()
+            .code(code_id)
+            .map_err(|_| Error::internal("a recalled issuance without its code's state"))?;
+        let issued = code.issued().ok_or_else(result_gone)?;
+        let secret_config = self.config.policy().secret();
+        let secret = if emailed {
+            self.delivery_secret(code_id, code)
+                .ok_or_else(result_gone)?
+        } else if *code_id == drawn {
+            secret
+        } else {
+            // The first run drew under another (rotated) deployment key.
+            let rng =
+                idempotency::first_run_rng(&self.keys, &first.key_id).ok_or_else(result_gone)?;
+            let source = RngSource(std::sync::Mutex::new(rng));
+            if source.new_id() != code_id.as_str() {
+                return Err(result_gone());
+            }
+            secret_config.generate(&mut source_rng(&source))
+        };
+        if !secret.matches(&issued.secret_digest) {
+            return Err(result_gone());
+        }
+        Ok((code_id.clone(), secret))
+    }
+
+    /// The secret of an emailed code: derived from the deployment key recorded with it (or,
+    /// for a code recorded without one, whichever key of the ring derives its digest); `None`
+    /// when this process holds no such key.
+    pub(super) fn delivery_secret(&self, code_id: &CodeId, code: &CodeState) -> Option<Secret> {
+        let issued = code.issued()?;
+        let config = self.config.policy().secret();
+        let derive = |key: &crate::secret::DeliveryKey| key.derive(config, code_id.as_str());
+        match code.key_id() {
+            Some(key_id) => self.keys.get(key_id).map(derive),
+            None => self
+                .keys
+                .keys()
+                .map(|(_, key)| derive(key))
+                .find(|secret| secret.matches(&issued.secret_digest)),
+        }
+        .filter(|secret| secret.matches(&issued.secret_digest))
     }
 
     /// The send flow: append `requested`; then, synchronously, hand the link to the notifier
@@ -324,7 +390,7 @@ where
         if self.config.outbox().is_some() {
             return issued.executed.details(&StreamId::code(&issued.code_id));
         }
-        if issued.executed.recalled.is_some() {
+        if issued.executed.first_run.is_some() {
             // A retry of a send that recorded its code: if the first run got as far as
             // recording the delivery, answer with it instead of sending again.
             let read = ReadCode {

@@ -100,7 +100,6 @@ pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingPar
     relying_party: P,
     config: Config,
     repo: Repository,
-    seeds: idempotency::Seeds,
     /// The configured keys, or the outbox's, or one of this process's own.
     keys: Keyring,
 }
@@ -139,7 +138,6 @@ where
                 .or_else(|| config.outbox().cloned().map(Keyring::from))
                 .unwrap_or_else(Keyring::ephemeral),
             config,
-            seeds: idempotency::Seeds::default(),
         }
     }
 }
@@ -164,7 +162,6 @@ where
             relying_party: self.relying_party,
             config: self.config,
             repo: self.repo,
-            seeds: self.seeds,
             keys: self.keys,
         }
     }
@@ -180,7 +177,6 @@ where
             relying_party: self.relying_party,
             config: self.config,
             repo: self.repo,
-            seeds: self.seeds,
             keys: self.keys,
         }
     }
@@ -199,7 +195,6 @@ where
             relying_party,
             config: self.config,
             repo: self.repo,
-            seeds: self.seeds,
             keys: self.keys,
         }
     }
@@ -220,10 +215,9 @@ where
         op: Op,
         work: impl Future<Output = Result<T, Error>>,
     ) -> impl Future<Output = Result<T, Error>> {
-        let name = op.name();
         operation(
             op,
-            move || idempotency::start(name, &self.seeds, &self.random),
+            move |op: &Op| idempotency::start(op, &self.keys),
             self.config.deadline(),
             |left| self.store.sleep(left),
             work,
@@ -231,7 +225,7 @@ where
     }
 
     /// The source of ids and secrets for the current command: under an idempotency key, the
-    /// key's seed, so that a retry draws the same.
+    /// randomness derived from the deployment's keys for it, so that a retry draws the same.
     fn call_random(&self) -> idempotency::CallRandom<'_, R> {
         idempotency::CallRandom(&self.random)
     }

@@ -14,8 +14,10 @@ use std::time::Duration;
 use crate::error::{Error, catalogue};
 use crate::ports::authorizer::Caller;
 
-/// What one public operation is, for its tracing span: a name and ids — never a secret, never a
-/// code id (only its derived reference). The ids are formatted only when a subscriber listens.
+/// What one public operation is: a name, who calls it, and a fingerprint of what it was asked —
+/// what an idempotency key is scoped to and bound to — and, for its tracing span, ids (never a
+/// secret, never a code id: only its derived reference; formatted only when a subscriber
+/// listens).
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(super) struct Op {
@@ -24,6 +26,10 @@ pub(super) struct Op {
     caller: Option<String>,
     user_id: Option<String>,
     code: Option<String>,
+    /// The caller, as an idempotency key is scoped to it (`anonymous` without one).
+    principal: String,
+    /// What the request named and carried, each part length-prefixed.
+    inputs: Vec<u8>,
 }
 
 impl Op {
@@ -35,6 +41,7 @@ impl Op {
         Self {
             name,
             enabled,
+            principal: "anonymous".to_owned(),
             ..Self::default()
         }
     }
@@ -45,13 +52,15 @@ impl Op {
     }
 
     pub(super) fn caller(mut self, caller: &Caller) -> Self {
+        self.principal = caller.to_string();
         if self.enabled {
-            self.caller = Some(caller.to_string());
+            self.caller = Some(self.principal.clone());
         }
         self
     }
 
     pub(super) fn user(mut self, user_id: &str) -> Self {
+        self = self.input(user_id);
         if self.enabled {
             self.user_id = Some(user_id.to_owned());
         }
@@ -61,12 +70,46 @@ impl Op {
     /// The derived reference of the code named by a request (ids are validated later; an
     /// invalid one gets no reference).
     pub(super) fn code(mut self, code_id: &str) -> Self {
+        self = self.input(code_id);
         if self.enabled {
             self.code = crate::ids::CodeId::new(code_id)
                 .ok()
                 .map(|id| id.reference().to_string());
         }
         self
+    }
+
+    /// One more part of what the request asked (a name, a flag, a secret's digest — never the
+    /// secret itself): a retry under the same idempotency key must ask the same.
+    pub(super) fn input(mut self, part: impl AsRef<[u8]>) -> Self {
+        let part = part.as_ref();
+        self.inputs
+            .extend_from_slice(&(part.len() as u64).to_be_bytes());
+        self.inputs.extend_from_slice(part);
+        self
+    }
+
+    /// As [`Op::input`], for a part that is a value (hashed as its JSON).
+    pub(super) fn input_json(self, part: &impl serde::Serialize) -> Self {
+        let text = serde_json::to_vec(part).unwrap_or_default();
+        self.input(text)
+    }
+
+    /// Who calls, as an idempotency key is scoped to it.
+    pub(super) fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The request's fingerprint: a SHA-256 of the operation's name and every input.
+    pub(super) fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"passkey-links request v1\0")
+            .chain_update(self.name.as_bytes())
+            .chain_update([0])
+            .chain_update(&self.inputs)
+            .finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -79,17 +122,21 @@ struct Trace {
 
 /// An operation's span and outcome log (feature `tracing`; nothing otherwise).
 #[cfg(not(feature = "tracing"))]
-struct Trace;
+struct Trace {
+    op: Op,
+}
 
 impl Trace {
-    fn new(_op: Op) -> Self {
-        #[cfg(feature = "tracing")]
-        return Self {
-            op: _op,
+    fn new(op: Op) -> Self {
+        Self {
+            op,
+            #[cfg(feature = "tracing")]
             span: None,
-        };
-        #[cfg(not(feature = "tracing"))]
-        Self
+        }
+    }
+
+    fn op(&self) -> &Op {
+        &self.op
     }
 
     /// Runs `poll` inside the operation's span, opened on the first poll when a subscriber
@@ -166,14 +213,14 @@ pub(super) fn within_deadline<W, S, F>(
     deadline: Option<Duration>,
     work: W,
     sleep: S,
-) -> Operation<W, fn(), S, F> {
-    operation(Op::default(), || {}, deadline, sleep, work)
+) -> Operation<W, fn(&Op), S, F> {
+    operation(Op::default(), |_: &Op| {}, deadline, sleep, work)
 }
 
 impl<T, W, B, S, F> Future for Operation<W, B, S, F>
 where
     W: Future<Output = Result<T, Error>>,
-    B: FnOnce(),
+    B: FnOnce(&Op),
     S: FnOnce(Duration) -> F,
     F: Future<Output = ()>,
 {
@@ -182,7 +229,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Some(begin) = this.begin.take() {
-            begin();
+            begin(this.trace.op());
         }
         let mut work = this.work;
         if let Poll::Ready(result) = this.trace.in_span(|| work.as_mut().poll(cx)) {

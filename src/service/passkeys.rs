@@ -46,7 +46,7 @@ where
     ) -> Result<RegisterPasskeyResponse, Error> {
         let op = Op::new("passkey_links.register_passkey").user(&request.user_id);
         let op = match &request.code {
-            Some(code) => op.code(&code.id),
+            Some(code) => op.code(&code.id).input(code.code.digest().as_bytes()),
             None => op,
         };
         self.traced(op, async {
@@ -82,7 +82,7 @@ where
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
-            let (passkey_id, options) = match &executed.recalled {
+            let (passkey_id, options) = match executed.recalled() {
                 Some(Recorded::Ceremony {
                     passkey_id,
                     creation_options,
@@ -135,7 +135,11 @@ where
         &self,
         request: VerifyPasskeyRegistrationRequest,
     ) -> Result<DetailsResponse, Error> {
-        let op = Op::new("passkey_links.verify_passkey_registration").user(&request.user_id);
+        let op = Op::new("passkey_links.verify_passkey_registration")
+            .user(&request.user_id)
+            .input(&request.passkey_id)
+            .input(&request.passkey_name)
+            .input_json(&request.public_key_credential);
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
@@ -150,7 +154,7 @@ where
                 passkey_id: passkey_id.clone(),
             };
             let read = self.execute(&read, &Guard::Open).await?;
-            if read.recalled.is_some() {
+            if read.first_run.is_some() {
                 let details = read.details(&StreamId::user(&user_id))?;
                 return Ok(DetailsResponse { details });
             }
@@ -227,7 +231,8 @@ where
     ) -> Result<ListPasskeysResponse, Error> {
         let op = Op::new("passkey_links.list_passkeys")
             .caller(caller)
-            .user(&request.user_id);
+            .user(&request.user_id)
+            .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let org_context = admin_context(caller, org_context)?;
@@ -274,7 +279,9 @@ where
     ) -> Result<DetailsResponse, Error> {
         let op = Op::new("passkey_links.remove_passkey")
             .caller(caller)
-            .user(&request.user_id);
+            .user(&request.user_id)
+            .input(&request.passkey_id)
+            .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;

@@ -15,7 +15,7 @@ use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
-use crate::read::store::{AuditScope, ProjectionStore};
+use crate::read::store::{AuditScope, DeliveryState, ProjectionStore};
 use crate::store::EventStore;
 use crate::wire::{
     AuditEvent, ListAuditTrailRequest, ListAuditTrailResponse, ListDetails, ListLiveLinksRequest,
@@ -76,12 +76,23 @@ where
                 .link_rows(&user_id)
                 .await?
                 .into_iter()
-                .filter(|row| is_live(&row.code_state(), user, org, now, skew))
+                .filter(|row| {
+                    // A failed delivery stays listed until the code expires: it can be
+                    // redelivered.
+                    let failed =
+                        row.delivery == DeliveryState::Failed && now < row.issued.expires_at;
+                    failed || is_live(&row.code_state(), user, org, now, skew)
+                })
                 .map(|row| LiveLink {
-                    code_id: row.code_id.as_str().to_owned(),
+                    code_reference: row.code.as_str().to_owned(),
                     issued_at: row.issued.issued_at,
                     expires_at: row.issued.expires_at,
                     delivery: row.delivery.as_str().to_owned(),
+                    failure: row.failure.and_then(|failure| {
+                        serde_json::to_value(failure)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                    }),
                     failed_checks: row.failed_checks,
                 })
                 .collect();

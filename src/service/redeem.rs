@@ -46,7 +46,8 @@ where
     pub async fn check_code(&self, request: CheckCodeRequest) -> Result<CheckCodeResponse, Error> {
         let op = Op::new("passkey_links.check_code")
             .user(&request.user_id)
-            .code(&request.code_id);
+            .code(&request.code_id)
+            .input(request.code.digest().as_bytes());
         self.traced(op, async {
             let presented = present(request.user_id, request.code_id, request.code)?;
             let code_id = presented.code_id.clone();
@@ -81,7 +82,8 @@ where
         let op = Op::new("passkey_links.revoke_code")
             .caller(caller)
             .user(&request.user_id)
-            .code(&request.code_id);
+            .code(&request.code_id)
+            .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let code_id = CodeId::new(request.code_id)?;

@@ -112,6 +112,8 @@ pub struct IdempotencyRecord {
     pub key: String,
     /// What the writer needs to answer a retry the same way (never a secret).
     pub outcome: Value,
+    /// When it was recorded (the injected clock): what pruning goes by.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// An atomic batch: one [`StreamAppend`] per stream, each stream at most once (a stream twice

@@ -221,7 +221,7 @@ pub enum StoreError {
 ///
 /// **Required** — what every backend provides: [`EventStore::capabilities`],
 /// [`EventStore::read_many`], [`EventStore::append`], [`EventStore::read_feed`],
-/// [`EventStore::recall`] and [`EventStore::sleep`]. **Optional capabilities** — snapshots and
+/// [`EventStore::recall`], [`EventStore::prune_idempotency`] and [`EventStore::sleep`]. **Optional capabilities** — snapshots and
 /// loading in one round trip — are declared by [`EventStore::capabilities`]: the service uses
 /// exactly what a store declares, so a wrapper must forward a capability or declare it away
 /// (one left at its default answers [`StoreError::Unsupported`], never a silent fallback).
@@ -277,6 +277,16 @@ pub trait EventStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
+
+    /// Forgets the idempotency records made before `older_than` (a retry with their keys then
+    /// runs anew); answers how many. Keep records longer than any client retries.
+    ///
+    /// # Errors
+    /// As [`EventStore::append`].
+    fn prune_idempotency(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A timer on the runtime this store's calls run on: the service's deadlines, the outbox's
     /// retry delays and the projection runner's polling wait on it. A store bound to a runtime
@@ -362,6 +372,7 @@ forward_port!(EventStore {
     fn append(&self, batch: AppendBatch) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send;
     fn read_feed(&self, after: u64, limit: usize) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
     fn recall(&self, key: &str) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send;
+    fn prune_idempotency(&self, older_than: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send;
     fn read(&self, stream: &StreamId, after_version: u64) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
     fn load_many(&self, streams: &[(StreamId, ReadFrom)], follow: &[Follow], limit: usize) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send;

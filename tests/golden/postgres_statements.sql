@@ -24,9 +24,10 @@ WITH w AS (
   RETURNING stream_type, stream_id, version, position
 ),
 k AS (
-  INSERT INTO passkey_links_idempotency (key, outcome, streams)
+  INSERT INTO passkey_links_idempotency (key, outcome, streams, recorded_at)
   SELECT $15::text, $16::jsonb,
-         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
+         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w),
+         $17::timestamptz
   WHERE $15::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
 )
 SELECT stream_type, stream_id, version, position FROM w;
@@ -151,6 +152,9 @@ FROM passkey_links_events WHERE feed_position > $1 ORDER BY feed_position LIMIT 
 -- recall
 SELECT outcome, streams FROM passkey_links_idempotency WHERE key = $1;
 
+-- prune_idempotency
+DELETE FROM passkey_links_idempotency WHERE recorded_at < $1;
+
 -- all_events
 SELECT stream_type, stream_id, version, position, event_id, event_type, schema_version, payload, recorded_at FROM passkey_links_events ORDER BY position;
 
@@ -179,28 +183,28 @@ JOIN passkey_links_owners o ON o.stream_type = a.t AND o.stream_id = a.i
 ON CONFLICT (feed_position) DO NOTHING;
 
 -- insert_links
-INSERT INTO passkey_links_links (code_id, user_id, issued, issued_position, delivery, delivery_position)
+INSERT INTO passkey_links_links (code_ref, user_id, issued, issued_position, delivery, delivery_position)
 SELECT c, u, i, p, d, p
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int8[], $5::text[]) AS x(c, u, i, p, d)
-ON CONFLICT (code_id) DO NOTHING;
+ON CONFLICT (code_ref) DO NOTHING;
 
 -- deliver_links
-UPDATE passkey_links_links l SET delivery = u.s, delivery_position = u.p
-FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
-WHERE l.code_id = u.c AND l.delivery_position < u.p;
+UPDATE passkey_links_links l SET delivery = u.s, failure = u.f, delivery_position = u.p
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(c, s, f, p)
+WHERE l.code_ref = u.c AND l.delivery_position < u.p;
 
 -- insert_link_failures
-INSERT INTO passkey_links_link_failures (code_id, feed_position)
+INSERT INTO passkey_links_link_failures (code_ref, feed_position)
 SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING;
 
 -- end_links
-UPDATE passkey_links_links SET ended = true WHERE code_id = ANY($1::text[]);
+UPDATE passkey_links_links SET ended = true WHERE code_ref = ANY($1::text[]);
 
 -- link_rows
-SELECT l.code_id, l.issued, l.delivery,
-       (SELECT count(*) FROM passkey_links_link_failures f WHERE f.code_id = l.code_id)
+SELECT l.code_ref, l.issued, l.delivery, l.failure,
+       (SELECT count(*) FROM passkey_links_link_failures f WHERE f.code_ref = l.code_ref)
 FROM passkey_links_links l
-WHERE l.user_id = $1 AND NOT l.ended AND l.delivery <> 'FAILED'
+WHERE l.user_id = $1 AND NOT l.ended
 ORDER BY l.issued_position DESC;
 
 -- audit_page_user

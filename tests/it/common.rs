@@ -60,6 +60,7 @@ pub fn issue(n: u32, delivery: Delivery) -> IssueCode {
         secret_digest: secret(n).digest(),
         delivery,
         rate_limited: true,
+        key_id: None,
     }
 }
 

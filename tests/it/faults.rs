@@ -60,6 +60,13 @@ impl Inspect for FaultyStore {
 }
 
 impl EventStore for FaultyStore {
+    async fn prune_idempotency(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_idempotency(older_than).await
+    }
+
     /// Only the required methods: no snapshots, loads through reads.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE

@@ -63,6 +63,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
     requested["urlTemplate"] = json!("https://app.example.com/{{.Code}}");
     requested["supersedesWhenUsable"] = json!(true);
     requested["outbox"] = json!(true);
+    requested["keyId"] = json!("k1");
     vec![
         (
             OrgEvent::Added {
@@ -180,6 +181,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 url_template: Some("https://app.example.com/{{.Code}}".into()),
                 supersedes_when_usable: true,
                 outbox: true,
+                key_id: Some("k1".into()),
             }
             .into(),
             "user.human.passwordless.initialization.code.requested",
@@ -191,6 +193,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 url_template: None,
                 supersedes_when_usable: false,
                 outbox: false,
+                key_id: None,
             }
             .into(),
             "user.human.passwordless.initialization.code.requested",
@@ -248,6 +251,19 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
             CodeEvent::Revoked {}.into(),
             "user.human.passwordless.initialization.code.revoked",
             json!({}),
+        ),
+        (
+            CodeEvent::RedeliveryRequested { outbox: true }.into(),
+            "user.human.passwordless.initialization.code.redelivery.requested",
+            json!({"outbox": true}),
+        ),
+        (
+            CodeEvent::DeliveryFailed {
+                reason: DeliveryFailure::Unrenderable,
+            }
+            .into(),
+            "user.human.passwordless.initialization.code.delivery.failed",
+            json!({"reason": "unrenderable"}),
         ),
         (
             CredentialEvent::Claimed {

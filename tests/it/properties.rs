@@ -98,7 +98,7 @@ proptest! {
         let mut history = world();
         if for_delivery {
             history.push(Change::user(&user(), UserEvent::CodeIssued { code_id: code(1), issued_at: t0(), supersedes_earlier: false }));
-            history.push(Change::code(&code(1), CodeEvent::Requested { issued: issued(1, t0(), 1), url_template: None, supersedes_when_usable: true, outbox: false }));
+            history.push(Change::code(&code(1), CodeEvent::Requested { issued: issued(1, t0(), 1), url_template: None, supersedes_when_usable: true, outbox: false, key_id: None }));
         } else {
             history.extend(returned_code(1, t0(), 1));
         }

@@ -41,6 +41,13 @@ impl<S> Counting<S> {
 }
 
 impl<S: EventStore> EventStore for Counting<S> {
+    async fn prune_idempotency(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_idempotency(older_than).await
+    }
+
     /// The inner store's, but loads go through the reads this wrapper counts.
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities().batched_load(false)
@@ -210,6 +217,13 @@ struct Slow<S> {
 }
 
 impl<S: EventStore> EventStore for Slow<S> {
+    async fn prune_idempotency(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_idempotency(older_than).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

@@ -76,6 +76,13 @@ mod wrapped {
     }
 
     impl<S: EventStore> EventStore for PassThrough<S> {
+        async fn prune_idempotency(
+            &self,
+            older_than: chrono::DateTime<chrono::Utc>,
+        ) -> Result<u64, StoreError> {
+            self.inner.prune_idempotency(older_than).await
+        }
+
         fn capabilities(&self) -> Capabilities {
             self.inner.capabilities()
         }

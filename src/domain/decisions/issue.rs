@@ -55,6 +55,8 @@ pub struct IssueCode {
     pub delivery: Delivery,
     /// Whether the per-user rate limit applies to this caller.
     pub rate_limited: bool,
+    /// For an emailed code: the id of the deployment key its secret derives from.
+    pub key_id: Option<String>,
 }
 
 impl IssueCode {
@@ -88,6 +90,7 @@ impl IssueCode {
                     url_template: url_template.map(|t| t.as_str().to_owned()),
                     supersedes_when_usable: one_live,
                     outbox: matches!(self.delivery, Delivery::Outbox { .. }),
+                    key_id: self.key_id.clone(),
                 },
             ),
         };

@@ -41,8 +41,8 @@ struct Inner {
     log: Vec<Stored>,
     /// Each stream's events, as indexes into `log`, in version order.
     streams: HashMap<StreamId, Vec<usize>>,
-    /// Idempotency records by key.
-    keys: HashMap<String, Recalled>,
+    /// Idempotency records by key, with when each was recorded.
+    keys: HashMap<String, (Recalled, DateTime<Utc>)>,
     /// The newest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
     /// Projection checkpoints and the read models' tables.
@@ -182,8 +182,8 @@ impl Inner {
             written.push((append.stream, version));
         }
         if let Some(record) = record {
-            self.keys
-                .insert(record.key, Recalled::new(record.outcome, written));
+            let recalled = Recalled::new(record.outcome, written);
+            self.keys.insert(record.key, (recalled, record.recorded_at));
         }
         Ok(appended)
     }
@@ -288,7 +288,21 @@ impl EventStore for InMemoryStore {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<Recalled>, StoreError>> + Send {
-        ready(Ok(self.lock().keys.get(key).cloned()))
+        ready(Ok(self
+            .lock()
+            .keys
+            .get(key)
+            .map(|(recalled, _)| recalled.clone())))
+    }
+
+    fn prune_idempotency(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let mut inner = self.lock();
+        let before = inner.keys.len();
+        inner.keys.retain(|_, (_, at)| *at >= older_than);
+        ready(Ok((before - inner.keys.len()) as u64))
     }
 
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + Send {

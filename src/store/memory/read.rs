@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ids::{CodeId, OrgId, StreamId, UserId};
-use crate::read::store::{AuditEntry, AuditScope, DeliveryState, LinkRow, ReadChange};
+use crate::ids::{CodeRef, OrgId, StreamId, UserId};
+use crate::read::store::{AuditEntry, AuditScope, LinkRow, ReadChange};
 
 /// A code's row with the positions that make applying changes idempotent.
 #[derive(Debug)]
@@ -24,8 +24,8 @@ pub(super) struct ReadTables {
     audit: HashMap<u64, AuditEntry>,
     audit_by_user: HashMap<UserId, BTreeSet<u64>>,
     audit_by_org: HashMap<OrgId, BTreeSet<u64>>,
-    links: HashMap<CodeId, Link>,
-    links_by_user: HashMap<UserId, Vec<CodeId>>,
+    links: HashMap<CodeRef, Link>,
+    links_by_user: HashMap<UserId, Vec<CodeRef>>,
 }
 
 impl ReadTables {
@@ -67,15 +67,15 @@ impl ReadTables {
                 }
             }
             ReadChange::LinkIssued { row, feed_position } => {
-                if self.links.contains_key(&row.code_id) {
+                if self.links.contains_key(&row.code) {
                     return;
                 }
                 self.links_by_user
                     .entry(row.issued.user_id.clone())
                     .or_default()
-                    .push(row.code_id.clone());
+                    .push(row.code.clone());
                 self.links.insert(
-                    row.code_id.clone(),
+                    row.code.clone(),
                     Link {
                         row,
                         delivery_position: feed_position,
@@ -86,28 +86,30 @@ impl ReadTables {
                 );
             }
             ReadChange::LinkDelivered {
-                code_id,
+                code,
                 state,
+                failure,
                 feed_position,
             } => {
-                if let Some(link) = self.links.get_mut(&code_id)
+                if let Some(link) = self.links.get_mut(&code)
                     && link.delivery_position < feed_position
                 {
                     link.row.delivery = state;
+                    link.row.failure = failure;
                     link.delivery_position = feed_position;
                 }
             }
             ReadChange::LinkCheckFailed {
-                code_id,
+                code,
                 feed_position,
             } => {
-                if let Some(link) = self.links.get_mut(&code_id) {
+                if let Some(link) = self.links.get_mut(&code) {
                     link.failures.insert(feed_position);
                     link.row.failed_checks = u32::try_from(link.failures.len()).unwrap_or(u32::MAX);
                 }
             }
-            ReadChange::LinkEnded { code_id, .. } => {
-                if let Some(link) = self.links.get_mut(&code_id) {
+            ReadChange::LinkEnded { code, .. } => {
+                if let Some(link) = self.links.get_mut(&code) {
                     link.ended = true;
                 }
             }
@@ -121,7 +123,7 @@ impl ReadTables {
             .into_iter()
             .flatten()
             .filter_map(|code| self.links.get(code))
-            .filter(|link| !link.ended && link.row.delivery != DeliveryState::Failed)
+            .filter(|link| !link.ended)
             .collect();
         links.sort_by_key(|link| std::cmp::Reverse(link.issued_position));
         links.into_iter().map(|link| link.row.clone()).collect()

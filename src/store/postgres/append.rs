@@ -167,9 +167,13 @@ impl PostgresStore {
     ) -> Result<Option<Vec<Appended>>, StoreError> {
         let rows = Rows::of(batch)?;
         let guard = Guard::of(batch, read_set);
-        let (key, outcome) = match idempotency {
-            Some(record) => (Some(record.key.as_str()), Some(&record.outcome)),
-            None => (None, None),
+        let (key, outcome, recorded_at) = match idempotency {
+            Some(record) => (
+                Some(record.key.as_str()),
+                Some(&record.outcome),
+                Some(record.recorded_at),
+            ),
+            None => (None, None, None),
         };
         let statement = client
             .prepare_cached(&self.sql.append)
@@ -195,6 +199,7 @@ impl PostgresStore {
                     &guard.last,
                     &key,
                     &outcome,
+                    &recorded_at,
                 ],
             )
             .await;

@@ -109,4 +109,19 @@ impl PostgresStore {
         }
         Ok(Some(Recalled::new(outcome, streams)))
     }
+
+    pub(super) async fn prune_idempotency_now(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.prune_idempotency)
+            .await
+            .map_err(classify)?;
+        client
+            .execute(&statement, &[&older_than])
+            .await
+            .map_err(|err| super::failure::store_error(&err, true))
+    }
 }

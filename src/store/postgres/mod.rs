@@ -95,6 +95,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_ids",
         include_str!("../../../migrations/0006_event_ids.sql"),
     ),
+    (
+        7,
+        "references_and_retries",
+        include_str!("../../../migrations/0007_references_and_retries.sql"),
+    ),
 ];
 
 /// A PostgreSQL event store. Cloning shares the pool.
@@ -378,6 +383,13 @@ impl EventStore for PostgresStore {
 
     async fn recall(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
         within(self.deadline, false, self.recall_now(key)).await
+    }
+
+    async fn prune_idempotency(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        within(self.deadline, true, self.prune_idempotency_now(older_than)).await
     }
 
     /// Tokio's timer: the store runs on Tokio (with its time driver) anyway.

@@ -10,8 +10,9 @@ use tokio_postgres::Transaction;
 
 use super::load::stream_of;
 use super::{PostgresStore, classify, failure, within};
+use crate::domain::DeliveryFailure;
 use crate::error::Error;
-use crate::ids::{CodeId, UserId};
+use crate::ids::{CodeRef, UserId};
 use crate::read::Projection;
 use crate::read::store::{
     AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange,
@@ -108,7 +109,7 @@ struct AuditColumns<'a> {
 
 #[derive(Default)]
 struct IssuedColumns<'a> {
-    code_id: Vec<&'a str>,
+    code: Vec<&'a str>,
     user_id: Vec<&'a str>,
     facts: Vec<Value>,
     position: Vec<i64>,
@@ -117,14 +118,15 @@ struct IssuedColumns<'a> {
 
 #[derive(Default)]
 struct DeliveredColumns<'a> {
-    code_id: Vec<&'a str>,
+    code: Vec<&'a str>,
     state: Vec<&'a str>,
+    failure: Vec<Option<String>>,
     position: Vec<i64>,
 }
 
 #[derive(Default)]
 struct FailureColumns<'a> {
-    code_id: Vec<&'a str>,
+    code: Vec<&'a str>,
     position: Vec<i64>,
 }
 
@@ -158,34 +160,44 @@ impl<'a> Columns<'a> {
                     let facts = serde_json::to_value(&row.issued)
                         .map_err(|err| StoreError::Internal(err.to_string()))?;
                     let issued = &mut columns.issued;
-                    issued.code_id.push(row.code_id.as_str());
+                    issued.code.push(row.code.as_str());
                     issued.user_id.push(row.issued.user_id.as_str());
                     issued.facts.push(facts);
                     issued.position.push(position(*feed_position));
                     issued.delivery.push(row.delivery.as_str());
                 }
                 ReadChange::LinkDelivered {
-                    code_id,
+                    code,
                     state,
+                    failure,
                     feed_position,
                 } => {
                     let delivered = &mut columns.delivered;
-                    delivered.code_id.push(code_id.as_str());
+                    delivered.code.push(code.as_str());
                     delivered.state.push(state.as_str());
+                    delivered.failure.push(failure.map(failure_name));
                     delivered.position.push(position(*feed_position));
                 }
                 ReadChange::LinkCheckFailed {
-                    code_id,
+                    code,
                     feed_position,
                 } => {
-                    columns.failures.code_id.push(code_id.as_str());
+                    columns.failures.code.push(code.as_str());
                     columns.failures.position.push(position(*feed_position));
                 }
-                ReadChange::LinkEnded { code_id, .. } => columns.ended.push(code_id.as_str()),
+                ReadChange::LinkEnded { code, .. } => columns.ended.push(code.as_str()),
             }
         }
         Ok(columns)
     }
+}
+
+/// A delivery failure's stored name (its serde name).
+fn failure_name(failure: DeliveryFailure) -> String {
+    serde_json::to_value(failure)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn position(value: u64) -> i64 {
@@ -278,11 +290,11 @@ impl PostgresStore {
             .await
             .map_err(classify)?;
         }
-        if !issued.code_id.is_empty() {
+        if !issued.code.is_empty() {
             tx.execute(
                 &self.sql.insert_links,
                 &[
-                    &issued.code_id,
+                    &issued.code,
                     &issued.user_id,
                     &issued.facts,
                     &issued.position,
@@ -292,18 +304,23 @@ impl PostgresStore {
             .await
             .map_err(classify)?;
         }
-        if !delivered.code_id.is_empty() {
+        if !delivered.code.is_empty() {
             tx.execute(
                 &self.sql.deliver_links,
-                &[&delivered.code_id, &delivered.state, &delivered.position],
+                &[
+                    &delivered.code,
+                    &delivered.state,
+                    &delivered.failure,
+                    &delivered.position,
+                ],
             )
             .await
             .map_err(classify)?;
         }
-        if !failures.code_id.is_empty() {
+        if !failures.code.is_empty() {
             tx.execute(
                 &self.sql.insert_link_failures,
-                &[&failures.code_id, &failures.position],
+                &[&failures.code, &failures.position],
             )
             .await
             .map_err(classify)?;
@@ -328,14 +345,22 @@ impl PostgresStore {
         rows.iter()
             .map(|row| {
                 let corrupt = |what: String| StoreError::Internal(format!("link row: {what}"));
-                let code_id: String = row.try_get(0).map_err(classify)?;
+                let code: String = row.try_get(0).map_err(classify)?;
                 let issued: Value = row.try_get(1).map_err(classify)?;
                 let delivery: String = row.try_get(2).map_err(classify)?;
-                let failed: i64 = row.try_get(3).map_err(classify)?;
+                let failure: Option<String> = row.try_get(3).map_err(classify)?;
+                let failed: i64 = row.try_get(4).map_err(classify)?;
+                let failure = failure
+                    .map(|name| {
+                        serde_json::from_value::<DeliveryFailure>(Value::String(name))
+                            .map_err(|err| corrupt(err.to_string()))
+                    })
+                    .transpose()?;
                 Ok(LinkRow::new(
-                    CodeId::new(code_id).map_err(|err| corrupt(err.to_string()))?,
+                    CodeRef::parse(&code).map_err(|err| corrupt(err.to_string()))?,
                     serde_json::from_value(issued).map_err(|err| corrupt(err.to_string()))?,
                     DeliveryState::parse(&delivery).ok_or_else(|| corrupt(delivery.clone()))?,
+                    failure,
                     u32::try_from(failed).unwrap_or(u32::MAX),
                 ))
             })

@@ -20,8 +20,8 @@ pub(super) const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
 pub(super) struct Statements {
     /// `$1..$9`: the rows (stream type, id, version after the expectation, counted from the
     /// stream's end, event id, type, schema version, payload text, time); `$10..$14`: the guard
-    /// (stream type, id, version, event id or null, nothing may follow); `$15, $16`: the
-    /// idempotency key and outcome, or nulls.
+    /// (stream type, id, version, event id or null, nothing may follow); `$15, $16, $17`: the
+    /// idempotency key, outcome and time, or nulls.
     pub(super) append: String,
     /// Per stream (`$1` types, `$2` ids, `$3` versions): its version now, and the id of its
     /// event at the version given.
@@ -36,6 +36,7 @@ pub(super) struct Statements {
     pub(super) sequence_feed: String,
     pub(super) read_feed: String,
     pub(super) recall: String,
+    pub(super) prune_idempotency: String,
     pub(super) all_events: String,
     pub(super) schema_versions: String,
     pub(super) checkpoint: String,
@@ -106,9 +107,10 @@ impl Statements {
   RETURNING stream_type, stream_id, version, position
 ),
 k AS (
-  INSERT INTO {keys} (key, outcome, streams)
+  INSERT INTO {keys} (key, outcome, streams, recorded_at)
   SELECT $15::text, $16::jsonb,
-         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w)
+         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w),
+         $17::timestamptz
   WHERE $15::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
 )
 SELECT stream_type, stream_id, version, position FROM w"
@@ -232,6 +234,7 @@ WHERE id = 1 AND EXISTS (SELECT 1 FROM given)"
 FROM {events} WHERE feed_position > $1 ORDER BY feed_position LIMIT $2"
             ),
             recall: format!("SELECT outcome, streams FROM {keys} WHERE key = $1"),
+            prune_idempotency: format!("DELETE FROM {keys} WHERE recorded_at < $1"),
             all_events: format!(
                 "SELECT stream_type, stream_id, {columns} FROM {events} ORDER BY position"
             ),
@@ -256,26 +259,26 @@ JOIN {owners} o ON o.stream_type = a.t AND o.stream_id = a.i
 ON CONFLICT (feed_position) DO NOTHING"
             ),
             insert_links: format!(
-                "INSERT INTO {links} (code_id, user_id, issued, issued_position, delivery, delivery_position)
+                "INSERT INTO {links} (code_ref, user_id, issued, issued_position, delivery, delivery_position)
 SELECT c, u, i, p, d, p
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int8[], $5::text[]) AS x(c, u, i, p, d)
-ON CONFLICT (code_id) DO NOTHING"
+ON CONFLICT (code_ref) DO NOTHING"
             ),
             deliver_links: format!(
-                "UPDATE {links} l SET delivery = u.s, delivery_position = u.p
-FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(c, s, p)
-WHERE l.code_id = u.c AND l.delivery_position < u.p"
+                "UPDATE {links} l SET delivery = u.s, failure = u.f, delivery_position = u.p
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(c, s, f, p)
+WHERE l.code_ref = u.c AND l.delivery_position < u.p"
             ),
             insert_link_failures: format!(
-                "INSERT INTO {failures} (code_id, feed_position)
+                "INSERT INTO {failures} (code_ref, feed_position)
 SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING"
             ),
-            end_links: format!("UPDATE {links} SET ended = true WHERE code_id = ANY($1::text[])"),
+            end_links: format!("UPDATE {links} SET ended = true WHERE code_ref = ANY($1::text[])"),
             link_rows: format!(
-                "SELECT l.code_id, l.issued, l.delivery,
-       (SELECT count(*) FROM {failures} f WHERE f.code_id = l.code_id)
+                "SELECT l.code_ref, l.issued, l.delivery, l.failure,
+       (SELECT count(*) FROM {failures} f WHERE f.code_ref = l.code_ref)
 FROM {links} l
-WHERE l.user_id = $1 AND NOT l.ended AND l.delivery <> 'FAILED'
+WHERE l.user_id = $1 AND NOT l.ended
 ORDER BY l.issued_position DESC"
             ),
             audit_page_user: audit_page("user_id"),
@@ -296,6 +299,7 @@ ORDER BY l.issued_position DESC"
             ("sequence_feed", &self.sequence_feed),
             ("read_feed", &self.read_feed),
             ("recall", &self.recall),
+            ("prune_idempotency", &self.prune_idempotency),
             ("all_events", &self.all_events),
             ("schema_versions", &self.schema_versions),
             ("checkpoint", &self.checkpoint),

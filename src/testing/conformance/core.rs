@@ -153,6 +153,7 @@ pub async fn any_appends_whatever_the_version<S: EventStore>(store: S) {
     .with_idempotency(IdempotencyRecord {
         key: "any-full".into(),
         outcome: json!({"ok": true}),
+        recorded_at: at(),
     });
     assert_eq!(
         versions_of(&store.append(full).await.unwrap()),
@@ -170,6 +171,7 @@ pub async fn any_appends_whatever_the_version<S: EventStore>(store: S) {
     .with_idempotency(IdempotencyRecord {
         key: "any-stale".into(),
         outcome: json!({"ok": false}),
+        recorded_at: at(),
     });
     let result = store.append(stale).await;
     assert!(

@@ -14,6 +14,7 @@ pub async fn an_idempotency_key_is_recorded_once_with_its_batch<S: EventStore>(s
     let record = |key: &str| IdempotencyRecord {
         key: key.to_owned(),
         outcome: outcome.clone(),
+        recorded_at: at(),
     };
     assert_eq!(store.recall("k-1").await.unwrap(), None, "unknown key");
     // A conflicting batch records nothing, its key included.
@@ -91,6 +92,7 @@ where
                         .with_idempotency(IdempotencyRecord {
                             key: "raced".into(),
                             outcome: json!(task),
+                            recorded_at: at(),
                         }),
                 )
                 .await
@@ -116,4 +118,31 @@ where
             "loser wrote nothing"
         );
     }
+}
+
+/// Pruning forgets the records made before a time (a retry with their keys runs anew) and keeps
+/// the others.
+pub async fn idempotency_records_are_pruned_by_age<S: EventStore>(store: S) {
+    let s = stream(AggregateKind::User, "pruned");
+    for (n, age) in [(1u64, 10i64), (2, 5), (3, 1)] {
+        let batch = batch(vec![append(
+            &s,
+            ExpectedVersion::from_loaded(n - 1),
+            vec![event(n)],
+        )])
+        .with_idempotency(IdempotencyRecord {
+            key: format!("age-{age}"),
+            outcome: json!({"n": n}),
+            recorded_at: at() - chrono::Duration::days(age),
+        });
+        store.append(batch).await.unwrap();
+    }
+    let pruned = store
+        .prune_idempotency(at() - chrono::Duration::days(4))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    assert!(store.recall("age-10").await.unwrap().is_none());
+    assert!(store.recall("age-5").await.unwrap().is_none());
+    assert!(store.recall("age-1").await.unwrap().is_some());
 }

@@ -47,7 +47,7 @@ pub use capabilities::every_declared_capability_answers;
 pub use feed::{a_tailing_feed_reader_misses_nothing, the_feed_lists_every_event_once_in_order};
 pub use keys::{
     an_idempotency_key_is_recorded_once_with_its_batch,
-    concurrent_batches_with_one_key_have_one_winner,
+    concurrent_batches_with_one_key_have_one_winner, idempotency_records_are_pruned_by_age,
 };
 pub use load::{
     load_many_follows_the_newest_matching_event, load_many_reads_the_streams_first_events_name,
@@ -145,6 +145,7 @@ where
     the_feed_lists_every_event_once_in_order(make().await).await;
     a_tailing_feed_reader_misses_nothing(make().await, 8, 25).await;
     concurrent_batches_with_one_key_have_one_winner(make().await).await;
+    idempotency_records_are_pruned_by_age(make().await).await;
 }
 
 /// Runs every check of the projection store port (checkpoints and the shipped read models'

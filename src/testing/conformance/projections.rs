@@ -27,7 +27,7 @@ fn read_fixture() -> Vec<crate::read::ReadChange> {
     use crate::read::{AuditEntry, DeliveryState, LinkRow, ReadChange};
     let org = OrgId::new("org-1").unwrap();
     let ada = UserId::new("ada").unwrap();
-    let code = |n: u32| CodeId::new(format!("code-{n}")).unwrap();
+    let code = |n: u32| CodeId::new(format!("code-{n}")).unwrap().reference();
     let issued = |n: i64| {
         Issued::new(
             ada.clone(),
@@ -52,7 +52,7 @@ fn read_fixture() -> Vec<crate::read::ReadChange> {
     };
     let org_stream = StreamId::org(&org);
     let user_stream = StreamId::user(&ada);
-    let code_stream = |n: u32| StreamId::code(&code(n));
+    let code_stream = |n: u32| StreamId::new(AggregateKind::Code, code(n).as_str()).unwrap();
     let owner = |stream: &StreamId, user: Option<&UserId>| ReadChange::Owner {
         stream: stream.clone(),
         user_id: user.cloned(),
@@ -66,41 +66,55 @@ fn read_fixture() -> Vec<crate::read::ReadChange> {
         owner(&code_stream(1), Some(&ada)),
         audit(3, &code_stream(1), 1),
         ReadChange::LinkIssued {
-            row: LinkRow::new(code(1), issued(3), DeliveryState::Requested, 0),
+            row: LinkRow::new(code(1), issued(3), DeliveryState::Requested, None, 0),
             feed_position: 3,
         },
         audit(4, &code_stream(1), 2),
         ReadChange::LinkDelivered {
-            code_id: code(1),
+            code: code(1),
             state: DeliveryState::Sent,
+            failure: None,
             feed_position: 4,
         },
         audit(5, &code_stream(1), 3),
         ReadChange::LinkCheckFailed {
-            code_id: code(1),
+            code: code(1),
             feed_position: 5,
         },
         audit(6, &code_stream(1), 4),
         ReadChange::LinkCheckFailed {
-            code_id: code(1),
+            code: code(1),
             feed_position: 6,
         },
         owner(&code_stream(2), Some(&ada)),
         audit(7, &code_stream(2), 1),
         ReadChange::LinkIssued {
-            row: LinkRow::new(code(2), issued(7), DeliveryState::Returned, 0),
+            row: LinkRow::new(code(2), issued(7), DeliveryState::Returned, None, 0),
             feed_position: 7,
         },
         audit(8, &code_stream(2), 2),
         ReadChange::LinkEnded {
-            code_id: code(2),
+            code: code(2),
             feed_position: 8,
         },
         owner(&code_stream(3), Some(&ada)),
         audit(9, &code_stream(3), 1),
         ReadChange::LinkIssued {
-            row: LinkRow::new(code(3), issued(9), DeliveryState::Returned, 0),
+            row: LinkRow::new(code(3), issued(9), DeliveryState::Returned, None, 0),
             feed_position: 9,
+        },
+        owner(&code_stream(4), Some(&ada)),
+        audit(10, &code_stream(4), 1),
+        ReadChange::LinkIssued {
+            row: LinkRow::new(code(4), issued(10), DeliveryState::Requested, None, 0),
+            feed_position: 10,
+        },
+        audit(11, &code_stream(4), 2),
+        ReadChange::LinkDelivered {
+            code: code(4),
+            state: DeliveryState::Failed,
+            failure: Some(crate::domain::DeliveryFailure::Rejected),
+            feed_position: 11,
         },
     ]
 }
@@ -140,36 +154,62 @@ pub async fn read_changes_apply_once_whatever_the_repeats<S: crate::read::Projec
     use crate::read::DeliveryState;
     let changes = read_fixture();
     store
-        .apply_read_changes("read", 9, changes.clone())
+        .apply_read_changes("read", 11, changes.clone())
         .await
         .unwrap();
     let once = read_snapshot(&store).await;
     let (rows, user_trail, org_trail) = &once;
-    let listed: Vec<(&str, DeliveryState, u32)> = rows
+    let reference = |n: u32| {
+        crate::ids::CodeId::new(format!("code-{n}"))
+            .unwrap()
+            .reference()
+            .as_str()
+            .to_owned()
+    };
+    let listed: Vec<(
+        String,
+        DeliveryState,
+        Option<crate::domain::DeliveryFailure>,
+        u32,
+    )> = rows
         .iter()
-        .map(|row| (row.code_id.as_str(), row.delivery, row.failed_checks))
+        .map(|row| {
+            (
+                row.code.as_str().to_owned(),
+                row.delivery,
+                row.failure,
+                row.failed_checks,
+            )
+        })
         .collect();
     assert_eq!(
         listed,
         [
-            ("code-3", DeliveryState::Returned, 0),
-            ("code-1", DeliveryState::Sent, 2)
+            (
+                reference(4),
+                DeliveryState::Failed,
+                Some(crate::domain::DeliveryFailure::Rejected),
+                0
+            ),
+            (reference(3), DeliveryState::Returned, None, 0),
+            (reference(1), DeliveryState::Sent, None, 2)
         ],
-        "link rows: newest first, ended codes left out, checks counted"
+        "link rows by reference: newest first, ended codes left out, a failed delivery kept \
+         with why, checks counted"
     );
     assert_eq!(
         user_trail,
-        &[9, 8, 7, 6, 5, 4, 3, 2],
+        &[11, 10, 9, 8, 7, 6, 5, 4, 3, 2],
         "user trail, newest first"
     );
     assert_eq!(
         org_trail,
-        &[9, 8, 7, 6, 5, 4, 3, 2, 1],
+        &[11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1],
         "org trail, newest first"
     );
     // At least once: everything again, then the first half again.
     store
-        .apply_read_changes("read", 9, changes.clone())
+        .apply_read_changes("read", 11, changes.clone())
         .await
         .unwrap();
     store
@@ -181,5 +221,5 @@ pub async fn read_changes_apply_once_whatever_the_repeats<S: crate::read::Projec
         once,
         "a repeated change applied twice"
     );
-    assert_eq!(store.checkpoint("read").await.unwrap(), 9);
+    assert_eq!(store.checkpoint("read").await.unwrap(), 11);
 }
