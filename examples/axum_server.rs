@@ -2,9 +2,9 @@
 //! `passkey-links`, with the login UI page a registration link opens.
 //!
 //! ```sh
-//! cargo run --features tracing,postgres --example axum_server            # localhost:8080, in memory
+//! cargo run --features tracing,postgres,metrics --example axum_server    # localhost:8080, in memory
 //! DATABASE_URL=postgres://user:pw@localhost/db \
-//!     cargo run --features tracing,postgres --example axum_server 3000   # on PostgreSQL
+//!     cargo run --features tracing,postgres,metrics --example axum_server 3000   # on PostgreSQL
 //! ```
 //!
 //! Demo tokens: `system-token`, `acme-admin-token`, `globex-admin-token`, `acme-support-token`,
@@ -15,6 +15,7 @@
 mod app;
 
 use passkey_links::Message;
+use passkey_links::read::ProjectionStore;
 use passkey_links::store::EventStore;
 use passkey_links::store::InMemoryStore;
 use passkey_links::store::postgres::PostgresStore;
@@ -46,12 +47,19 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-async fn serve<S: EventStore + Clone + 'static>(
+async fn serve<S: EventStore + ProjectionStore + Clone + 'static>(
     store: S,
     listener: tokio::net::TcpListener,
     base: &str,
 ) -> Result<(), BoxError> {
     let app = app::build(store, base).await?;
+    let following = app.clone();
+    tokio::spawn(async move {
+        // The read models follow the feed for as long as the server runs.
+        if let Err(err) = following.read_models.follow(std::future::pending()).await {
+            eprintln!("the read models stopped: {err}");
+        }
+    });
     let notifier = app.notifier.clone();
     tokio::spawn(async move {
         // Show what the mailer would send (a real notifier emails it).

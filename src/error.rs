@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{DeliveryFailure, DomainError};
 use crate::ids::IdError;
 use crate::ports::authorizer::AccessError;
-use crate::ports::notifier::NotifyError;
 use crate::ports::relying_party::RelyingPartyError;
 use crate::store::StoreError;
 
@@ -137,6 +136,18 @@ impl Error {
             message: message.into(),
             cause: Some(Box::new(cause)),
         }
+    }
+
+    /// Whether this answer says nothing was written (a transient store failure, a lost race), so
+    /// the request may be retried without an idempotency key; an operation that wrote
+    /// something never answers so.
+    pub fn claims_nothing_written(&self) -> bool {
+        [
+            catalogue::STORE_UNAVAILABLE.id,
+            catalogue::STORE_CONFLICT.id,
+            catalogue::TOO_MANY_CONFLICTS.id,
+        ]
+        .contains(&self.id)
     }
 
     /// An unexpected state of the service (`PKL-SVC-01`).
@@ -293,11 +304,12 @@ impl From<AccessError> for Error {
 
 impl Error {
     /// Delivery of a code failed: it will never work.
-    pub(crate) fn delivery_failed(err: &NotifyError) -> Self {
+    pub(crate) fn delivery_failed(failure: DeliveryFailure) -> Self {
         Self::from_entry(
             catalogue::DELIVERY_FAILED,
-            "the link could not be delivered; it will never work, request a new one",
-            Cause::Delivery(err.failure()),
+            "the link could not be delivered; it does not work unless redelivered \
+             (redeliver_code) — or request a new one",
+            Cause::Delivery(failure),
         )
     }
 }
@@ -371,6 +383,7 @@ pub(crate) mod catalogue {
         DEADLINE_EXCEEDED = Unavailable, "PKL-SVC-03", "Errors.DeadlineExceeded";
         IDEMPOTENCY_KEY_REUSED = InvalidArgument, "PKL-SVC-04", "Errors.Idempotency.KeyReused";
         IDEMPOTENT_RESULT_GONE = FailedPrecondition, "PKL-SVC-05", "Errors.Idempotency.ResultUnavailable";
+        PARTIALLY_RECORDED = Unavailable, "PKL-SVC-06", "Errors.PartiallyRecorded";
         STORE_CONFLICT = Aborted, "PKL-STORE-01", "Errors.Concurrency";
         STORE_UNAVAILABLE = Unavailable, "PKL-STORE-02", "Errors.Eventstore.Unavailable";
         STORE_CORRUPT = Internal, "PKL-STORE-03", "Errors.Eventstore.Corrupted";

@@ -11,6 +11,7 @@ pub mod domain;
 mod error;
 pub mod ids;
 mod link;
+mod metrics;
 pub mod policy;
 mod ports;
 pub mod read;
@@ -49,8 +50,10 @@ pub use secret::{
     SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DELIVERY_WORKER, DeliveryRetry, DeliveryWorker,
-    IdempotencyKey, MAX_AUDIT_PAGE, MAX_KEY_LEN, PasskeyLinks, Scoped,
+    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DEFAULT_DELIVERY_CONCURRENCY,
+    DEFAULT_IDEMPOTENCY_RETENTION, DELIVERY_WORKER, DeliveryRetry, DeliveryRound, DeliveryWorker,
+    IdempotencyKey, MAX_AUDIT_PAGE, MAX_CREDENTIAL_JSON, MAX_KEY_LEN, MAX_PENDING, OutboxHealth,
+    PasskeyLinks, Scoped,
 };
 
 /// The names most embedders need, in one import.

@@ -335,6 +335,8 @@ impl fmt::Debug for DeliveryKey {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<(String, DeliveryKey)>,
+    // Drawn by this process alone: what it keys, no other process reproduces.
+    ephemeral: bool,
 }
 
 impl Keyring {
@@ -346,6 +348,7 @@ impl Keyring {
         Self::valid_id(id)?;
         Ok(Self {
             keys: vec![(id.to_owned(), key)],
+            ephemeral: false,
         })
     }
 
@@ -370,7 +373,13 @@ impl Keyring {
                 "ephemeral".to_owned(),
                 DeliveryKey::generate(&mut rand::rng()),
             )],
+            ephemeral: true,
         }
+    }
+
+    /// Whether this is an [`Keyring::ephemeral`] keyring (no deployment keys were configured).
+    pub fn is_ephemeral(&self) -> bool {
+        self.ephemeral
     }
 
     fn valid_id(id: &str) -> Result<(), DeliveryKeyError> {
@@ -429,6 +438,7 @@ impl From<DeliveryKey> for Keyring {
     fn from(key: DeliveryKey) -> Self {
         Self {
             keys: vec![("default".to_owned(), key)],
+            ephemeral: false,
         }
     }
 }

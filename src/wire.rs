@@ -484,15 +484,35 @@ pub struct RemovePasskeyRequest {
 pub type RemovePasskeyResponse = DetailsResponse;
 
 /// Revoke a code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokeCodeRequest {
     /// The user.
     #[serde(alias = "user_id")]
     pub user_id: String,
-    /// The code.
-    #[serde(alias = "code_id")]
-    pub code_id: String,
+    /// The code, by its reference (what live links and audit trails show).
+    #[serde(
+        alias = "code_reference",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code_reference: Option<String>,
+    /// The code, by its id (from its link: the link's holder revoking it).
+    #[serde(alias = "code_id", default, skip_serializing_if = "Option::is_none")]
+    pub code_id: Option<String>,
+}
+
+/// Deliver again a code whose delivery failed (`POST …/passwordless/{codeReference}/_redeliver`
+/// in the example server): the same link, to the user's verified address.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedeliverCodeRequest {
+    /// The user.
+    #[serde(alias = "user_id")]
+    pub user_id: String,
+    /// The code, by its reference.
+    #[serde(alias = "code_reference")]
+    pub code_reference: String,
 }
 
 /// Create an org.

@@ -489,16 +489,30 @@ fn outbox_service(store: PostgresStore) -> PasskeyLinks<PostgresStore, MailFile,
     let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
     PasskeyLinks::new(
         store,
-        MailFile(PathBuf::new(), false),
+        MailFile::new(PathBuf::new(), false),
         StaticGrants::new(),
         Config::new(links).with_outbox(delivery_key()),
     )
 }
 
 /// A notifier that appends each message (its idempotency key and link) to a file and syncs it
-/// — the mail provider's log — and, when told, kills its process right after: the crash
-/// between the notifier call and the `sent` append.
-struct MailFile(PathBuf, bool);
+/// — the mail provider's log — taking `pause` per message; and, when told, kills its process
+/// right after the first: the crash between the notifier call and the `sent` append.
+struct MailFile {
+    path: PathBuf,
+    die_after_mailing: bool,
+    pause: Duration,
+}
+
+impl MailFile {
+    fn new(path: PathBuf, die_after_mailing: bool) -> Self {
+        Self {
+            path,
+            die_after_mailing,
+            pause: Duration::ZERO,
+        }
+    }
+}
 
 impl Notifier for MailFile {
     async fn deliver(&self, envelope: &Envelope) -> Result<Receipt, passkey_links::NotifyError> {
@@ -508,14 +522,17 @@ impl Notifier for MailFile {
                 message_id: "ignored".into(),
             });
         };
+        tokio::time::sleep(self.pause).await;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.0)
+            .open(&self.path)
             .unwrap();
-        writeln!(file, "{}\t{}", envelope.idempotency_key, link.expose()).unwrap();
+        // One write per line: a process killed mid-way leaves whole lines.
+        file.write_all(format!("{}\t{}\n", envelope.idempotency_key, link.expose()).as_bytes())
+            .unwrap();
         file.sync_all().unwrap();
-        if self.1 {
+        if self.die_after_mailing {
             // SIGKILL: nothing of this process runs on, as in a crash or an OOM kill.
             let _ = Command::new("kill")
                 .args(["-KILL", &std::process::id().to_string()])
@@ -535,13 +552,14 @@ struct DeliveryPlan {
     schema: String,
     mail: PathBuf,
     die_after_mailing: bool,
+    /// Run until killed (else deliver what is queued and exit).
+    run_until_killed: bool,
 }
 
-/// The delivery worker process: catches the outbox up, mailing into the plan's file.
+/// The delivery worker process: delivers the outbox, mailing into the plan's file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery() {
-    use passkey_links::DeliveryWorker;
-    use passkey_links::read::ProjectionRunner;
+    use passkey_links::{DeliveryRetry, DeliveryWorker};
     let Ok(plan_path) = std::env::var("PASSKEY_LINKS_DELIVERY_WORKER") else {
         return; // run as a test, not as a worker: nothing to do
     };
@@ -551,16 +569,40 @@ async fn delivery() {
         .in_schema(&plan.schema)
         .unwrap();
     let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
+    let mut mail = MailFile::new(plan.mail.clone(), plan.die_after_mailing);
+    if plan.run_until_killed {
+        mail.pause = Duration::from_millis(15);
+    }
     let service = PasskeyLinks::new(
         store.clone(),
-        MailFile(plan.mail.clone(), plan.die_after_mailing),
+        mail,
         StaticGrants::new(),
         Config::new(links).with_outbox(delivery_key()),
     );
-    ProjectionRunner::new(store, DeliveryWorker::new(&service))
-        .catch_up()
-        .await
-        .unwrap();
+    let retry = DeliveryRetry::until_expiry(Duration::from_millis(10), Duration::from_millis(50));
+    let worker = DeliveryWorker::new(&service)
+        .with_retry(retry)
+        .with_concurrency(4)
+        .with_poll_interval(Duration::from_millis(10));
+    if plan.run_until_killed {
+        worker.run(std::future::pending()).await.unwrap();
+    } else {
+        let drained = worker.drain().await.unwrap();
+        assert_eq!(worker.health().await.unwrap().pending, 0, "{drained:?}");
+    }
+}
+
+/// Writes `plan` next to `dir` and starts a delivery worker process on it.
+fn spawn_delivery(dir: &Path, name: &str, plan: &DeliveryPlan) -> std::process::Child {
+    let path = dir.join(format!("plan-{name}.json"));
+    std::fs::write(&path, serde_json::to_vec(plan).unwrap()).unwrap();
+    Command::new(std::env::current_exe().unwrap())
+        .args(["delivery", "--exact", "--nocapture", "--test-threads=1"])
+        .env("PASSKEY_LINKS_DELIVERY_WORKER", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// A delivery worker process killed (SIGKILL) right after the mail provider took a link and
@@ -593,20 +635,15 @@ async fn a_delivery_worker_killed_after_mailing_loses_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let mail = dir.join("mail.log");
     let run = |die: bool| {
-        let plan = dir.join(format!("plan-{die}.json"));
-        let body = DeliveryPlan {
+        let plan = DeliveryPlan {
             config: config.clone(),
             schema: schema.clone(),
             mail: mail.clone(),
             die_after_mailing: die,
+            run_until_killed: false,
         };
-        std::fs::write(&plan, serde_json::to_vec(&body).unwrap()).unwrap();
-        Command::new(std::env::current_exe().unwrap())
-            .args(["delivery", "--exact", "--nocapture", "--test-threads=1"])
-            .env("PASSKEY_LINKS_DELIVERY_WORKER", &plan)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+        spawn_delivery(&dir, &die.to_string(), &plan)
+            .wait()
             .unwrap()
     };
     let sent = "user.human.passwordless.initialization.code.sent";
@@ -656,4 +693,286 @@ async fn a_delivery_worker_killed_after_mailing_loses_nothing() {
         .unwrap();
     assert_consistent(&store).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A delivery worker process killed with SIGKILL ten times in the middle of a run, then one
+/// more run to the end: every live code is mailed at least once, `sent` is recorded exactly
+/// once per code, nothing fails, and no dead (revoked) code is ever mailed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_worker_killed_ten_times_mails_every_code_and_records_each_once() {
+    const CODES: usize = 40;
+    const KILLS: usize = 10;
+    let Some(config) = pg::database_url() else {
+        return;
+    };
+    if std::env::var("PASSKEY_LINKS_DELIVERY_WORKER").is_ok() {
+        return;
+    }
+    let schema = unique_schema("outbox_kills");
+    let store = PostgresStore::connect(&config, 4)
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let seeded = seed(&service(store.clone()), CODES).await;
+    let requests = outbox_service(store.clone());
+    for link in &seeded {
+        requests
+            .send_passwordless_registration(
+                &Caller::System,
+                None,
+                request(json!({ "userId": link.user })),
+            )
+            .await
+            .unwrap();
+    }
+    // Every fifth code dies before any worker runs.
+    let codes = requested_codes(&store).await;
+    assert_eq!(codes.len(), CODES);
+    let mut revoked = std::collections::BTreeSet::new();
+    for (user, code_id) in codes.iter().step_by(5) {
+        requests
+            .revoke_code(
+                &Caller::System,
+                None,
+                request(json!({ "userId": user, "codeId": code_id })),
+            )
+            .await
+            .unwrap();
+        revoked.insert(code_id.clone());
+    }
+
+    let dir = std::env::temp_dir().join(unique_schema("mail"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mail = dir.join("mail.log");
+    let plan = |run_until_killed| DeliveryPlan {
+        config: config.clone(),
+        schema: schema.clone(),
+        mail: mail.clone(),
+        die_after_mailing: false,
+        run_until_killed,
+    };
+    let mailed_lines = || {
+        std::fs::read_to_string(&mail)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // Kill each worker a little after it mailed something new (a pseudo-random 0-40 ms).
+    let mut kills = 0;
+    for round in 0..KILLS {
+        let before = mailed_lines();
+        let mut worker = spawn_delivery(&dir, &format!("run-{round}"), &plan(true));
+        let started = Instant::now();
+        while mailed_lines() == before && started.elapsed() < Duration::from_secs(20) {
+            if worker.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis((round as u64 * 7919) % 41)).await;
+        if worker.try_wait().unwrap().is_none() {
+            worker.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        worker.wait().unwrap();
+    }
+    assert_eq!(kills, KILLS, "every worker was killed mid-run");
+    let killed_mail = mailed_lines();
+    let finished = spawn_delivery(&dir, "final", &plan(false)).wait().unwrap();
+    assert!(finished.success());
+
+    let log = std::fs::read_to_string(&mail).unwrap();
+    let mut mailed: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in log.lines() {
+        let (key, _) = line.split_once('\t').unwrap();
+        *mailed.entry(key.to_owned()).or_default() += 1;
+    }
+    let client = store.pool().get().await.unwrap();
+    for (_, code_id) in &codes {
+        let reference = CodeId::new(code_id).unwrap().reference().to_string();
+        let key = format!("registration-link:{reference}");
+        let sent = count_events(
+            &store,
+            "user.human.passwordless.initialization.code.sent",
+            code_id,
+        )
+        .await;
+        if revoked.contains(code_id) {
+            assert_eq!(mailed.get(&key), None, "a revoked code was mailed");
+            assert_eq!(sent, 0);
+        } else {
+            assert!(
+                mailed.get(&key).copied().unwrap_or(0) >= 1,
+                "{key} never mailed"
+            );
+            assert_eq!(sent, 1, "{code_id}: `sent` recorded once");
+        }
+    }
+    let failed: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {} WHERE event_type LIKE '%delivery.failed'",
+                store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failed, 0);
+    let repeats = mailed.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "{KILLS} kills: {killed_mail} mails before the last run, {} after; {repeats} codes mailed \
+         more than once (the same message again), {} live codes each sent once",
+        log.lines().count(),
+        codes.len() - revoked.len()
+    );
+    assert_consistent(&store).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each requested code's user and id, in the order they were requested.
+async fn requested_codes(store: &PostgresStore) -> Vec<(String, String)> {
+    let client = store.pool().get().await.unwrap();
+    let sql = format!(
+        "SELECT payload->>'userId', stream_id FROM {} WHERE event_type = $1 ORDER BY position",
+        store.table()
+    );
+    client
+        .query(
+            &sql,
+            &[&"user.human.passwordless.initialization.code.requested"],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// Synchronous sends while the server's backends are terminated again and again: no answer
+/// claims nothing was written when the store holds the send's code, and every mailed link
+/// either works (its `sent` recorded) or was answered "may be partly recorded — retry".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_under_terminated_backends_tell_the_truth_about_what_was_written() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const USERS: usize = 300;
+    if std::env::var("PASSKEY_LINKS_WORKER").is_ok()
+        || std::env::var("PASSKEY_LINKS_DELIVERY_WORKER").is_ok()
+    {
+        return;
+    }
+    let Some(server) = own_server::OwnServer::start(&[], |_| {}) else {
+        return;
+    };
+    let config = server.config();
+    let store = PostgresStore::connect_with_deadline(&config, 8, Duration::from_secs(2)).unwrap();
+    store.migrate().await.unwrap();
+    let service = Arc::new(service(store.clone()));
+    // Every send goes to a user of its own, so what the store holds for that user is what the
+    // send wrote.
+    let users: Arc<Vec<String>> = Arc::new(
+        seed(&service, USERS)
+            .await
+            .into_iter()
+            .map(|link| link.user)
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (service, users, next, stop) =
+            (service.clone(), users.clone(), next.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(user) = users.get(n) else { break };
+                let answer = service
+                    .send_passwordless_registration(
+                        &Caller::System,
+                        None,
+                        request(json!({ "userId": user })),
+                    )
+                    .await;
+                answers.push((user.clone(), answer.err()));
+            }
+            answers
+        }));
+    }
+    let admin = PostgresStore::connect(&config, 1).unwrap();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let client = admin.pool().get().await.unwrap();
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for sender in senders {
+        answers.extend(sender.await.unwrap());
+    }
+    // The store's truth, read after the faults.
+    let mut untruthful = Vec::new();
+    let mut dead_mail = Vec::new();
+    let mut by_id: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut wrote_and_said_so = 0;
+    for (user, error) in &answers {
+        let id = error.as_ref().map_or("ok", |err| err.id()).to_owned();
+        *by_id.entry(id).or_default() += 1;
+        let client = store.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE event_type LIKE '%code.requested'),
+                            count(*) FILTER (WHERE event_type LIKE '%code.sent')
+                     FROM {} WHERE stream_type = 'passwordless_init_code'
+                       AND stream_id IN (SELECT stream_id FROM {0}
+                         WHERE event_type LIKE '%code.requested' AND payload->>'userId' = $1)",
+                    store.table()
+                ),
+                &[user],
+            )
+            .await
+            .unwrap();
+        let (requested, sent): (i64, i64) = (row.get(0), row.get(1));
+        let mailed = service
+            .notifier()
+            .last_link(&UserId::new(user).unwrap())
+            .is_some();
+        match error {
+            Some(err) if err.claims_nothing_written() && requested > 0 => {
+                untruthful.push((user.clone(), err.id().to_owned()));
+            }
+            Some(err) if err.id() == "PKL-SVC-06" => wrote_and_said_so += 1,
+            _ => {}
+        }
+        let said_partial = error.as_ref().is_some_and(|err| err.id() == "PKL-SVC-06");
+        if mailed && sent == 0 && !said_partial {
+            dead_mail.push((user.clone(), error.as_ref().map(|e| e.id().to_owned())));
+        }
+    }
+    eprintln!(
+        "{} sends under terminated backends; answers by id: {by_id:?}; answered partly \
+         recorded: {wrote_and_said_so}; claimed nothing written but wrote: {}; mailed, not \
+         usable, not said: {}",
+        answers.len(),
+        untruthful.len(),
+        dead_mail.len()
+    );
+    assert!(
+        by_id.keys().any(|id| id != "ok"),
+        "the faults were felt: {by_id:?}"
+    );
+    assert_eq!(untruthful, Vec::<(String, String)>::new());
+    assert_eq!(dead_mail, Vec::<(String, Option<String>)>::new());
 }

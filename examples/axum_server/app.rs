@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use passkey_links::prelude::*;
+use passkey_links::read::{ProjectionRunner, ProjectionStore, ReadModels};
 use passkey_links::webauthn::WebauthnRelyingParty;
 use serde::Deserialize;
 
@@ -20,7 +22,8 @@ use serde::Deserialize;
 pub type Service<S> =
     PasskeyLinks<S, RecordingNotifier, StaticGrants, SystemClock, OsRandom, WebauthnRelyingParty>;
 
-/// The application state: the service and the token table.
+/// The application state: the service, the token table, the read models' runner and the
+/// metrics recorder's handle.
 pub struct App<S> {
     /// The service.
     pub service: Service<S>,
@@ -28,6 +31,26 @@ pub struct App<S> {
     pub tokens: HashMap<String, Caller>,
     /// What the notifier was handed.
     pub notifier: RecordingNotifier,
+    /// Keeps the live-links and audit read models (the binary runs its `follow` in the
+    /// background; tests call `catch_up`).
+    pub read_models: ProjectionRunner<S, ReadModels<S>>,
+    /// Renders what the `metrics` facade recorded, for `GET /metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The process's Prometheus recorder (installed once, as the `metrics` facade's global one).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // If something installed a recorder first, this one renders nothing: that
+            // recorder has the numbers.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
 }
 
 /// Well-known ids and tokens of the demo data.
@@ -74,7 +97,7 @@ fn created<T>(result: Result<T, Error>) -> Result<(), BoxError> {
 ///
 /// # Errors
 /// When the base URL is invalid or the demo data cannot be created.
-pub async fn build<S: EventStore + Clone>(
+pub async fn build<S: EventStore + ProjectionStore + Clone>(
     store: S,
     base_url: &str,
 ) -> Result<Arc<App<S>>, BoxError> {
@@ -156,17 +179,20 @@ pub async fn build<S: EventStore + Clone>(
             Caller::user(id(demo::BOB)?, org(demo::ACME)?),
         ),
     ]);
+    let read_models = ProjectionRunner::new(store.clone(), ReadModels::new(store.clone()));
     let service = PasskeyLinks::new(store, notifier.clone(), grants, config)
         .with_relying_party(relying_party);
     Ok(Arc::new(App {
         service,
         tokens,
         notifier,
+        read_models,
+        metrics: prometheus(),
     }))
 }
 
 /// The routes.
-pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
+pub fn router<S: EventStore + ProjectionStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
     Router::new()
         .route(
             "/management/v1/users/{user_id}/passwordless/_link",
@@ -188,6 +214,18 @@ pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
             "/v2/users/{user_id}/passkeys/registration_link",
             post(create_registration_link::<S>),
         )
+        .route(
+            "/management/v1/users/{user_id}/passwordless",
+            get(list_live_links::<S>),
+        )
+        .route(
+            "/management/v1/users/{user_id}/passwordless/{code_reference}/_revoke",
+            post(revoke_code::<S>),
+        )
+        .route(
+            "/management/v1/users/{user_id}/passwordless/{code_reference}/_redeliver",
+            post(redeliver_code::<S>),
+        )
         .route("/v2/users/{user_id}/passkeys", post(register_passkey::<S>))
         .route(
             "/v2/users/{user_id}/passkeys/_search",
@@ -204,6 +242,8 @@ pub fn router<S: EventStore + Clone + 'static>(app: Arc<App<S>>) -> Router {
         .route("/v1/orgs", post(add_org::<S>))
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
         .route(DEFAULT_LINK_PATH, get(login_page::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(render_metrics::<S>))
         .layer(axum::middleware::from_fn(idempotency_key))
         .with_state(app)
 }
@@ -258,10 +298,17 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The same idempotency key with another request: 422, as the IETF Idempotency-Key draft says.
+const KEY_REUSED: &str = "PKL-SVC-04";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.kind().http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = if self.0.id() == KEY_REUSED {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::from_u16(self.0.kind().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        };
         (status, Json(self.0.to_body())).into_response()
     }
 }
@@ -286,7 +333,7 @@ fn org_context(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-async fn add_registration<S: EventStore + Clone>(
+async fn add_registration<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
@@ -300,7 +347,7 @@ async fn add_registration<S: EventStore + Clone>(
     ))
 }
 
-async fn send_registration<S: EventStore + Clone>(
+async fn send_registration<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
@@ -314,7 +361,7 @@ async fn send_registration<S: EventStore + Clone>(
     ))
 }
 
-async fn add_my_link<S: EventStore + Clone>(
+async fn add_my_link<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     headers: HeaderMap,
 ) -> Answer<AddMyPasswordlessLinkResponse> {
@@ -322,7 +369,7 @@ async fn add_my_link<S: EventStore + Clone>(
     Ok(Json(app.service.add_my_passwordless_link(&caller).await?))
 }
 
-async fn send_my_link<S: EventStore + Clone>(
+async fn send_my_link<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     headers: HeaderMap,
 ) -> Answer<SendPasswordlessLinkResponse> {
@@ -330,7 +377,7 @@ async fn send_my_link<S: EventStore + Clone>(
     Ok(Json(app.service.send_my_passwordless_link(&caller).await?))
 }
 
-async fn create_registration_link<S: EventStore + Clone>(
+async fn create_registration_link<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
@@ -347,7 +394,7 @@ async fn create_registration_link<S: EventStore + Clone>(
 }
 
 /// v2 RegisterPasskey with the link's code: no token, the code is the credential.
-async fn register_passkey<S: EventStore + Clone>(
+async fn register_passkey<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(user_id): Path<String>,
     body: Result<Json<RegisterPasskeyRequest>, JsonRejection>,
@@ -358,7 +405,7 @@ async fn register_passkey<S: EventStore + Clone>(
 }
 
 /// v2 VerifyPasskeyRegistration: the ceremony is bound to the registering browser's challenge.
-async fn verify_passkey<S: EventStore + Clone>(
+async fn verify_passkey<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path((user_id, passkey_id)): Path<(String, String)>,
     body: Result<Json<VerifyPasskeyRegistrationRequest>, JsonRejection>,
@@ -371,7 +418,7 @@ async fn verify_passkey<S: EventStore + Clone>(
     ))
 }
 
-async fn list_passkeys<S: EventStore + Clone>(
+async fn list_passkeys<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
@@ -385,7 +432,7 @@ async fn list_passkeys<S: EventStore + Clone>(
     ))
 }
 
-async fn remove_passkey<S: EventStore + Clone>(
+async fn remove_passkey<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path((user_id, passkey_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -402,9 +449,96 @@ async fn remove_passkey<S: EventStore + Clone>(
     ))
 }
 
+/// A user's live links, newest first, as the read model has them (with why a delivery failed).
+async fn list_live_links<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<ListLiveLinksResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = ListLiveLinksRequest { user_id };
+    Ok(Json(
+        app.service
+            .list_live_links(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+/// Revokes a link, named by the reference live links show.
+async fn revoke_code<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path((user_id, code_reference)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer<DetailsResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = RevokeCodeRequest {
+        user_id,
+        code_reference: Some(code_reference),
+        code_id: None,
+    };
+    Ok(Json(
+        app.service
+            .revoke_code(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+/// Delivers again a link whose delivery failed (the same link).
+async fn redeliver_code<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path((user_id, code_reference)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer<DetailsResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = RedeliverCodeRequest {
+        user_id,
+        code_reference,
+    };
+    Ok(Json(
+        app.service
+            .redeliver_code(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+/// Liveness and lag: 200 with each projection's lag behind the feed while the store answers,
+/// 503 when it does not. (A deployment with the outbox adds its worker's `health()`.)
+async fn healthz<S: EventStore + ProjectionStore + Clone>(State(app): Shared<S>) -> Response {
+    match app.read_models.health().await {
+        Ok(health) => Json(serde_json::json!({
+            "status": "ok",
+            "projections": [{
+                "name": health.name,
+                "feedHead": health.feed_head,
+                "checkpoint": health.checkpoint,
+                "lag": health.lag,
+            }],
+        }))
+        .into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "error": err.id() })),
+        )
+            .into_response(),
+    }
+}
+
+/// What the `metrics` facade recorded, in Prometheus's text format (the projection gauges are
+/// set by the health query first).
+async fn render_metrics<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+) -> Response {
+    let _ = app.read_models.health().await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
 /// Starts a login with a passkey (no token: the login is the authentication). The answer's
 /// `loginState` is sealed: the page keeps it and posts it back with the assertion.
-async fn start_login<S: EventStore + Clone>(
+async fn start_login<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     body: Result<Json<StartPasskeyLoginRequest>, JsonRejection>,
 ) -> Answer<StartPasskeyLoginResponse> {
@@ -414,7 +548,7 @@ async fn start_login<S: EventStore + Clone>(
 
 /// Finishes a login. A real server would now create its own session for the user named in the
 /// answer; a refused login is 401 "login failed", whatever the reason.
-async fn finish_login<S: EventStore + Clone>(
+async fn finish_login<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     body: Result<Json<FinishPasskeyLoginRequest>, JsonRejection>,
 ) -> Answer<FinishPasskeyLoginResponse> {
@@ -440,7 +574,7 @@ fn page_headers() -> [(header::HeaderName, &'static str); 3] {
 }
 
 /// Opened by the login UI when the user follows the link: no token, the code is the credential.
-async fn check_code<S: EventStore + Clone>(
+async fn check_code<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     body: Result<Json<CheckCodeRequest>, JsonRejection>,
 ) -> Answer<CheckCodeResponse> {
@@ -449,7 +583,7 @@ async fn check_code<S: EventStore + Clone>(
 }
 
 /// Creates an org (system token).
-async fn add_org<S: EventStore + Clone>(
+async fn add_org<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     headers: HeaderMap,
     body: Result<Json<AddOrgRequest>, JsonRejection>,
@@ -460,7 +594,7 @@ async fn add_org<S: EventStore + Clone>(
 }
 
 /// Creates a human user in an org (system token, or `user.write` there).
-async fn add_user<S: EventStore + Clone>(
+async fn add_user<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Path(org_id): Path<String>,
     headers: HeaderMap,
@@ -488,7 +622,7 @@ pub struct LinkQuery {
 
 /// The page a registration link opens: the code is checked (not consumed: mail scanners
 /// prefetch links); a usable code gets the enrollment page, anything else a clear page.
-async fn login_page<S: EventStore + Clone>(
+async fn login_page<S: EventStore + ProjectionStore + Clone>(
     State(app): Shared<S>,
     Query(link): Query<LinkQuery>,
 ) -> Response {

@@ -89,6 +89,20 @@ pub enum DeliveryFailure {
     Unrenderable,
 }
 
+impl DeliveryFailure {
+    /// Its stored name (`unavailable`, `rejected`, `expired`, `no_longer_usable`,
+    /// `unrenderable`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::NoLongerUsable => "no_longer_usable",
+            Self::Unrenderable => "unrenderable",
+        }
+    }
+}
+
 /// Events of a code stream. Type names are a storage format: never rename.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all_fields = "camelCase")]
@@ -202,6 +216,7 @@ pub struct CodeState {
     outbox: bool,
     key_id: Option<String>,
     delivery_failure: Option<DeliveryFailure>,
+    redeliveries: u32,
     failed_checks: u32,
 }
 
@@ -241,6 +256,7 @@ impl CodeState {
                 self.status = CodeStatus::Requested;
                 self.outbox = *outbox;
                 self.delivery_failure = None;
+                self.redeliveries += 1;
             }
             CodeEvent::CheckFailed { .. } => self.failed_checks += 1,
             CodeEvent::CheckSucceeded { .. } if self.issued.is_some() => {
@@ -289,6 +305,11 @@ impl CodeState {
     /// Why its last delivery failed, while it stands failed.
     pub fn delivery_failure(&self) -> Option<DeliveryFailure> {
         self.delivery_failure
+    }
+
+    /// How many times its delivery was asked for again after failing (0: its first delivery).
+    pub fn redeliveries(&self) -> u32 {
+        self.redeliveries
     }
 
     /// Failed checks so far.

@@ -1,7 +1,7 @@
 //! The read side: projections over the global feed, run at least once per event from a durable
 //! checkpoint, and what the crate ships on top — its read models ([`ReadModels`]: a user's live
 //! links, the audit trail per user and per org). The delivery outbox's worker
-//! ([`crate::DeliveryWorker`]) is a projection of the service's.
+//! ([`crate::DeliveryWorker`]) reads the same feed, with a checkpoint of its own.
 //!
 //! ```
 //! use passkey_links::prelude::*;
@@ -76,6 +76,20 @@ pub struct ProjectionRunner<S, P> {
     poll_interval: Duration,
 }
 
+/// How far a projection is behind the feed (for an operator: alert on a `lag` that grows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProjectionHealth {
+    /// The projection's name.
+    pub name: String,
+    /// The newest feed position.
+    pub feed_head: u64,
+    /// The position the projection has applied through.
+    pub checkpoint: u64,
+    /// Events it has still to apply.
+    pub lag: u64,
+}
+
 /// Events per batch unless configured otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// How long a following runner waits when it finds nothing new, unless configured otherwise.
@@ -130,6 +144,27 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                 return Ok(applied);
             }
         }
+    }
+
+    /// How far the projection is behind the feed (a store that keeps projections knows its
+    /// head). Sets the `passkey_links_projection_lag` gauge when the `metrics` feature is on.
+    ///
+    /// # Errors
+    /// The store's or the projection's error.
+    pub async fn health(&self) -> Result<ProjectionHealth, Error>
+    where
+        S: ProjectionStore,
+    {
+        let feed_head = self.store.feed_head().await?;
+        let checkpoint = self.projection.checkpoint().await?;
+        let lag = feed_head.saturating_sub(checkpoint);
+        crate::metrics::projection_lag(self.projection.name(), lag);
+        Ok(ProjectionHealth {
+            name: self.projection.name().to_owned(),
+            feed_head,
+            checkpoint,
+            lag,
+        })
     }
 
     /// Catches up, then keeps following the feed — polling every poll interval when idle —

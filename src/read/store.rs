@@ -224,6 +224,11 @@ pub enum ReadChange {
 /// Run `testing::conformance::run_projection_store` (feature `testing`) against an
 /// implementation to check it.
 pub trait ProjectionStore: Send + Sync {
+    /// The feed position of the newest event (0: none yet) — what a caught-up projection's
+    /// checkpoint reaches; events committed but not yet given a position count as if they had
+    /// one. Health queries measure lag against it.
+    fn feed_head(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The feed position `projection` has applied through (0: nothing yet).
     fn checkpoint(&self, projection: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -263,6 +268,7 @@ pub trait ProjectionStore: Send + Sync {
 }
 
 forward_port!(ProjectionStore {
+    fn feed_head(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
     fn checkpoint(&self, projection: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
     fn save_checkpoint(&self, projection: &str, position: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn apply_read_changes(&self, projection: &str, through: u64, changes: Vec<ReadChange>) -> impl Future<Output = Result<(), StoreError>> + Send;

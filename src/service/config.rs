@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::link::LinkConfig;
 use crate::policy::Policy;
 use crate::ports::relying_party::UserVerification;
-use crate::secret::{DeliveryKey, Keyring};
+use crate::secret::Keyring;
 
 /// The default bound on one public operation: longer than one store call's own deadline (5 s
 /// for PostgreSQL), so that a store failure is reported with its own cause when it can be.
@@ -20,7 +20,7 @@ pub struct Config {
     state_cache_capacity: usize,
     user_verification: UserVerification,
     deadline: Option<Duration>,
-    outbox: Option<DeliveryKey>,
+    outbox: bool,
     keyring: Option<Keyring>,
     snapshot_every: u64,
     decide_from_cache: bool,
@@ -38,7 +38,7 @@ impl Config {
             state_cache_capacity: 10_000,
             user_verification: UserVerification::default(),
             deadline: Some(DEFAULT_DEADLINE),
-            outbox: None,
+            outbox: false,
             keyring: None,
             snapshot_every: 1_000,
             decide_from_cache: true,
@@ -84,18 +84,22 @@ impl Config {
         self
     }
 
-    /// Sends through the delivery outbox, deriving emailed secrets from `key` (every process
-    /// that sends or delivers needs the same key): sends return once the code is recorded as
-    /// waiting, and a [`crate::DeliveryWorker`] sends it.
-    pub fn with_outbox(mut self, key: DeliveryKey) -> Self {
-        self.outbox = Some(key);
+    /// Sends through the delivery outbox, with the deployment's `keys` (as
+    /// [`Config::with_keyring`]; a single [`crate::DeliveryKey`] is a keyring of one): sends
+    /// return once the code is recorded as waiting, and a [`crate::DeliveryWorker`] — any
+    /// process holding the key a code was issued under — delivers it.
+    pub fn with_outbox(mut self, keys: impl Into<Keyring>) -> Self {
+        self.outbox = true;
+        self.keyring = Some(keys.into());
         self
     }
 
-    /// The deployment's keys, the same in every instance: they seal login states (so any
-    /// instance finishes a login another started) and key the outbox. Without them the service
-    /// uses the outbox's key, or else a key of its own that no other process shares (one
-    /// instance only).
+    /// The deployment's keys, the same in every instance: emailed secrets derive from them
+    /// (any instance renders the link of a code another issued: the outbox, a retried send),
+    /// so do the ids and secrets of commands run under an idempotency key (any instance
+    /// answers a retry as the first run did), and they seal login states. Without them the
+    /// service uses a key of its own that no other process shares: one instance only, and a
+    /// retry reaching another instance is `PKL-SVC-05`.
     pub fn with_keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);
         self
@@ -147,9 +151,9 @@ impl Config {
         self.deadline
     }
 
-    /// The delivery key of the outbox, if sends go through it.
-    pub fn outbox(&self) -> Option<&DeliveryKey> {
-        self.outbox.as_ref()
+    /// Whether sends go through the delivery outbox.
+    pub fn delivers_from_outbox(&self) -> bool {
+        self.outbox
     }
 
     /// The deployment's keys, if configured.

@@ -158,7 +158,12 @@ where
                 .commit(&self.store, &mut loaded, &changes, now, record, &hints)
                 .await
             {
-                Ok(()) => {}
+                Ok(()) => super::operation::mark_written(),
+                Err(StoreError::OutcomeUnknown(message)) => {
+                    // It may have been written: so the answer must not claim otherwise.
+                    super::operation::mark_written();
+                    return Err(StoreError::OutcomeUnknown(message).into());
+                }
                 Err(StoreError::Conflict { .. }) => {
                     // Decide again on fresh state; let the writer that won finish first.
                     YieldNow(false).await;

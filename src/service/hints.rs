@@ -6,8 +6,8 @@
 use crate::domain::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, FinishPasskeyLogin,
     FinishPasskeyRegistration, IssueCode, ReadCeremony, ReadCode, ReadDelivery, ReadLogin,
-    ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RemovePasskey, RevokeCode,
-    StartPasskeyRegistration,
+    ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey,
+    RevokeCode, StartPasskeyRegistration,
 };
 use crate::ids::{AggregateKind, StreamId};
 use crate::repo::LoadHints;
@@ -149,6 +149,7 @@ base_hints!(
     ReadUser,
     ReadUserAndOrg,
     RecordDelivery,
+    RedeliverCode,
     RemovePasskey,
     RevokeCode,
     StartPasskeyRegistration,

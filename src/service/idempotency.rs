@@ -410,6 +410,40 @@ pub(crate) fn result_gone() -> Error {
     )
 }
 
+/// How long idempotency records are kept unless an embedder prunes otherwise: a day, as
+/// Stripe keeps its keys — longer than any client retries, and than any code lives.
+pub const DEFAULT_IDEMPOTENCY_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(24 * 60 * 60);
+
+impl<S, N, A, C, R, P> super::PasskeyLinks<S, N, A, C, R, P>
+where
+    S: crate::store::EventStore,
+    N: crate::ports::notifier::Notifier,
+    A: crate::ports::authorizer::Authorizer,
+    C: crate::ports::clock::Clock,
+    R: RandomSource,
+    P: crate::ports::relying_party::RelyingParty,
+{
+    /// Deletes the idempotency records older than `older_than` (by when their first run was
+    /// recorded); answers how many. A retry under a pruned key runs as a new request, so keep
+    /// them longer than clients retry — [`DEFAULT_IDEMPOTENCY_RETENTION`] is a good floor. Run
+    /// it from one instance now and then (hourly, say); the events stay.
+    ///
+    /// # Errors
+    /// The store failed (nothing or part was deleted: run it again).
+    pub async fn prune_idempotency_keys(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<u64, Error> {
+        let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let before = self
+            .now()
+            .checked_sub_signed(age)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Ok(self.store.prune_idempotency(before).await?)
+    }
+}
+
 /// The key is recorded (or was found recorded): later appends of the command run without it.
 pub(crate) fn mark_used() {
     CURRENT.with(|slot| {

@@ -6,7 +6,7 @@ use super::engine::Executed;
 use super::idempotency::{self, FirstRun, Recorded, result_gone};
 use super::{Op, PasskeyLinks};
 use crate::domain::code::{CodeState, CodeStatus};
-use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, ReadCode, RecordDelivery};
+use crate::domain::{Delivery, DeliveryOutcome, DomainError, IssueCode, ReadCode};
 use crate::error::{Error, catalogue};
 use crate::ids::{CodeId, OrgId, StreamId, UserId};
 use crate::link::{Link, LinkValues, UrlTemplate};
@@ -376,18 +376,19 @@ where
         org_context: Option<OrgId>,
         template: Option<UrlTemplate>,
     ) -> Result<Details, Error> {
-        let delivery = match self.config.outbox() {
-            Some(_) => Delivery::Outbox {
+        let delivery = if self.config.delivers_from_outbox() {
+            Delivery::Outbox {
                 url_template: template,
-            },
-            None => Delivery::Email {
+            }
+        } else {
+            Delivery::Email {
                 url_template: template,
-            },
+            }
         };
         let issued = self
             .issue(caller, guard, user_id.clone(), org_context, delivery)
             .await?;
-        if self.config.outbox().is_some() {
+        if self.config.delivers_from_outbox() {
             return issued.executed.details(&StreamId::code(&issued.code_id));
         }
         if issued.executed.first_run.is_some() {
@@ -421,13 +422,7 @@ where
             .verified_email()
             .cloned()
             .ok_or(DomainError::EmailNotVerified)?;
-        let envelope = registration_envelope(
-            &issued.code_id,
-            user_id.clone(),
-            facts,
-            recipient,
-            issued.link,
-        );
+        let envelope = registration_envelope(&issued.code_id, code, facts, recipient, issued.link);
         let (outcome, failure) = match self.notify(&envelope).await {
             Ok(receipt) => (
                 DeliveryOutcome::Sent {
@@ -435,21 +430,29 @@ where
                 },
                 None,
             ),
-            Err(err) => (DeliveryOutcome::Failed(err.failure()), Some(err)),
+            Err(err) => (DeliveryOutcome::Failed(err.failure()), Some(err.failure())),
         };
+        // The mail is out: its link must work. A store that fails transiently now is tried
+        // again for a while; if it never answers, the answer says the send may be recorded
+        // (the operation wrote `requested`), and a retry with the same key records it.
         let recorded = self
-            .execute(
-                &RecordDelivery {
-                    code_id: issued.code_id.clone(),
-                    user_id: user_id.clone(),
-                    outcome,
-                },
-                &Guard::Open,
-            )
+            .record_delivery(&issued.code_id, &user_id, outcome)
             .await?;
-        if let Some(err) = failure {
-            return Err(Error::delivery_failed(&err));
+        if let Some(failure) = failure {
+            crate::metrics::delivery(failure.name());
+            return Err(Error::delivery_failed(failure));
         }
-        recorded.details(&StreamId::code(&issued.code_id))
+        crate::metrics::delivery("sent");
+        match recorded {
+            Some(recorded) => recorded.details(&StreamId::code(&issued.code_id)),
+            // A concurrent retry recorded it first.
+            None => {
+                let read = ReadCode {
+                    code_id: issued.code_id.clone(),
+                };
+                let current = self.execute(&read, &Guard::Open).await?;
+                current.details(&StreamId::code(&issued.code_id))
+            }
+        }
     }
 }

@@ -27,8 +27,12 @@ mod redeem;
 
 pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
-pub use idempotency::{IdempotencyKey, MAX_KEY_LEN, Scoped};
-pub use outbox::{DELIVERY_WORKER, DeliveryWorker};
+pub use idempotency::{DEFAULT_IDEMPOTENCY_RETENTION, IdempotencyKey, MAX_KEY_LEN, Scoped};
+pub use login::MAX_CREDENTIAL_JSON;
+pub use outbox::{
+    DEFAULT_DELIVERY_CONCURRENCY, DELIVERY_WORKER, DeliveryRound, DeliveryWorker, MAX_PENDING,
+    OutboxHealth,
+};
 pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
@@ -132,11 +136,7 @@ where
                 config.snapshot_every(),
                 config.decide_from_cache(),
             ),
-            keys: config
-                .keyring()
-                .cloned()
-                .or_else(|| config.outbox().cloned().map(Keyring::from))
-                .unwrap_or_else(Keyring::ephemeral),
+            keys: config.keyring().cloned().unwrap_or_else(Keyring::ephemeral),
             config,
         }
     }
@@ -207,6 +207,11 @@ where
     /// The event store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The notifier.
+    pub fn notifier(&self) -> &N {
+        &self.notifier
     }
 
     /// Runs one public operation: its span, its outcome log and its deadline.

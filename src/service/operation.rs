@@ -159,8 +159,15 @@ impl Trace {
         poll()
     }
 
-    /// Logs the outcome, in the span.
+    /// Counts the outcome and logs it, in the span.
     fn finish<T>(&self, _result: &Result<T, Error>) {
+        if !self.op.name.is_empty() {
+            let outcome = match _result {
+                Ok(_) => "ok",
+                Err(err) => err.id(),
+            };
+            crate::metrics::operation(self.op.name, outcome);
+        }
         #[cfg(feature = "tracing")]
         if let Some(span) = &self.span {
             let name = self.op.name;
@@ -184,6 +191,40 @@ pin_project_lite::pin_project! {
         // Boxed once set: a runtime's timer can be large, and every operation's future holds this.
         timer: Option<Pin<Box<F>>>,
         trace: Trace,
+        // Whether the operation has committed anything yet (a public operation only).
+        wrote: Option<bool>,
+    }
+}
+
+thread_local! {
+    /// Whether the public operation being polled on this thread has committed anything: set by
+    /// every commit ([`mark_written`]), swapped in and out around each poll (like the
+    /// idempotency scope), so that the operation knows what its answer may claim.
+    static WROTE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records that the operation being polled has committed something.
+pub(super) fn mark_written() {
+    WROTE.with(|wrote| {
+        if wrote.get().is_some() {
+            wrote.set(Some(true));
+        }
+    });
+}
+
+/// An answer that would claim nothing was written, for an operation that wrote something:
+/// "part of it may be recorded — retry with the same idempotency key".
+fn truthful<T>(result: Result<T, Error>, wrote: bool) -> Result<T, Error> {
+    match result {
+        Err(err) if wrote && err.claims_nothing_written() => Err(Error::catalogued(
+            catalogue::PARTIALLY_RECORDED,
+            format!(
+                "part of this operation was recorded before it failed ({}): retry with the \
+                 same idempotency key",
+                err.message()
+            ),
+        )),
+        other => other,
     }
 }
 
@@ -198,6 +239,7 @@ pub(super) fn operation<W, B, S, F>(
     sleep: S,
     work: W,
 ) -> Operation<W, B, S, F> {
+    let wrote = (!op.name.is_empty()).then_some(false);
     Operation {
         work,
         begin: Some(begin),
@@ -205,6 +247,7 @@ pub(super) fn operation<W, B, S, F>(
         sleep: Some(sleep),
         timer: None,
         trace: Trace::new(op),
+        wrote,
     }
 }
 
@@ -232,7 +275,15 @@ where
             begin(this.trace.op());
         }
         let mut work = this.work;
-        if let Poll::Ready(result) = this.trace.in_span(|| work.as_mut().poll(cx)) {
+        let outer = this
+            .wrote
+            .map(|wrote| WROTE.with(|slot| slot.replace(Some(wrote))));
+        let polled = this.trace.in_span(|| work.as_mut().poll(cx));
+        if let Some(outer) = outer {
+            *this.wrote = WROTE.with(|slot| slot.replace(outer));
+        }
+        if let Poll::Ready(result) = polled {
+            let result = truthful(result, this.wrote.unwrap_or(false));
             this.trace.finish(&result);
             return Poll::Ready(result);
         }

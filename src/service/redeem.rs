@@ -2,10 +2,11 @@
 //! with a code is in `passkeys.rs`.
 
 use super::access::{Guard, admin_context};
+use super::engine::Executed;
 use super::{Op, PasskeyLinks};
-use crate::domain::{CheckCode, PresentCode, RevokeCode};
+use crate::domain::{CheckCode, DomainError, NamedCode, PresentCode, RevokeCode};
 use crate::error::Error;
-use crate::ids::{CodeId, StreamId, UserId};
+use crate::ids::{CodeId, CodeRef, StreamId, UserId};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
@@ -68,11 +69,13 @@ where
         .await
     }
 
-    /// Revokes a code (permission `user.credential.write` in the user's actual org, unless the
-    /// caller is the user).
+    /// Revokes a code, named by its reference (an admin) or its id (the link's holder):
+    /// permission `user.credential.write` in the user's actual org, unless the caller is the
+    /// user.
     ///
     /// # Errors
-    /// NotFound, PermissionDenied, FailedPrecondition (already consumed/revoked).
+    /// NotFound, PermissionDenied, FailedPrecondition (already consumed/revoked),
+    /// InvalidArgument (neither or both of `codeReference` and `codeId`).
     pub async fn revoke_code(
         &self,
         caller: &Caller,
@@ -82,11 +85,12 @@ where
         let op = Op::new("passkey_links.revoke_code")
             .caller(caller)
             .user(&request.user_id)
-            .code(&request.code_id)
+            .code(request.code_id.as_deref().unwrap_or_default())
+            .input(request.code_reference.as_deref().unwrap_or_default())
             .input(org_context.unwrap_or_default());
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
-            let code_id = CodeId::new(request.code_id)?;
+            let code = named_code(request.code_reference, request.code_id)?;
             let org_context = admin_context(caller, org_context)?;
             let guard = Guard::on_user(
                 caller,
@@ -95,13 +99,45 @@ where
                 &org_context,
             );
             let decision = RevokeCode {
-                user_id,
-                code_id: code_id.clone(),
+                user_id: user_id.clone(),
+                code: code.clone(),
                 org_context,
             };
-            self.execute_for_details(&decision, &guard, &StreamId::code(&code_id))
-                .await
+            let executed = self.execute(&decision, &guard).await?;
+            let code_id = named_id(&executed, &user_id, &code)?;
+            Ok(DetailsResponse {
+                details: executed.details(&StreamId::code(&code_id))?,
+            })
         })
         .await
+    }
+}
+
+/// The code a request names: by reference or by id, exactly one.
+pub(super) fn named_code(
+    reference: Option<String>,
+    code_id: Option<String>,
+) -> Result<NamedCode, Error> {
+    match (reference, code_id) {
+        (Some(reference), None) => Ok(NamedCode::Reference(CodeRef::parse(&reference)?)),
+        (None, Some(code_id)) => Ok(NamedCode::Id(CodeId::new(code_id)?)),
+        _ => Err(DomainError::InvalidArgument("name the code by codeReference or codeId").into()),
+    }
+}
+
+/// The id of the code `named` names, as the executed decision's user knows it.
+pub(super) fn named_id(
+    executed: &Executed,
+    user_id: &UserId,
+    named: &NamedCode,
+) -> Result<CodeId, Error> {
+    match named {
+        NamedCode::Id(code_id) => Ok(code_id.clone()),
+        NamedCode::Reference(reference) => executed
+            .view()
+            .user(user_id)
+            .ok()
+            .and_then(|user| user.code_by_reference(reference).cloned())
+            .ok_or_else(|| Error::internal("a decided code without its id")),
     }
 }

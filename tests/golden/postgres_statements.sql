@@ -149,6 +149,10 @@ WHERE id = 1 AND EXISTS (SELECT 1 FROM given);
 SELECT feed_position, stream_type, stream_id, version, position, event_id, event_type, schema_version, payload, recorded_at
 FROM passkey_links_events WHERE feed_position > $1 ORDER BY feed_position LIMIT $2;
 
+-- feed_head
+SELECT coalesce((SELECT last FROM passkey_links_feed_head WHERE id = 1), 0)
+     + (SELECT count(*) FROM passkey_links_events WHERE feed_position IS NULL);
+
 -- recall
 SELECT outcome, streams FROM passkey_links_idempotency WHERE key = $1;
 

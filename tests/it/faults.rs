@@ -189,6 +189,7 @@ async fn failing_appends_fail_closed() {
         .expect_err("no success without a write");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.kind().is_retryable());
+    assert!(err.claims_nothing_written(), "{err:?}");
     assert_eq!(store.inner.len(), before, "no partial write");
 
     // Send: `requested` is written, the notifier is called, recording `sent` fails. The code
@@ -200,6 +201,9 @@ async fn failing_appends_fail_closed() {
         .await
         .expect_err("sent could not be recorded");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
+    // It wrote `requested`: the answer must not claim nothing was written.
+    assert_eq!(err.id(), "PKL-SVC-06", "{err:?}");
+    assert!(!err.claims_nothing_written());
     store.fail_appends_from(usize::MAX / 2);
     let link = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
     let (user, _, code_id, code) = link_params(link.expose());
@@ -209,6 +213,33 @@ async fn failing_appends_fail_closed() {
         .await
         .expect_err("a code whose delivery was not recorded is unusable");
     assert_eq!(refused.message_key(), "Errors.User.Code.Invalid");
+
+    // Under an idempotency key the advice holds: the retry of a send whose `sent` could not
+    // be recorded records it (the same message again, one mail), and the mailed link works.
+    let key = IdempotencyKey::new("send-under-faults").unwrap();
+    let me = f.me(&f.ada);
+    store.fail_appends_from(2);
+    let err = key
+        .scope(f.service.send_my_passwordless_link(&me))
+        .await
+        .unwrap_err();
+    assert_eq!(err.id(), "PKL-SVC-06", "{err:?}");
+    store.fail_appends_from(usize::MAX / 2);
+    let mails = f.notifier.delivered().len();
+    key.scope(f.service.send_my_passwordless_link(&me))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.notifier.delivered().len(),
+        mails,
+        "the same message, not a second one"
+    );
+    let link = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let (user, _, code_id, code) = link_params(link.expose());
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

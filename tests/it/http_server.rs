@@ -60,6 +60,18 @@ impl Server {
         (status, response.text().await.unwrap())
     }
 
+    async fn get_as(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
     async fn post(
         &self,
         path: &str,
@@ -135,6 +147,26 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_same_link() {
     );
     let response = send("not a key").await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The same key on another user's link: another request under a used key is 422, and
+    // nothing runs.
+    let events = s.app.service.store().len();
+    let response = s
+        .client
+        .post(format!(
+            "{}/management/v1/users/{}/passwordless/_link",
+            s.base,
+            demo::BOB
+        ))
+        .bearer_auth(demo::ADMIN_TOKEN)
+        .header("idempotency-key", "0f8e7d6c-retry")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["details"][0]["id"], "PKL-SVC-04");
+    assert_eq!(s.app.service.store().len(), events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,11 +501,80 @@ async fn every_endpoint_over_http() {
         body,
         error_body(
             14,
-            "the link could not be delivered; it will never work, request a new one",
+            "the link could not be delivered; it does not work unless redelivered \
+             (redeliver_code) — or request a new one",
             "PKL-NOTIFY-01",
             "Errors.Notification.Failed"
         )
     );
+
+    // The failed link stays listed, with why; it can be redelivered — the same link — once
+    // the notifier is back.
+    s.app.notifier.set_failing(false);
+    s.app.read_models.catch_up().await.unwrap();
+    let listed = format!("/management/v1/users/{}/passwordless", demo::ADA);
+    let (status, body) = s.get_as(&listed, demo::ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let failed = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|link| link["delivery"] == "FAILED")
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone();
+    assert_eq!(failed["failure"], "unavailable");
+    let reference = failed["codeReference"].as_str().unwrap();
+    let mails = s.app.notifier.delivered().len();
+    let redeliver = format!(
+        "/management/v1/users/{}/passwordless/{reference}/_redeliver",
+        demo::ADA
+    );
+    let (status, body) = s
+        .post(&redeliver, Some(demo::SUPPORT_TOKEN), None, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a reader may not: {body}");
+    let (status, body) = s
+        .post(&redeliver, Some(demo::ADMIN_TOKEN), None, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.app.notifier.delivered().len(), mails + 1);
+    let revoke = format!(
+        "/management/v1/users/{}/passwordless/{reference}/_revoke",
+        demo::ADA
+    );
+    let (status, body) = s
+        .post(&revoke, Some(demo::ADMIN_TOKEN), None, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Health and metrics.
+    let (status, body) = s.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(
+        health["projections"][0]["lag"].as_u64().unwrap() > 0,
+        "{health}"
+    );
+    s.app.read_models.catch_up().await.unwrap();
+    let (_, body) = s.get("/healthz").await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["projections"][0]["lag"], 0, "{health}");
+    let (status, body) = s.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    // The library records them only with its `metrics` feature on.
+    let recorded = if cfg!(feature = "metrics") {
+        &[
+            "passkey_links_operations_total",
+            "passkey_links_deliveries_total",
+            "passkey_links_projection_lag",
+        ][..]
+    } else {
+        &[]
+    };
+    for metric in recorded {
+        assert!(body.contains(metric), "{metric} in {body}");
+    }
 
     // A malformed body is InvalidArgument in the same error shape.
     let (status, body) = s

@@ -7,9 +7,9 @@
 use chrono::Duration;
 use passkey_links::domain::{
     CeremonyState, Change, ChangeOrg, ChangeUser, CodeEvent, CredentialId, Decide, Delivery,
-    DeliveryFailure, DeliveryOutcome, Event, FinishPasskeyRegistration, OrgChange, OrgEvent,
-    Outcome, PublicKey, RecordDelivery, RevokeCode, SCHEMA_VERSION, StartPasskeyRegistration,
-    UserChange, UserEvent, VerifiedCredential,
+    DeliveryFailure, DeliveryOutcome, Event, FinishPasskeyRegistration, NamedCode, OrgChange,
+    OrgEvent, Outcome, PublicKey, RecordDelivery, RevokeCode, SCHEMA_VERSION,
+    StartPasskeyRegistration, UserChange, UserEvent, VerifiedCredential,
 };
 use passkey_links::ids::PasskeyId;
 use passkey_links::policy::Policy;
@@ -169,7 +169,7 @@ proptest! {
                         DeliveryOutcome::Failed(DeliveryFailure::Rejected)
                     },
                 }, now),
-                Op::Revoke => step(scenario, &RevokeCode { user_id: user(), code_id: code(1), org_context: None }, now),
+                Op::Revoke => step(scenario, &RevokeCode { user_id: user(), code: NamedCode::Id(code(1)), org_context: None }, now),
                 Op::IssueAnother => {
                     next_code += 1;
                     step(scenario, &issue(next_code, Delivery::Returned), now)

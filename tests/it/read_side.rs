@@ -143,7 +143,8 @@ pub async fn live_links_follow_issuance_delivery_checks_and_ends<
             None,
             RevokeCodeRequest {
                 user_id: f.ada.clone(),
-                code_id: fresh_id,
+                code_id: Some(fresh_id),
+                ..Default::default()
             },
         )
         .await

@@ -193,6 +193,15 @@ impl<S: EventStore + Clone> Fixture<S> {
         }
     }
 
+    /// Adds a verified human named `name` to org A; answers its id.
+    pub async fn add_verified_user(&self, name: &str) -> String {
+        self.service
+            .add_human_user(&Caller::System, Some(&self.org_a), human(name, true))
+            .await
+            .unwrap()
+            .user_id
+    }
+
     /// Registers a passkey with a link's code, as the login UI does: RegisterPasskey, a fresh
     /// software authenticator answers the creation options, VerifyPasskeyRegistration.
     pub async fn enroll(&self, user: &str, code_id: &str, code: &str) -> Result<Enrolled, Error> {
@@ -982,7 +991,8 @@ pub async fn revoke_and_lifecycle<S: EventStore + Clone + Inspect>(store: S) {
             None,
             RevokeCodeRequest {
                 user_id: user.clone(),
-                code_id: code_id.clone(),
+                code_id: Some(code_id.clone()),
+                ..Default::default()
             },
         )
         .await
@@ -1177,7 +1187,8 @@ pub async fn no_existence_oracle_across_orgs<S: EventStore + Clone + Inspect>(st
                         context,
                         RevokeCodeRequest {
                             user_id: user.into(),
-                            code_id: "some-code".into(),
+                            code_id: Some("some-code".into()),
+                            ..Default::default()
                         },
                     )
                     .await)),
@@ -1368,7 +1379,8 @@ pub async fn details_follow_the_last_event<S: EventStore + Clone + Inspect>(stor
             None,
             RevokeCodeRequest {
                 user_id: user,
-                code_id,
+                code_id: Some(code_id),
+                ..Default::default()
             },
         )
         .await
@@ -1799,6 +1811,12 @@ fn key(name: &str) -> IdempotencyKey {
     IdempotencyKey::new(name).unwrap()
 }
 
+fn add_request(user: &str) -> AddPasswordlessRegistrationRequest {
+    AddPasswordlessRegistrationRequest {
+        user_id: user.to_owned(),
+    }
+}
+
 /// A retry with the key of a run that succeeded (its answer lost on the way) answers as that
 /// run did and appends nothing: the same link, the same refusal for a wrong code (one failed
 /// attempt, not two), the same ceremony, success for a verified passkey, the same details for a
@@ -1874,7 +1892,8 @@ pub async fn a_warm_ceremony_never_outlives_another_process_change<
                     None,
                     RevokeCodeRequest {
                         user_id: user,
-                        code_id,
+                        code_id: Some(code_id),
+                        ..Default::default()
                     },
                 )
                 .await
@@ -2073,6 +2092,161 @@ pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + 
     assert_eq!(locked_elsewhere.details, locked.details);
 }
 
+/// An idempotency key is its caller's and its request's: the same caller's key on another
+/// user or another body is `PKL-SVC-04` and runs nothing; another caller's identical key runs
+/// as that caller's own request and never sees the first answer; with the deployment's keys
+/// configured, a retry reaching a second instance (its own cache, the same store) answers as
+/// the first run did — the same link, the same send, in synchronous and in outbox mode.
+pub async fn idempotency_keys_belong_to_their_caller_and_request<
+    S: EventStore + Clone + Inspect,
+>(
+    store: S,
+) {
+    let keys = || {
+        passkey_links::Keyring::new("deploy-1", passkey_links::DeliveryKey::new([5; 32])).unwrap()
+    };
+    let f = Fixture::with_config(store.clone(), config().with_keyring(keys())).await;
+    let count = || async { f.store.all_events().await.len() };
+    let human = |name: &str| AddHumanUserRequest {
+        user_name: name.into(),
+        display_name: name.into(),
+        email: format!("{name}@example.com"),
+        is_email_verified: true,
+        ..Default::default()
+    };
+
+    // The same caller, the same key, another body: refused, nothing runs.
+    let grace = key("new-user")
+        .scope(f.service.add_human_user(&f.admin_a, None, human("grace")))
+        .await
+        .unwrap();
+    let before = count().await;
+    let err = key("new-user")
+        .scope(f.service.add_human_user(&f.admin_a, None, human("hedy")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.id(), err.kind()),
+        ("PKL-SVC-04", ErrorKind::InvalidArgument)
+    );
+    assert_eq!(count().await, before, "hedy was not created");
+    // The same caller, the same key, another target.
+    let link = key("link")
+        .scope(
+            f.service
+                .add_passwordless_registration(&f.admin_a, None, add_request(&f.ada)),
+        )
+        .await
+        .unwrap();
+    let err = key("link")
+        .scope(f.service.add_passwordless_registration(
+            &f.admin_a,
+            None,
+            add_request(&grace.user_id),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.id(), "PKL-SVC-04");
+
+    // Another org's admin with the identical key: its own request, its own answer.
+    let hedy = key("new-user")
+        .scope(f.service.add_human_user(&f.admin_b, None, human("hedy")))
+        .await
+        .unwrap();
+    assert_ne!(hedy.user_id, grace.user_id);
+    let theirs = key("link")
+        .scope(
+            f.service
+                .add_passwordless_registration(&f.admin_b, None, add_request(&f.carol)),
+        )
+        .await
+        .unwrap();
+    let (_, _, my_code_id, my_secret) = link_params(&link.link);
+    let (their_user, _, their_code_id, their_secret) = link_params(&theirs.link);
+    assert_eq!(their_user, f.carol);
+    assert_ne!(their_code_id, my_code_id);
+    assert_ne!(their_secret, my_secret);
+    assert_clean(
+        "another caller's answer",
+        &theirs.link,
+        &[my_code_id.clone(), my_secret.clone()],
+    );
+    // The user herself with the same key: another caller too.
+    let mine = key("link")
+        .scope(f.service.add_my_passwordless_link(&f.me(&f.ada)))
+        .await
+        .unwrap();
+    assert_ne!(link_params(&mine.link).2, my_code_id);
+
+    // A second instance with the deployment's keys answers a retry as the first run did.
+    let second_notifier = RecordingNotifier::new();
+    let grants = StaticGrants::new().grant(
+        &UserId::new("admin-a").unwrap(),
+        &OrgId::new(&f.org_a).unwrap(),
+        ALL,
+    );
+    let second = PasskeyLinks::new(
+        store.clone(),
+        second_notifier.clone(),
+        grants.clone(),
+        config().with_keyring(keys()),
+    )
+    .with_clock(f.clock.clone());
+    let again = key("link")
+        .scope(second.add_passwordless_registration(&f.admin_a, None, add_request(&f.ada)))
+        .await
+        .unwrap();
+    assert_eq!(again.link, link.link, "the same link from another instance");
+    assert_eq!(again.details, link.details);
+    let send = || SendPasswordlessRegistrationRequest {
+        user_id: grace.user_id.clone(),
+    };
+    let mails = f.notifier.delivered().len();
+    let sent = key("send")
+        .scope(
+            f.service
+                .send_passwordless_registration(&f.admin_a, None, send()),
+        )
+        .await
+        .unwrap();
+    let before = count().await;
+    let sent_again = key("send")
+        .scope(second.send_passwordless_registration(&f.admin_a, None, send()))
+        .await
+        .unwrap();
+    assert_eq!(sent_again.details, sent.details);
+    assert_eq!(count().await, before, "the retry wrote nothing");
+    assert_eq!(f.notifier.delivered().len(), mails + 1);
+    assert!(second_notifier.delivered().is_empty(), "no second mail");
+
+    // The same in outbox mode: the retry answers from the recorded request.
+    let outbox = |notifier: RecordingNotifier| {
+        PasskeyLinks::new(
+            store.clone(),
+            notifier,
+            grants.clone(),
+            config().with_outbox(keys()),
+        )
+        .with_clock(f.clock.clone())
+    };
+    f.clock.advance(Duration::minutes(5));
+    let (first, other) = (
+        outbox(RecordingNotifier::new()),
+        outbox(RecordingNotifier::new()),
+    );
+    let queued = key("send-outbox")
+        .scope(first.send_passwordless_registration(&f.admin_a, None, send()))
+        .await
+        .unwrap();
+    let before = count().await;
+    let queued_again = key("send-outbox")
+        .scope(other.send_passwordless_registration(&f.admin_a, None, send()))
+        .await
+        .unwrap();
+    assert_eq!(queued_again.details, queued.details);
+    assert_eq!(count().await, before, "one code queued");
+}
+
 /// A ceremony finishes in a process that has never seen its user: that process reads the
 /// user, its org and the code of the ceremony answered — not of the user's newer ceremony —
 /// together (see the round-trip count on PostgreSQL); a ceremony older than the store's
@@ -2192,6 +2366,7 @@ macro_rules! service_scenarios {
             rate_limit_scope_is_per_caller_kind,
             clock_skew_cannot_stretch_a_lifetime,
             idempotent_retries_answer_as_the_first_run,
+            idempotency_keys_belong_to_their_caller_and_request,
             a_warm_decision_never_outlives_another_process_change,
             a_warm_ceremony_never_outlives_another_process_change,
             a_ceremony_finishes_in_a_process_that_never_saw_the_user

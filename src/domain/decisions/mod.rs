@@ -22,4 +22,4 @@ pub use login::{FinishPasskeyLogin, ReadLogin, ReadLoginUser};
 pub use passkeys::{ReadUser, RemovePasskey};
 pub use read::{ReadOrg, ReadUserAndOrg, is_live};
 pub use register::{FinishPasskeyRegistration, ReadCeremony, StartPasskeyRegistration};
-pub use revoke::RevokeCode;
+pub use revoke::{NamedCode, RedeliverCode, RevokeCode};

@@ -23,8 +23,13 @@ use super::passkey::{
     Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, Passkey, RegisteredPasskey,
 };
 use super::text::Email;
-use crate::ids::{CodeId, OrgId, PasskeyId};
+use crate::ids::{CodeId, CodeRef, OrgId, PasskeyId};
 use crate::policy::MAX_RATE_LIMIT;
+
+/// The longest lifetime a code can have (policy bounds it to 24 hours).
+const MAX_CODE_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+/// Codes a user's state names by reference at most (older ones fall out first).
+const MAX_ISSUED_CODES: usize = 1_024;
 
 /// Longest accepted preferred-language tag.
 pub const MAX_LANGUAGE_LEN: usize = 35;
@@ -282,6 +287,10 @@ pub struct UserState {
     /// a login state is used once.
     #[serde(default)]
     recent_logins: VecDeque<(LoginId, DateTime<Utc>)>,
+    /// The codes issued within the longest code lifetime (24 hours) before the newest, with
+    /// when: what a code's reference names (revoking, redelivering).
+    #[serde(default)]
+    issued_codes: VecDeque<(CodeId, DateTime<Utc>)>,
 }
 
 impl UserState {
@@ -330,9 +339,9 @@ impl UserState {
             UserEvent::Removed {} => self.stop(UserStatus::Removed),
             UserEvent::Reactivated {} | UserEvent::Unlocked {} => self.status = UserStatus::Active,
             UserEvent::CodeIssued {
+                code_id,
                 issued_at,
                 supersedes_earlier,
-                ..
             } => {
                 if *supersedes_earlier {
                     self.supersede(self.version);
@@ -341,6 +350,17 @@ impl UserState {
                     self.recent_codes.pop_front();
                 }
                 self.recent_codes.push_back(*issued_at);
+                // No code outlives a day: older ones are named by no live reference.
+                let oldest_live = *issued_at - MAX_CODE_LIFETIME;
+                while self
+                    .issued_codes
+                    .front()
+                    .is_some_and(|(_, at)| *at < oldest_live)
+                    || self.issued_codes.len() >= MAX_ISSUED_CODES
+                {
+                    self.issued_codes.pop_front();
+                }
+                self.issued_codes.push_back((code_id.clone(), *issued_at));
             }
             UserEvent::CodeUsable { issued_version, .. } => self.supersede(*issued_version),
             UserEvent::PasskeyRegistrationStarted {
@@ -466,7 +486,15 @@ impl UserState {
             .find(|passkey| &passkey.credential.credential_id == credential_id)
     }
 
-    /// Whether a login with this id succeeded and its state has not expired at `now`.
+    /// The code of the user's (issued within the last day) whose reference is `reference`.
+    pub fn code_by_reference(&self, reference: &CodeRef) -> Option<&CodeId> {
+        self.issued_codes
+            .iter()
+            .map(|(code_id, _)| code_id)
+            .find(|code_id| code_id.reference() == *reference)
+    }
+
+    /// Whether a login with this id succeeded (its state is kept as used until it expires).
     pub fn login_used(&self, login_id: &LoginId) -> bool {
         self.recent_logins.iter().any(|(id, _)| id == login_id)
     }

@@ -347,6 +347,10 @@ impl EventStore for InMemoryStore {
 }
 
 impl ProjectionStore for InMemoryStore {
+    fn feed_head(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        ready(Ok(self.lock().log.len() as u64))
+    }
+
     fn checkpoint(&self, projection: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
         ready(Ok(self.lock().read.checkpoint(projection)))
     }

@@ -75,7 +75,7 @@ impl Tls {
     }
 }
 
-/// Pool settings for [`PostgresStore::connect_with`].
+/// Pool settings for [`PostgresStore::connect_with`](super::PostgresStore::connect_with).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectOptions {

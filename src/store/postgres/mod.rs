@@ -271,11 +271,12 @@ impl PostgresStore {
                         && (message.contains("23505")
                             || message.contains("42P07")
                             || message.contains("42710")
+                            || message.contains("42703")
                             || message.contains("40001")
                             || message.contains("40P01")) =>
                 {
-                    // Another migrator created the same object first, or (every transaction
-                    // serializable) got in the way: look again.
+                    // Another migrator created (or renamed) the same object first, or (every
+                    // transaction serializable) got in the way: look again.
                     attempts += 1;
                 }
                 other => return other,

@@ -220,6 +220,16 @@ impl PostgresStore {
         Ok(())
     }
 
+    async fn feed_head_now(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&self.sql.feed_head, &[])
+            .await
+            .map_err(classify)?;
+        let head: i64 = row.try_get(0).map_err(classify)?;
+        Ok(u64::try_from(head).unwrap_or(0))
+    }
+
     async fn checkpoint_now(&self, projection: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -403,6 +413,10 @@ impl PostgresStore {
 }
 
 impl ProjectionStore for PostgresStore {
+    async fn feed_head(&self) -> Result<u64, StoreError> {
+        within(self.deadline, false, self.feed_head_now()).await
+    }
+
     async fn checkpoint(&self, projection: &str) -> Result<u64, StoreError> {
         within(self.deadline, false, self.checkpoint_now(projection)).await
     }

@@ -35,6 +35,8 @@ pub(super) struct Statements {
     /// Gives feed positions to the visible events that have none.
     pub(super) sequence_feed: String,
     pub(super) read_feed: String,
+    /// The newest feed position, counting events not yet given one.
+    pub(super) feed_head: String,
     pub(super) recall: String,
     pub(super) prune_idempotency: String,
     pub(super) all_events: String,
@@ -233,6 +235,10 @@ WHERE id = 1 AND EXISTS (SELECT 1 FROM given)"
                 "SELECT feed_position, stream_type, stream_id, {columns}
 FROM {events} WHERE feed_position > $1 ORDER BY feed_position LIMIT $2"
             ),
+            feed_head: format!(
+                "SELECT coalesce((SELECT last FROM {head} WHERE id = 1), 0)
+     + (SELECT count(*) FROM {events} WHERE feed_position IS NULL)"
+            ),
             recall: format!("SELECT outcome, streams FROM {keys} WHERE key = $1"),
             prune_idempotency: format!("DELETE FROM {keys} WHERE recorded_at < $1"),
             all_events: format!(
@@ -298,6 +304,7 @@ ORDER BY l.issued_position DESC"
             ("write_snapshot", &self.write_snapshot),
             ("sequence_feed", &self.sequence_feed),
             ("read_feed", &self.read_feed),
+            ("feed_head", &self.feed_head),
             ("recall", &self.recall),
             ("prune_idempotency", &self.prune_idempotency),
             ("all_events", &self.all_events),

@@ -54,7 +54,10 @@ pub use load::{
     load_many_starts_at_the_snapshot_or_the_version_asked,
     read_many_answers_each_stream_after_its_version, snapshots_keep_the_newest_per_stream,
 };
-pub use projections::{checkpoints_never_move_back, read_changes_apply_once_whatever_the_repeats};
+pub use projections::{
+    checkpoints_never_move_back, read_changes_apply_once_whatever_the_repeats,
+    the_feed_head_is_the_newest_feed_position,
+};
 pub use read_set::{a_batch_is_written_only_while_its_read_set_stands, event_ids_round_trip};
 
 use crate::ids::{AggregateKind, StreamId};
@@ -148,14 +151,15 @@ where
     idempotency_records_are_pruned_by_age(make().await).await;
 }
 
-/// Runs every check of the projection store port (checkpoints and the shipped read models'
-/// tables), each against a fresh store from `make`.
+/// Runs every check of the projection store port (the feed head, checkpoints and the shipped
+/// read models' tables), each against a fresh store from `make`.
 pub async fn run_projection_store<S, F, Fut>(make: F)
 where
-    S: crate::read::ProjectionStore,
+    S: EventStore + crate::read::ProjectionStore,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
+    the_feed_head_is_the_newest_feed_position(make().await).await;
     checkpoints_never_move_back(make().await).await;
     read_changes_apply_once_whatever_the_repeats(make().await).await;
 }

@@ -21,6 +21,37 @@ pub async fn checkpoints_never_move_back<S: crate::read::ProjectionStore>(store:
     assert_eq!(store.checkpoint("a").await.unwrap(), 5);
 }
 
+/// The feed head is 0 for an empty store and then the feed position of the newest event,
+/// whether or not a reader has read the feed since.
+pub async fn the_feed_head_is_the_newest_feed_position<S>(store: S)
+where
+    S: EventStore + crate::read::ProjectionStore,
+{
+    assert_eq!(store.feed_head().await.unwrap(), 0, "empty store");
+    let a = stream(AggregateKind::User, "head-a");
+    store
+        .append(batch(vec![append(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        )]))
+        .await
+        .unwrap();
+    // Not read yet: a store that numbers the feed lazily counts these all the same.
+    assert_eq!(store.feed_head().await.unwrap(), 2);
+    store
+        .append(batch(vec![append(
+            &a,
+            ExpectedVersion::Exact(2),
+            vec![event(3)],
+        )]))
+        .await
+        .unwrap();
+    let newest = store.read_feed(0, 100).await.unwrap();
+    let newest = newest.last().unwrap().feed_position;
+    assert_eq!(store.feed_head().await.unwrap(), newest);
+}
+
 fn read_fixture() -> Vec<crate::read::ReadChange> {
     use crate::domain::code::Issued;
     use crate::ids::{CodeId, OrgId, UserId};
