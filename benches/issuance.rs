@@ -220,7 +220,7 @@ fn operations(c: &mut Criterion) {
                     let before = Instant::now();
                     let response = authenticate(&started.public_key_credential_creation_options);
                     authenticator_time += before.elapsed();
-                    requests.push(verify(&me, &started.passkey_id, response));
+                    requests.push(verify(&me, &started, response));
                 }
                 AUTHENTICATOR_NANOS
                     .fetch_add(authenticator_time.as_nanos() as u64, Ordering::Relaxed);
@@ -310,7 +310,7 @@ fn login_iterations<S: EventStore + Clone + 'static>(
             .await
             .unwrap();
         let mut options: webauthn_rs_proto::CreationChallengeResponse =
-            serde_json::from_value(started.public_key_credential_creation_options).unwrap();
+            serde_json::from_value(started.public_key_credential_creation_options.clone()).unwrap();
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.require_resident_key = false;
             selection.resident_key = None;
@@ -321,7 +321,7 @@ fn login_iterations<S: EventStore + Clone + 'static>(
         service
             .verify_passkey_registration(verify(
                 &me,
-                &started.passkey_id,
+                &started,
                 serde_json::to_value(credential).unwrap(),
             ))
             .await
@@ -369,14 +369,15 @@ static AUTHENTICATOR_CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn verify(
     me: &Caller,
-    passkey_id: &str,
+    started: &RegisterPasskeyResponse,
     response: serde_json::Value,
 ) -> VerifyPasskeyRegistrationRequest {
     serde_json::from_value(serde_json::json!({
         "userId": user_id(me),
-        "passkeyId": passkey_id,
+        "passkeyId": started.passkey_id,
         "publicKeyCredential": response,
-        "passkeyName": "key"
+        "passkeyName": "key",
+        "ceremonySecret": started.ceremony_secret,
     }))
     .unwrap()
 }
@@ -679,7 +680,7 @@ fn postgres(c: &mut Criterion) {
                         .unwrap();
                     elapsed += start.elapsed();
                     let response = authenticate(&started.public_key_credential_creation_options);
-                    let request = verify(&me, &started.passkey_id, response);
+                    let request = verify(&me, &started, response);
                     let start = Instant::now();
                     service.verify_passkey_registration(request).await.unwrap();
                     elapsed += start.elapsed();

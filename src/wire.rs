@@ -267,6 +267,26 @@ pub struct CheckCodeRequest {
     pub code: Secret,
 }
 
+/// Ask for a fresh link with a dead one (`POST /v1/passkey_links/_renew` in the example
+/// server; no authentication: the dead link's secret is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestFreshLinkRequest {
+    /// `userID` of the dead link.
+    #[serde(alias = "user_id")]
+    pub user_id: String,
+    /// `codeID` of the dead link.
+    #[serde(alias = "code_id")]
+    pub code_id: String,
+    /// `code` of the dead link.
+    pub code: Secret,
+}
+
+/// The same acknowledgement whether or not a link was sent (`{}`): if the dead link could be
+/// renewed, a new one is on its way to the address on file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFreshLinkResponse {}
+
 /// A usable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -312,7 +332,7 @@ pub struct RegisterPasskeyRequest {
 }
 
 /// Response of RegisterPasskey.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterPasskeyResponse {
     /// Details of the user aggregate.
@@ -321,6 +341,23 @@ pub struct RegisterPasskeyResponse {
     pub passkey_id: String,
     /// What the browser hands to `navigator.credentials.create` (`{"publicKey": {...}}`).
     pub public_key_credential_creation_options: Value,
+    /// The ceremony's secret: the browser posts it back with VerifyPasskeyRegistration. Only
+    /// its digest is stored, so nothing read from the store finishes the ceremony.
+    pub ceremony_secret: String,
+}
+
+impl fmt::Debug for RegisterPasskeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterPasskeyResponse")
+            .field("details", &self.details)
+            .field("passkey_id", &self.passkey_id)
+            .field(
+                "public_key_credential_creation_options",
+                &self.public_key_credential_creation_options,
+            )
+            .field("ceremony_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// v2 `POST /v2/users/{userId}/passkeys/{passkeyId}` (VerifyPasskeyRegistration).
@@ -339,6 +376,9 @@ pub struct VerifyPasskeyRegistrationRequest {
     /// A name for the passkey (1–200 characters).
     #[serde(alias = "passkey_name")]
     pub passkey_name: String,
+    /// The `ceremonySecret` RegisterPasskey answered (required).
+    #[serde(alias = "ceremony_secret", default)]
+    pub ceremony_secret: Option<Secret>,
 }
 
 /// VerifyPasskeyRegistration answers with `details` only.

@@ -354,6 +354,47 @@ async fn journey(executable: PathBuf) {
     assert_eq!(ready, 1, "one passkey from two racing tabs");
     assert!(a ^ b, "exactly one tab succeeded: {a} {b}");
 
+    // A dead link's page offers a fresh one: Carol's first link is superseded by a second; opening the first shows the page, its button has a new link mailed to the
+    // address on file, and that link enrolls.
+    let send_carol = || {
+        app.service.send_passwordless_registration(
+            &Caller::System,
+            None,
+            SendPasswordlessRegistrationRequest {
+                user_id: carol.as_str().into(),
+            },
+        )
+    };
+    send_carol().await.unwrap();
+    let superseded = app.notifier.last_link(&carol).unwrap();
+    send_carol().await.unwrap();
+    let newest = app.notifier.last_link(&carol).unwrap();
+    let (page, _) = tab(&browser).await;
+    page.goto(superseded.expose()).await.unwrap();
+    eval(&page, "document.getElementById('renew').click()").await;
+    let mut renewed = false;
+    for _ in 0..100 {
+        let sent = eval(&page, "!document.getElementById('renew-sent').hidden").await;
+        if sent == json!(true) {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(renewed, "the page acknowledged the request");
+    let fresh = app.notifier.last_link(&carol).unwrap();
+    assert_ne!(fresh.expose(), newest.expose(), "a new link was mailed");
+    let png = tokio::time::timeout(
+        Duration::from_secs(15),
+        page.screenshot(ScreenshotParams::builder().build()),
+    )
+    .await
+    .expect("a screenshot within 15 s")
+    .unwrap();
+    std::fs::write(shots.join("fresh-link-requested.png"), png).unwrap();
+    open_and_register(&page, fresh.expose()).await;
+    assert!(outcome(&page).await, "the fresh link enrolls");
+
     browser.close().await.unwrap();
     let _ = browser.wait().await;
 }

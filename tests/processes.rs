@@ -153,6 +153,7 @@ async fn enroll(service: &Service, link: &Link) -> Result<(), Error> {
             "passkeyId": started.passkey_id,
             "publicKeyCredential": response,
             "passkeyName": "key",
+            "ceremonySecret": started.ceremony_secret,
         })))
         .await?;
     Ok(())

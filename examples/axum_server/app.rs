@@ -239,6 +239,7 @@ pub fn router<S: EventStore + ProjectionStore + Clone + 'static>(app: Arc<App<S>
         .route("/v2/passkeys/login/_finish", post(finish_login::<S>))
         .route("/login", get(sign_in_page))
         .route("/v1/passkey_links/_check", post(check_code::<S>))
+        .route("/v1/passkey_links/_renew", post(renew_link::<S>))
         .route("/v1/orgs", post(add_org::<S>))
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
         .route(DEFAULT_LINK_PATH, get(login_page::<S>))
@@ -634,19 +635,33 @@ async fn login_page<S: EventStore + ProjectionStore + Clone>(
         Err(_) => None,
     };
     let headers = page_headers();
+    // The values go into a JSON block: `<` is escaped so no value can close the tag.
+    let values = serde_json::json!({
+        "userId": link.user_id, "codeId": link.code_id, "code": link.code,
+    })
+    .to_string()
+    .replace('<', "\\u003c");
     match checked {
         Some(_) => {
-            // The values go into a JSON block: `<` is escaped so no value can close the tag.
-            let values = serde_json::json!({
-                "userId": link.user_id, "codeId": link.code_id, "code": link.code,
-            })
-            .to_string()
-            .replace('<', "\\u003c");
             let page = ENROLL_PAGE.replace("{{VALUES}}", &values);
             (StatusCode::OK, headers, Html(page)).into_response()
         }
-        None => (StatusCode::BAD_REQUEST, headers, Html(INVALID_PAGE)).into_response(),
+        // A dead link's page offers a fresh one (sent only if it died of age).
+        None => {
+            let page = INVALID_PAGE.replace("{{VALUES}}", &values);
+            (StatusCode::BAD_REQUEST, headers, Html(page)).into_response()
+        }
     }
+}
+
+/// A fresh link for the holder of a dead one (no token: the dead link's secret is the
+/// credential); always the same answer.
+async fn renew_link<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    body: Result<Json<RequestFreshLinkRequest>, JsonRejection>,
+) -> Answer<RequestFreshLinkResponse> {
+    let Json(request) = body?;
+    Ok(Json(app.service.request_fresh_link(request).await?))
 }
 
 const INVALID_PAGE: &str = include_str!("invalid.html");

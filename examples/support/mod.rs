@@ -199,7 +199,8 @@ where
         "userId": user,
         "passkeyId": started.passkey_id,
         "publicKeyCredential": credential,
-        "passkeyName": "Ada's iPhone"
+        "passkeyName": "Ada's iPhone",
+        "ceremonySecret": started.ceremony_secret,
     });
     let verified = service
         .verify_passkey_registration(serde_json::from_value(verify)?)

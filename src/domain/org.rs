@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{MAX_NAME_LEN, validate_text};
+use super::text::{MAX_NAME_LEN, display_text};
 use super::{Change, Ctx, Decide, DomainError, Missing, Outcome, View};
 use crate::ids::OrgId;
 
@@ -145,18 +145,14 @@ impl Decide for AddOrg {
     }
 
     fn decide(&self, org: &OrgState, _: &Ctx<'_>) -> Outcome {
-        if let Err(err) = validate_text("org name", &self.name, MAX_NAME_LEN) {
-            return Outcome::Reject(err);
-        }
+        let name = match display_text("org name", &self.name, MAX_NAME_LEN) {
+            Ok(name) => name,
+            Err(err) => return Outcome::Reject(err),
+        };
         if org.status != OrgStatus::Missing {
             return Outcome::Reject(DomainError::OrgAlreadyExists);
         }
-        Outcome::Accept(vec![Change::org(
-            &self.org_id,
-            OrgEvent::Added {
-                name: self.name.clone(),
-            },
-        )])
+        Outcome::Accept(vec![Change::org(&self.org_id, OrgEvent::Added { name })])
     }
 }
 

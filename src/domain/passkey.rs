@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::credential::{CredentialId, PublicKey};
 use crate::ids::{CodeId, PasskeyId};
+use crate::secret::{Secret, SecretDigest};
 
 /// How long a started ceremony stays open (never past its code's expiry).
 pub const CEREMONY_LIFETIME: chrono::Duration = chrono::Duration::minutes(5);
@@ -164,6 +165,21 @@ pub struct Ceremony {
     pub state: CeremonyState,
     /// When it closes.
     pub expires_at: DateTime<Utc>,
+    /// The digest of the secret its start answered the browser with: only who holds that
+    /// secret finishes it (the stored state alone — a challenge — would let any reader answer
+    /// with an authenticator of their own). `None` for a ceremony started by a release without
+    /// ceremony secrets: it cannot be finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_digest: Option<SecretDigest>,
+}
+
+impl Ceremony {
+    /// Whether `secret` is this ceremony's secret (compared in constant time).
+    pub fn answered_by(&self, secret: &Secret) -> bool {
+        self.secret_digest
+            .as_ref()
+            .is_some_and(|digest| secret.matches(digest))
+    }
 }
 
 /// The facts of a verified registration, as stored in `user.human.passwordless.token.verified`.

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use unicode_normalization::{UnicodeNormalization, is_nfc};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::DomainError;
 
@@ -11,16 +13,37 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Longest accepted email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// Checks a free-text field: 1..=`max` characters, no control characters.
+/// Checks a text shown to people (a name, a language tag): 1..=`max` characters, no control or
+/// format (Unicode Cf: bidi overrides, zero-width characters, the BOM) characters, no leading or
+/// trailing whitespace — the identifier rule, so that a name cannot be spoofed in a list or a
+/// notice. Checks `value` as given; [`display_text`] normalises first.
 ///
 /// # Errors
 /// [`DomainError::InvalidText`] otherwise.
 pub fn validate_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
-    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control)
-    {
+    let invisible = |c: char| {
+        c.is_control() || (!c.is_ascii() && c.general_category() == GeneralCategory::Format)
+    };
+    let count = value.chars().count();
+    if count == 0 || count > max || value.trim() != value || value.chars().any(invisible) {
         return Err(DomainError::InvalidText { field, max });
     }
     Ok(())
+}
+
+/// A text shown to people, as it is stored: normalised to Unicode NFC (so that two spellings of
+/// one name are one), then checked by [`validate_text`].
+///
+/// # Errors
+/// [`DomainError::InvalidText`].
+pub fn display_text(field: &'static str, value: &str, max: usize) -> Result<String, DomainError> {
+    let normalized: String = if is_nfc(value) {
+        value.to_owned()
+    } else {
+        value.nfc().collect()
+    };
+    validate_text(field, &normalized, max)?;
+    Ok(normalized)
 }
 
 /// A syntactically valid email address. Deliberately strict: no whitespace, no control
@@ -93,6 +116,32 @@ impl<'de> Deserialize<'de> for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_follow_the_identifier_rule_and_are_stored_in_nfc() {
+        let name = |value: &str| display_text("name", value, 10);
+        for bad in [
+            "",
+            " Key",
+            "Key ",
+            "Key\u{202E}1", // right-to-left override
+            "Key\u{2066}1", // left-to-right isolate
+            "K\u{200B}ey",  // zero-width space
+            "\u{FEFF}Key",  // byte-order mark
+            "Key\u{0007}",  // control
+            "Key\n1",
+            "12345678901", // 11 characters
+        ] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+        // One name, two spellings: stored as one (NFC).
+        assert_eq!(name("Cafe\u{301}").unwrap(), "Caf\u{e9}");
+        assert_eq!(name("Caf\u{e9}").unwrap(), "Caf\u{e9}");
+        // Length counts characters, after normalisation.
+        assert!(name("e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}").is_ok());
+        assert!(name("Schlüssel").is_ok());
+        assert!(name("鍵 1").is_ok());
+    }
 
     #[test]
     fn emails() {

@@ -5,9 +5,9 @@
 
 use crate::domain::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, FinishPasskeyLogin,
-    FinishPasskeyRegistration, IssueCode, ReadCeremony, ReadCode, ReadDelivery, ReadLogin,
-    ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey,
-    RevokeCode, StartPasskeyRegistration,
+    FinishPasskeyRegistration, IssueCode, ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery,
+    ReadLogin, ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode,
+    RemovePasskey, RevokeCode, StartPasskeyRegistration,
 };
 use crate::ids::{AggregateKind, StreamId};
 use crate::repo::LoadHints;
@@ -148,6 +148,7 @@ base_hints!(
     ReadOrg,
     ReadUser,
     ReadUserAndOrg,
+    ReadDeadLink,
     RecordDelivery,
     RedeliverCode,
     RemovePasskey,
@@ -225,6 +226,7 @@ mod tests {
             code_id: code(1),
             ceremony: CeremonyState::new(serde_json::json!({})),
             expires_at: t0(),
+            secret_digest: None,
         });
         assert_eq!(event_type, CEREMONY_STARTED);
         assert_eq!(
@@ -248,6 +250,7 @@ mod tests {
             code_id: code(1),
             ceremony: CeremonyState::new(serde_json::json!({})),
             expires_at: t0(),
+            secret_digest: None,
         };
         let (event_type, payload) = encoded(started(1));
         let user = crate::domain::test_support::user();

@@ -368,7 +368,7 @@ where
     /// The send flow: append `requested`; then, synchronously, hand the link to the notifier
     /// and append `sent` or `delivery failed` (a crash in between leaves a code that is never
     /// usable) — or, with the outbox, return and leave delivery to the worker.
-    async fn issue_and_send(
+    pub(super) async fn issue_and_send(
         &self,
         caller: &Caller,
         guard: Guard,

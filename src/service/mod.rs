@@ -24,6 +24,7 @@ mod outbox;
 mod passkeys;
 mod read;
 mod redeem;
+mod renew;
 
 pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;

@@ -69,10 +69,13 @@ where
                 .start_registration(&self.registration_request(&user_id, user))
                 .await?;
             let passkey_id = PasskeyId::new(self.call_random().new_id())?;
+            let (_, key) = self.keys.current();
+            let secret = ceremony_secret(key, &user_id, &passkey_id);
             let decision = StartPasskeyRegistration {
                 presented,
                 passkey_id: passkey_id.clone(),
                 ceremony: started.ceremony,
+                secret_digest: secret.digest(),
             };
             // The creation options are not secret: a retry answers with the first run's.
             let outcome = || Recorded::Ceremony {
@@ -82,22 +85,39 @@ where
             let executed = self
                 .execute_recording(&decision, &Guard::Open, outcome)
                 .await?;
-            let (passkey_id, options) = match executed.recalled() {
+            let (passkey_id, options, secret) = match executed.recalled() {
                 Some(Recorded::Ceremony {
                     passkey_id,
                     creation_options,
-                }) => (passkey_id.as_str().to_owned(), creation_options.clone()),
+                }) => {
+                    // The first run's secret, under whichever of the deployment's keys it
+                    // was derived.
+                    let stored = executed
+                        .view()
+                        .user(&user_id)
+                        .ok()
+                        .and_then(|user| user.ceremony(passkey_id))
+                        .and_then(|ceremony| ceremony.secret_digest);
+                    let secret = self
+                        .keys
+                        .keys()
+                        .map(|(_, key)| ceremony_secret(key, &user_id, passkey_id))
+                        .find(|secret| stored.as_ref().is_some_and(|d| secret.matches(d)))
+                        .ok_or_else(super::idempotency::result_gone)?;
+                    (passkey_id.clone(), creation_options.clone(), secret)
+                }
                 Some(_) => {
                     return Err(Error::internal(
                         "a recalled registration without its passkey",
                     ));
                 }
-                None => (passkey_id.as_str().to_owned(), started.creation_options),
+                None => (passkey_id, started.creation_options, secret),
             };
             Ok(RegisterPasskeyResponse {
                 details: executed.details(&StreamId::user(&user_id))?,
-                passkey_id,
+                passkey_id: passkey_id.as_str().to_owned(),
                 public_key_credential_creation_options: options,
+                ceremony_secret: secret.expose().to_owned(),
             })
         })
         .await
@@ -143,7 +163,8 @@ where
         self.traced(op, async {
             let user_id = UserId::new(request.user_id)?;
             let passkey_id = PasskeyId::new(request.passkey_id)?;
-            crate::domain::validate_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
+            let passkey_name =
+                crate::domain::display_text("passkey name", &request.passkey_name, MAX_NAME_LEN)?;
             super::login::within_size(&request.public_key_credential)?;
             // The user, its org and the ceremony's code, in one read (or none, when cached: the
             // finish below commits only if the user still ends with the event read here). No
@@ -158,11 +179,18 @@ where
                 let details = read.details(&StreamId::user(&user_id))?;
                 return Ok(DetailsResponse { details });
             }
+            let ceremony_secret = request.ceremony_secret.ok_or(DomainError::InvalidArgument(
+                "a registration is finished with the ceremonySecret its start answered",
+            ))?;
+            // Only the browser that started the ceremony holds its secret: anyone else (a
+            // reader of the stored ceremony included) finds no ceremony, and nothing is
+            // evaluated or recorded.
             let ceremony = read
                 .view()
                 .user(&user_id)
                 .ok()
                 .and_then(|user| user.ceremony(&passkey_id))
+                .filter(|ceremony| ceremony.answered_by(&ceremony_secret))
                 .map(|ceremony| ceremony.state.clone())
                 .ok_or(DomainError::PasskeyNotFound)?;
             let verification = self
@@ -172,13 +200,14 @@ where
             let decision = FinishPasskeyRegistration {
                 user_id: user_id.clone(),
                 passkey_id,
-                name: request.passkey_name.clone(),
+                name: passkey_name.clone(),
                 verification,
+                ceremony_secret,
             };
             let executed = self.execute(&decision, &Guard::Open).await?;
             let details = executed.details(&StreamId::user(&user_id))?;
             if let Ok(user) = executed.view().user(&user_id) {
-                self.notify_passkey_added(&user_id, user, request.passkey_name, &details)
+                self.notify_passkey_added(&user_id, user, passkey_name, &details)
                     .await;
             }
             Ok(DetailsResponse { details })
@@ -298,4 +327,20 @@ where
         })
         .await
     }
+}
+
+/// What starts a ceremony's secret: derived from a deployment key, the user and the passkey id
+/// (so a retry under an idempotency key answers the same one on any instance); only its digest
+/// is stored.
+fn ceremony_secret(
+    key: &crate::secret::DeliveryKey,
+    user_id: &UserId,
+    passkey_id: &PasskeyId,
+) -> crate::secret::Secret {
+    use base64::Engine as _;
+    let mac = key.mac(
+        "passkey-links ceremony secret v1",
+        &[user_id.as_str().as_bytes(), passkey_id.as_str().as_bytes()],
+    );
+    crate::secret::Secret::presented(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
 }

@@ -22,6 +22,9 @@ pub(crate) fn present(
     code_id: String,
     secret: Secret,
 ) -> Result<PresentCode, Error> {
+    if secret.expose().len() > crate::secret::MAX_SECRET_LEN {
+        return Err(DomainError::InvalidArgument("the code is longer than any code issued").into());
+    }
     Ok(PresentCode {
         user_id: UserId::new(user_id)?,
         code_id: CodeId::new(code_id)?,

@@ -170,6 +170,42 @@ async fn every_bad_input_is_a_typed_error_and_appends_nothing() {
             "Errors.User.Invalid",
         ),
         (
+            "right-to-left override in a display name",
+            ok(
+                s.add_human_user(&sys, org, human("a", "Ada\u{202E}nimda", "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "zero-width space in a user name",
+            ok(
+                s.add_human_user(&sys, org, human("a\u{200B}da", "A", "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "leading whitespace in a display name",
+            ok(
+                s.add_human_user(&sys, org, human("a", " Ada", "a@example.com"))
+                    .await,
+            ),
+            "Errors.User.Invalid",
+        ),
+        (
+            "a byte-order mark in an org name",
+            ok(s.add_org(
+                &sys,
+                AddOrgRequest {
+                    name: "\u{FEFF}ACME".into(),
+                    ..Default::default()
+                },
+            )
+            .await),
+            "Errors.User.Invalid",
+        ),
+        (
             "oversized email",
             ok(s.add_human_user(
                 &sys,

@@ -368,7 +368,7 @@ async fn an_outcome_unknown_is_resolved_by_retrying_with_the_same_key() {
         .expect("the link works");
     let response = crate::authenticator::Authenticator::new()
         .create(&started.public_key_credential_creation_options);
-    let verify = || scenarios::verify_request(&user, &started.passkey_id, &response);
+    let verify = || scenarios::verify_request(&user, &started, &response);
     let key = IdempotencyKey::new("verify-after-commit").unwrap();
     store.lose_next_answer();
     let err = key

@@ -293,6 +293,7 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 code_id: code(1),
                 ceremony: CeremonyState::new(json!({"rs": {"challenge": "AAEC"}})),
                 expires_at: t0() + chrono::Duration::minutes(5),
+                secret_digest: Some(SecretDigest::from_bytes([7; 32])),
             }
             .into(),
             "user.human.passwordless.token.added",
@@ -300,7 +301,8 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
                 "passkeyId": "pk-1",
                 "codeId": "code-1",
                 "ceremony": {"rs": {"challenge": "AAEC"}},
-                "expiresAt": "2026-03-01T09:05:00Z"
+                "expiresAt": "2026-03-01T09:05:00Z",
+                "secretDigest": DIGEST
             }),
         ),
         (

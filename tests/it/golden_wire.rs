@@ -87,12 +87,17 @@ fn v2_passkey_responses_serialize_exactly() {
         public_key_credential_creation_options: serde_json::json!({
             "publicKey": {"challenge": "AAEC", "rp": {"id": "id.example.com", "name": "ID"}}
         }),
+        ceremony_secret: "c-secret".into(),
     };
     assert_eq!(
         serde_json::to_string(&register).unwrap(),
         format!(
-            r#"{{"details":{DETAILS},"passkeyId":"pk-1","publicKeyCredentialCreationOptions":{{"publicKey":{{"challenge":"AAEC","rp":{{"id":"id.example.com","name":"ID"}}}}}}}}"#
+            r#"{{"details":{DETAILS},"passkeyId":"pk-1","publicKeyCredentialCreationOptions":{{"publicKey":{{"challenge":"AAEC","rp":{{"id":"id.example.com","name":"ID"}}}}}},"ceremonySecret":"c-secret"}}"#
         )
+    );
+    assert!(
+        !format!("{register:?}").contains("c-secret"),
+        "redacted in Debug"
     );
     let verified: VerifyPasskeyRegistrationResponse = DetailsResponse { details: details() };
     assert_eq!(

@@ -292,7 +292,12 @@ async fn every_endpoint_over_http() {
     assert_eq!(status, StatusCode::OK, "{started}");
     assert_eq!(
         keys(&started),
-        ["details", "passkeyId", "publicKeyCredentialCreationOptions"]
+        [
+            "ceremonySecret",
+            "details",
+            "passkeyId",
+            "publicKeyCredentialCreationOptions"
+        ]
     );
     assert_eq!(
         started["publicKeyCredentialCreationOptions"]["publicKey"]["rp"]["id"],
@@ -306,7 +311,11 @@ async fn every_endpoint_over_http() {
             &format!("{passkeys}/{passkey_id}"),
             None,
             None,
-            json!({"publicKeyCredential": response, "passkeyName": "YubiKey"}),
+            json!({
+                "publicKeyCredential": response,
+                "passkeyName": "YubiKey",
+                "ceremonySecret": started["ceremonySecret"],
+            }),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

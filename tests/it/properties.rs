@@ -134,10 +134,12 @@ proptest! {
                     // credential. It is accepted when the finish registers the passkey.
                     next_code += 1;
                     let passkey_id = PasskeyId::new(format!("passkey-{next_code}")).unwrap();
+                    let ceremony_secret = passkey_links::Secret::presented(format!("ceremony-{next_code}"));
                     let start = StartPasskeyRegistration {
                         presented: present(1, if *right { secret(1) } else { secret(99) }),
                         passkey_id: passkey_id.clone(),
                         ceremony: CeremonyState::new(serde_json::json!({"n": next_code})),
+                        secret_digest: ceremony_secret.digest(),
                     };
                     let (started, next) = step(scenario, &start, now);
                     scenario = next;
@@ -155,6 +157,7 @@ proptest! {
                                 passkey_id,
                                 name: "key".into(),
                                 verification: Ok(verified),
+                                ceremony_secret: ceremony_secret.clone(),
                             }, now)
                         }
                         refused => (refused, scenario),

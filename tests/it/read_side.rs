@@ -316,6 +316,86 @@ pub async fn audit_trails_list_every_event_newest_first_without_secrets<
     }
 }
 
+/// A holder of `user.read` (or `org.read`) learns nothing a link could be guessed against or
+/// exhausted with: no answer of the read side — live links, the user's and the org's audit
+/// trail, the passkey list — carries a code id (or secret) of a mailed link, a returned one, or
+/// one a passkey was registered with; wrong guesses need the code id, so the reader cannot
+/// burn the user's link.
+pub async fn readers_learn_no_code_id<S: EventStore + ProjectionStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let returned = f.admin_link(&f.ada).await.unwrap().link;
+    let (user, _, used_id, used_secret) = link_params(&returned);
+    f.enroll(&user, &used_id, &used_secret).await.unwrap();
+    f.service
+        .send_passwordless_registration(
+            &f.admin_a,
+            None,
+            SendPasswordlessRegistrationRequest {
+                user_id: f.ada.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let mailed = f.notifier.last_link(&UserId::new(&f.ada).unwrap()).unwrap();
+    let (_, _, mailed_id, mailed_secret) = link_params(mailed.expose());
+    runner(&f.store).catch_up().await.unwrap();
+    // The audit trails as any caller allowed to read them sees them (they are the same pages).
+    let reader = &f.reader_a;
+    let mut seen = serde_json::to_string(&live(&f, reader, &f.ada).await.unwrap()).unwrap();
+    seen += &serde_json::to_string(&whole_trail(&f, |token| audit_of_user(&f.ada, token, 7)).await)
+        .unwrap();
+    let org_a = f.org_a.clone();
+    seen += &serde_json::to_string(
+        &whole_trail(&f, |token| ListAuditTrailRequest {
+            org_id: Some(org_a.clone()),
+            page_token: token,
+            page_size: Some(9),
+            ..Default::default()
+        })
+        .await,
+    )
+    .unwrap();
+    seen += &serde_json::to_string(
+        &f.service
+            .list_passkeys(
+                reader,
+                None,
+                ListPasskeysRequest {
+                    user_id: f.ada.clone(),
+                },
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(seen.len() > 1_000, "the answers were read");
+    assert_clean(
+        "what a reader is shown",
+        &seen,
+        &[
+            mailed_id.clone(),
+            used_id,
+            mailed_secret.clone(),
+            used_secret,
+        ],
+    );
+    // What it is shown instead — the reference — burns nothing: as a code id it names no code.
+    let reference = CodeId::new(&mailed_id)
+        .unwrap()
+        .reference()
+        .as_str()
+        .to_owned();
+    assert!(seen.contains(&reference));
+    for _ in 0..5 {
+        let guess = check_request(&f.ada, &reference, "guess-000000000000000000");
+        assert!(f.service.check_code(guess).await.is_err());
+    }
+    f.service
+        .check_code(check_request(&f.ada, &mailed_id, &mailed_secret))
+        .await
+        .expect("the mailed link still works");
+}
+
 pub async fn read_queries_are_authorized_like_commands<
     S: EventStore + ProjectionStore + Clone + Inspect,
 >(
@@ -455,6 +535,7 @@ macro_rules! read_side_scenarios {
             live_links_follow_issuance_delivery_checks_and_ends,
             audit_trails_list_every_event_newest_first_without_secrets,
             read_queries_are_authorized_like_commands,
+            readers_learn_no_code_id,
             the_runner_resumes_from_its_checkpoint
         );
     };

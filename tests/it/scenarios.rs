@@ -224,12 +224,13 @@ impl<S: EventStore + Clone> Fixture<S> {
         let response = authenticator.create(&started.public_key_credential_creation_options);
         let verified = self
             .service
-            .verify_passkey_registration(verify_request(user, &started.passkey_id, &response))
+            .verify_passkey_registration(verify_request(user, &started, &response))
             .await?;
         Ok(Enrolled {
-            passkey_id: started.passkey_id,
+            passkey_id: started.passkey_id.clone(),
             response,
             details: verified.details,
+            started,
         })
     }
 
@@ -266,22 +267,27 @@ pub struct Enrolled {
     pub passkey_id: String,
     pub response: Value,
     pub details: Details,
+    /// The start's answer (with the ceremony's secret).
+    pub started: RegisterPasskeyResponse,
 }
 
 pub fn register_request(user: &str, code_id: &str, code: &str) -> RegisterPasskeyRequest {
     serde_json::from_value(json!({"userId": user, "code": {"id": code_id, "code": code}})).unwrap()
 }
 
+/// The finish of a registration: the start's passkey id and ceremony secret, and the browser's
+/// response.
 pub fn verify_request(
     user: &str,
-    passkey_id: &str,
+    started: &RegisterPasskeyResponse,
     response: &Value,
 ) -> VerifyPasskeyRegistrationRequest {
     serde_json::from_value(json!({
         "userId": user,
-        "passkeyId": passkey_id,
+        "passkeyId": started.passkey_id,
         "publicKeyCredential": response,
-        "passkeyName": "iPhone"
+        "passkeyName": "iPhone",
+        "ceremonySecret": started.ceremony_secret,
     }))
     .unwrap()
 }
@@ -544,7 +550,7 @@ pub async fn a_real_ceremony_registers_a_passkey_that_logs_in<S: EventStore + Cl
     let response = authenticator.create(&started.public_key_credential_creation_options);
     let verified = f
         .service
-        .verify_passkey_registration(verify_request(&user, &started.passkey_id, &response))
+        .verify_passkey_registration(verify_request(&user, &started, &response))
         .await
         .unwrap();
     assert_eq!(verified.details.resource_owner, f.org_a);
@@ -660,7 +666,7 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
         f.service
             .verify_passkey_registration(verify_request(
                 &user,
-                &enrolled.passkey_id,
+                &enrolled.started,
                 &enrolled.response,
             ))
             .await,
@@ -679,11 +685,7 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
             .unwrap();
         assert_error(
             f.service
-                .verify_passkey_registration(verify_request(
-                    &user,
-                    &started.passkey_id,
-                    &enrolled.response,
-                ))
+                .verify_passkey_registration(verify_request(&user, &started, &enrolled.response))
                 .await,
             ErrorKind::InvalidArgument,
             "Errors.User.Passkey.VerificationFailed",
@@ -693,7 +695,7 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
         let right = Authenticator::new().create(&started.public_key_credential_creation_options);
         assert_error(
             f.service
-                .verify_passkey_registration(verify_request(&user, &started.passkey_id, &right))
+                .verify_passkey_registration(verify_request(&user, &started, &right))
                 .await,
             ErrorKind::NotFound,
             "Errors.User.Passkey.NotFound",
@@ -729,7 +731,7 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
         f.clock.advance(wait);
         let err = f
             .service
-            .verify_passkey_registration(verify_request(&user, &started.passkey_id, &response))
+            .verify_passkey_registration(verify_request(&user, &started, &response))
             .await
             .expect_err(reason);
         assert_eq!(
@@ -740,6 +742,38 @@ pub async fn bad_responses_register_nothing<S: EventStore + Clone + Inspect>(sto
         failure(reason).await;
     }
     assert_eq!(registered().await, 1, "only the first ceremony registered");
+
+    // Bad input is not a verification: a response that is not a registration response at all,
+    // or is larger than the limit, is InvalidArgument, nothing is recorded, and the ceremony
+    // stays open for the genuine response.
+    let (user, _, code_id, code) = link(f.ada.clone()).await;
+    let started = f
+        .service
+        .register_passkey(register_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    let before = f.store.all_events().await.len();
+    let huge = json!({"id": "x", "rawId": "x", "type": "public-key", "blob": "A".repeat(1 << 20)});
+    for garbage in [
+        json!("not a credential"),
+        json!({}),
+        json!({"id": 5, "type": ["public-key"], "response": "nope"}),
+        huge,
+    ] {
+        let err = f
+            .service
+            .verify_passkey_registration(verify_request(&user, &started, &garbage))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err:?}");
+    }
+    assert_eq!(f.store.all_events().await.len(), before, "nothing recorded");
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    f.service
+        .verify_passkey_registration(verify_request(&user, &started, &response))
+        .await
+        .expect("the ceremony was still open");
+    assert_eq!(registered().await, 2);
 }
 
 /// A credential id claimed by another user: refused, nothing registered, that ceremony closed,
@@ -771,7 +805,7 @@ pub async fn a_credential_claimed_by_another_user_registers_nothing<
                 .await
                 .unwrap();
             let verified = service
-                .verify_passkey_registration(verify_request(&user, &started.passkey_id, &json!({})))
+                .verify_passkey_registration(verify_request(&user, &started, &json!({})))
                 .await;
             (verified, user, code_id, code)
         }
@@ -1471,7 +1505,7 @@ where
                 .unwrap();
             let response =
                 Authenticator::new().create(&started.public_key_credential_creation_options);
-            requests.push(verify_request(&user, &started.passkey_id, &response));
+            requests.push(verify_request(&user, &started, &response));
         }
         let mut tasks = Vec::new();
         for request in requests {
@@ -1947,7 +1981,7 @@ pub async fn a_warm_ceremony_never_outlives_another_process_change<
     revoke(user.clone(), code_id.clone()).await;
     let err = f
         .service
-        .verify_passkey_registration(verify_request(&user, &started.passkey_id, &response))
+        .verify_passkey_registration(verify_request(&user, &started, &response))
         .await
         .unwrap_err();
     assert_eq!(err.message_key(), "Errors.User.Code.Invalid", "{err:?}");
@@ -1961,6 +1995,203 @@ pub async fn a_warm_ceremony_never_outlives_another_process_change<
     let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
     f.enroll(&user, &code_id, &code).await.unwrap();
     assert_eq!(of_type(&f.store.all_events().await, REGISTERED), 1);
+}
+
+/// Nothing stored finishes a ceremony: a reader of the events (or of a backup) learns the
+/// ceremony's passkey id and challenge and answers them with an authenticator of their own —
+/// without the ceremony secret only the registering browser holds, that registers nothing,
+/// records nothing and leaves the ceremony open; the browser then finishes it.
+pub async fn nothing_stored_finishes_a_ceremony<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
+    let started = f
+        .service
+        .register_passkey(register_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    // What a reader of the store has: the ceremony as recorded — never its secret.
+    let events = f.store.all_events().await;
+    let recorded = events
+        .iter()
+        .find(|e| e.event_type == "user.human.passwordless.token.added")
+        .unwrap();
+    assert_eq!(recorded.payload["passkeyId"], json!(started.passkey_id));
+    let stored =
+        serde_json::to_string(&events.iter().map(|e| &e.payload).collect::<Vec<_>>()).unwrap();
+    assert_clean(
+        "stored events",
+        &stored,
+        std::slice::from_ref(&started.ceremony_secret),
+    );
+    // The reader answers the recorded challenge with their own authenticator.
+    let forged = Authenticator::new().create(&started.public_key_credential_creation_options);
+    let digest = recorded.payload["secretDigest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = events.len();
+    let attempt = |secret: Option<&str>| {
+        let mut request = verify_request(&user, &started, &forged);
+        request.ceremony_secret = secret.map(Secret::presented);
+        f.service.verify_passkey_registration(request)
+    };
+    let err = attempt(None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err:?}");
+    for guess in [digest.as_str(), "", "not-the-secret"] {
+        let err = attempt(Some(guess)).await.unwrap_err();
+        assert_eq!(
+            err.message_key(),
+            "Errors.User.Passkey.NotFound",
+            "{guess}: {err:?}"
+        );
+    }
+    assert_eq!(f.store.all_events().await.len(), before, "nothing recorded");
+    // The browser that started it finishes it.
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    f.service
+        .verify_passkey_registration(verify_request(&user, &started, &response))
+        .await
+        .unwrap();
+    let passkeys = f
+        .service
+        .list_passkeys(&f.me(&f.ada), None, ListPasskeysRequest { user_id: user })
+        .await
+        .unwrap();
+    assert_eq!(passkeys.result.len(), 1);
+}
+
+/// Names are shown to people (passkey lists, security notices): one that could be spoofed is
+/// refused with nothing recorded — the ceremony stays open — and one in another Unicode
+/// spelling is stored in NFC.
+pub async fn passkey_names_cannot_be_spoofed<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let (user, _, code_id, code) = link_params(&f.admin_link(&f.ada).await.unwrap().link);
+    let started = f
+        .service
+        .register_passkey(register_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    let named = |name: &str| {
+        let mut request = verify_request(&user, &started, &response);
+        request.passkey_name = name.to_owned();
+        request
+    };
+    let before = f.store.all_events().await.len();
+    for spoof in ["Key\u{202E}1", "Ke\u{200B}y", " Key", "Key\u{FEFF}"] {
+        let err = f
+            .service
+            .verify_passkey_registration(named(spoof))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{spoof:?}: {err:?}");
+    }
+    assert_eq!(f.store.all_events().await.len(), before, "nothing recorded");
+    f.service
+        .verify_passkey_registration(named("Cle\u{301}"))
+        .await
+        .unwrap();
+    let passkeys = f
+        .service
+        .list_passkeys(&f.me(&f.ada), None, ListPasskeysRequest { user_id: user })
+        .await
+        .unwrap();
+    assert_eq!(passkeys.result[0].name, "Cl\u{e9}", "stored in NFC");
+}
+
+/// A fresh link from a dead one: only a link that died of age, presented with its secret,
+/// has a new link mailed — to the address on file, as the user's own send, under the rate
+/// limit — and every request gets the same empty answer, mailed or not.
+pub async fn a_dead_link_can_be_traded_for_a_fresh_one<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let ada = UserId::new(&f.ada).unwrap();
+    let renew = |link: &str, secret: Option<&str>| {
+        let (user, _, code_id, code) = link_params(link);
+        let request: RequestFreshLinkRequest = serde_json::from_value(json!({
+            "userId": user, "codeId": code_id, "code": secret.unwrap_or(&code),
+        }))
+        .unwrap();
+        f.service.request_fresh_link(request)
+    };
+    let mails = || f.notifier.delivered().len();
+    let expired = f.admin_link(&f.ada).await.unwrap().link;
+
+    // Live: used, not renewed. Wrong secret, unknown code: nothing. The same answer each time.
+    for (link, secret) in [
+        (expired.as_str(), None),
+        (expired.as_str(), Some("not-the-secret-0000000000")),
+    ] {
+        let answer = renew(link, secret).await.unwrap();
+        assert_eq!(serde_json::to_value(&answer).unwrap(), json!({}));
+    }
+    let unknown = expired.replace(&link_params(&expired).2, "no-such-code");
+    renew(&unknown, None).await.unwrap();
+    assert_eq!(mails(), 0);
+
+    // Expired: a new link goes to the address on file and works.
+    f.clock.advance(Duration::hours(2));
+    let before = f.store.all_events().await.len();
+    let answer = renew(&expired, None).await.unwrap();
+    assert_eq!(serde_json::to_value(&answer).unwrap(), json!({}));
+    assert_eq!(mails(), 1);
+    let mail = &f.notifier.delivered()[0];
+    let Message::RegistrationLink { recipient, .. } = &mail.message else {
+        panic!("{mail:?}");
+    };
+    assert_eq!(recipient.as_str(), "ada@example.com");
+    let fresh = f.notifier.last_link(&ada).unwrap();
+    let (user, _, code_id, code) = link_params(fresh.expose());
+    f.service
+        .check_code(check_request(&user, &code_id, &code))
+        .await
+        .unwrap();
+    assert!(f.store.all_events().await.len() > before);
+
+    // Superseded (by the fresh link): renewable too — as often as the rate limit allows.
+    let limit = f
+        .service
+        .config()
+        .policy()
+        .rate_limit()
+        .map_or(5, |l| l.max());
+    for _ in 0..limit + 3 {
+        renew(&expired, None).await.unwrap();
+    }
+    assert!(
+        mails() <= limit as usize,
+        "{} mails, limit {limit}",
+        mails()
+    );
+
+    // Killed by a revocation or a lock: never renewed.
+    f.clock.advance(Duration::hours(2));
+    let carol = f
+        .service
+        .add_passwordless_registration(
+            &f.admin_b,
+            None,
+            AddPasswordlessRegistrationRequest {
+                user_id: f.carol.clone(),
+            },
+        )
+        .await
+        .unwrap()
+        .link;
+    f.service
+        .update_user(&f.admin_b, None, &f.carol, UserChange::Lock)
+        .await
+        .unwrap();
+    f.service
+        .update_user(&f.admin_b, None, &f.carol, UserChange::Unlock)
+        .await
+        .unwrap();
+    let before = mails();
+    f.clock.advance(Duration::hours(2));
+    renew(&carol, None).await.unwrap();
+    assert_eq!(mails(), before, "a link killed by a lock is never renewed");
+    // Malformed input is the only error.
+    let malformed = renew(&expired.replace(&link_params(&expired).0, "a b"), None).await;
+    assert_eq!(malformed.unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
 pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + Inspect>(store: S) {
@@ -2019,7 +2250,7 @@ pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + 
 
     // VerifyPasskeyRegistration: success again, not "no such ceremony".
     let response = Authenticator::new().create(&started.public_key_credential_creation_options);
-    let verify = || verify_request(&user, &started.passkey_id, &response);
+    let verify = || verify_request(&user, &started, &response);
     let verified = key("verify-1")
         .scope(f.service.verify_passkey_registration(verify()))
         .await
@@ -2295,7 +2526,7 @@ pub async fn a_ceremony_finishes_in_a_process_that_never_saw_the_user<
                 .unwrap();
             let response =
                 Authenticator::new().create(&started.public_key_credential_creation_options);
-            verify_request(&user, &started.passkey_id, &response)
+            verify_request(&user, &started, &response)
         }
     };
     let first = start(link().await).await;
@@ -2367,6 +2598,9 @@ macro_rules! service_scenarios {
             clock_skew_cannot_stretch_a_lifetime,
             idempotent_retries_answer_as_the_first_run,
             idempotency_keys_belong_to_their_caller_and_request,
+            nothing_stored_finishes_a_ceremony,
+            a_dead_link_can_be_traded_for_a_fresh_one,
+            passkey_names_cannot_be_spoofed,
             a_warm_decision_never_outlives_another_process_change,
             a_warm_ceremony_never_outlives_another_process_change,
             a_ceremony_finishes_in_a_process_that_never_saw_the_user

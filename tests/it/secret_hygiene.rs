@@ -126,7 +126,7 @@ async fn no_secret_in_events_errors_or_debug_output() {
         f.service
             .verify_passkey_registration(verify_request(
                 &user,
-                &enrolled.passkey_id,
+                &enrolled.started,
                 &enrolled.response,
             ))
             .await

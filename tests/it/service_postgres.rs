@@ -689,9 +689,7 @@ mod with_postgres {
             .create(&started.public_key_credential_creation_options);
         finishing
             .verify_passkey_registration(crate::scenarios::verify_request(
-                &bob,
-                &started.passkey_id,
-                &response,
+                &bob, &started, &response,
             ))
             .await
             .unwrap();
@@ -708,9 +706,7 @@ mod with_postgres {
         let at = proxy.round_trips();
         finishing
             .verify_passkey_registration(crate::scenarios::verify_request(
-                &user,
-                &started.passkey_id,
-                &response,
+                &user, &started, &response,
             ))
             .await
             .unwrap();

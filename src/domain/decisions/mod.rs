@@ -1,9 +1,11 @@
 //! The decisions that span aggregates — issuing, delivering, checking and revoking a code,
-//! registering a passkey with it, managing passkeys, logging in with one — each in its own file with its rule tests. Single-aggregate decisions live with their
+//! renewing a dead one, registering a passkey with it, managing passkeys, logging in with one —
+//! each in its own file with its rule tests. Single-aggregate decisions live with their
 //! aggregate and are re-exported here, so every decision has one import path.
 
 mod check;
 mod deliver;
+mod fresh;
 mod issue;
 mod login;
 mod passkeys;
@@ -17,6 +19,7 @@ pub use check::{CheckCode, PresentCode};
 pub use deliver::{
     DeliveryOutcome, PendingDelivery, ReadCode, ReadDelivery, RecordDelivery, pending_delivery,
 };
+pub use fresh::ReadDeadLink;
 pub use issue::{Delivery, IssueCode};
 pub use login::{FinishPasskeyLogin, ReadLogin, ReadLoginUser};
 pub use passkeys::{ReadUser, RemovePasskey};

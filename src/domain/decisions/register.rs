@@ -15,12 +15,13 @@ use crate::domain::passkey::{
     CEREMONY_LIFETIME, CeremonyFailure, CeremonyState, MAX_PASSKEYS, RegisteredPasskey,
     VerifiedCredential,
 };
-use crate::domain::text::{MAX_NAME_LEN, validate_text};
+use crate::domain::text::{MAX_NAME_LEN, display_text};
 use crate::domain::user::{UserEvent, UserState};
 use crate::domain::{
     Change, CheckFailure, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View,
 };
 use crate::ids::{CodeId, PasskeyId, UserId};
+use crate::secret::{Secret, SecretDigest};
 
 /// Start a registration with a presented code: the code is checked like a check (failures
 /// recorded, generic error) and the relying party's ceremony is recorded, open for at most
@@ -33,6 +34,9 @@ pub struct StartPasskeyRegistration {
     pub passkey_id: PasskeyId,
     /// The relying party's ceremony state.
     pub ceremony: CeremonyState,
+    /// The digest of the secret the browser is answered with (see
+    /// [`crate::domain::Ceremony::secret_digest`]).
+    pub secret_digest: SecretDigest,
 }
 
 impl Decide for StartPasskeyRegistration {
@@ -71,6 +75,7 @@ impl Decide for StartPasskeyRegistration {
                 code_id: self.presented.code_id.clone(),
                 ceremony: self.ceremony.clone(),
                 expires_at,
+                secret_digest: Some(self.secret_digest),
             },
         )])
     }
@@ -119,6 +124,8 @@ pub struct FinishPasskeyRegistration {
     pub name: String,
     /// The relying party's verdict.
     pub verification: Result<VerifiedCredential, CeremonyFailure>,
+    /// The ceremony's secret, as the browser presents it.
+    pub ceremony_secret: Secret,
 }
 
 impl FinishPasskeyRegistration {
@@ -166,13 +173,19 @@ impl Decide for FinishPasskeyRegistration {
     }
 
     fn decide(&self, (user, code, org, credential): Self::State<'_>, ctx: &Ctx<'_>) -> Outcome {
-        if let Err(err) = validate_text("passkey name", &self.name, MAX_NAME_LEN) {
-            return Outcome::Reject(err);
-        }
-        // Unknown, replayed (closed) or another user's ceremony: nothing to close.
+        let name = match display_text("passkey name", &self.name, MAX_NAME_LEN) {
+            Ok(name) => name,
+            Err(err) => return Outcome::Reject(err),
+        };
+        // Unknown, replayed (closed) or another user's ceremony — or not this browser's: a
+        // response without the ceremony's secret closes nothing (whoever could read the stored
+        // ceremony must not be able to kill it either).
         let (Some(ceremony), Some(code)) = (user.ceremony(&self.passkey_id), code) else {
             return Outcome::Reject(DomainError::PasskeyNotFound);
         };
+        if !ceremony.answered_by(&self.ceremony_secret) {
+            return Outcome::Reject(DomainError::PasskeyNotFound);
+        }
         let refuse = |reason: CeremonyFailure| {
             Outcome::RecordAndRefuse(
                 vec![self.close(reason)],
@@ -217,7 +230,7 @@ impl Decide for FinishPasskeyRegistration {
                 UserEvent::PasskeyRegistered(RegisteredPasskey {
                     passkey_id: self.passkey_id.clone(),
                     code_id: ceremony.code_id.clone(),
-                    name: self.name.clone(),
+                    name,
                     credential: verified.clone(),
                 }),
             ),
@@ -260,11 +273,16 @@ mod tests {
         PasskeyId::new(format!("passkey-{n}")).unwrap()
     }
 
+    fn ceremony_secret(n: u32) -> Secret {
+        Secret::presented(format!("ceremony-secret-{n}-0123456789abcdef"))
+    }
+
     fn start(n: u32, secret: crate::secret::Secret) -> StartPasskeyRegistration {
         StartPasskeyRegistration {
             presented: present(1, secret),
             passkey_id: passkey_id(n),
             ceremony: CeremonyState::new(json!({"challenge": format!("challenge-{n}")})),
+            secret_digest: ceremony_secret(n).digest(),
         }
     }
 
@@ -286,6 +304,7 @@ mod tests {
             passkey_id: passkey_id(n),
             name: "iPhone".into(),
             verification,
+            ceremony_secret: ceremony_secret(n),
         }
     }
 
@@ -297,6 +316,7 @@ mod tests {
                 code_id: code(1),
                 ceremony: CeremonyState::new(json!({"challenge": format!("challenge-{n}")})),
                 expires_at: t0() + CEREMONY_LIFETIME,
+                secret_digest: Some(ceremony_secret(n).digest()),
             },
         )
     }
@@ -493,6 +513,35 @@ mod tests {
                 ],
                 DomainError::CodeInvalid(CheckFailure::Consumed),
             );
+    }
+
+    /// What is stored of a ceremony (its state, a challenge) does not finish it: a response
+    /// without the browser's ceremony secret — a reader of the events answering with an
+    /// authenticator of their own — is refused as if there were no ceremony, appends nothing,
+    /// and leaves the ceremony for its browser.
+    #[test]
+    fn only_the_ceremony_secret_finishes_a_ceremony() {
+        let hijack = |secret: Secret| FinishPasskeyRegistration {
+            ceremony_secret: secret,
+            ..finish(1, Ok(verified(b"attacker")))
+        };
+        given(returned_code_history())
+            .when(&start(1, secret(1)), t0())
+            .then_any()
+            .when(&hijack(ceremony_secret(2)), t0())
+            .then_error(DomainError::PasskeyNotFound)
+            .when(&hijack(Secret::presented("")), t0())
+            .then_error(DomainError::PasskeyNotFound)
+            .when(
+                &FinishPasskeyRegistration {
+                    verification: Err(CeremonyFailure::ChallengeMismatch),
+                    ..hijack(ceremony_secret(3))
+                },
+                t0(),
+            )
+            .then_error(DomainError::PasskeyNotFound)
+            .when(&finish(1, Ok(verified(b"cred-1"))), t0())
+            .then_any();
     }
 
     #[test]

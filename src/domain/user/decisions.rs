@@ -2,7 +2,7 @@
 
 use super::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
 use crate::domain::org::OrgState;
-use crate::domain::text::{Email, MAX_NAME_LEN, validate_text};
+use crate::domain::text::{Email, MAX_NAME_LEN, display_text, validate_text};
 use crate::domain::{Change, Ctx, Decide, DomainError, Missing, Outcome, StreamKey, View};
 use crate::ids::{OrgId, UserId};
 
@@ -42,8 +42,8 @@ impl Decide for AddHuman {
 
     fn decide(&self, (user, org): Self::State<'_>, _: &Ctx<'_>) -> Outcome {
         let event = (|| {
-            validate_text("user name", &self.user_name, MAX_NAME_LEN)?;
-            validate_text("display name", &self.display_name, MAX_NAME_LEN)?;
+            let user_name = display_text("user name", &self.user_name, MAX_NAME_LEN)?;
+            let display_name = display_text("display name", &self.display_name, MAX_NAME_LEN)?;
             if let Some(language) = &self.preferred_language {
                 validate_text("preferred language", language, MAX_LANGUAGE_LEN)?;
             }
@@ -51,8 +51,8 @@ impl Decide for AddHuman {
             require_new(user, org)?;
             Ok(UserEvent::HumanAdded {
                 org_id: self.org_id.clone(),
-                user_name: self.user_name.clone(),
-                display_name: self.display_name.clone(),
+                user_name,
+                display_name,
                 email,
                 email_verified: self.email_verified,
                 preferred_language: self.preferred_language.clone(),
@@ -85,13 +85,13 @@ impl Decide for AddMachine {
 
     fn decide(&self, (user, org): Self::State<'_>, _: &Ctx<'_>) -> Outcome {
         let event = (|| {
-            validate_text("user name", &self.user_name, MAX_NAME_LEN)?;
-            validate_text("name", &self.name, MAX_NAME_LEN)?;
+            let user_name = display_text("user name", &self.user_name, MAX_NAME_LEN)?;
+            let name = display_text("name", &self.name, MAX_NAME_LEN)?;
             require_new(user, org)?;
             Ok(UserEvent::MachineAdded {
                 org_id: self.org_id.clone(),
-                user_name: self.user_name.clone(),
-                name: self.name.clone(),
+                user_name,
+                name,
             })
         })();
         event.map(|e| vec![Change::user(&self.user_id, e)]).into()

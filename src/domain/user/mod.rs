@@ -25,6 +25,7 @@ use super::passkey::{
 use super::text::Email;
 use crate::ids::{CodeId, CodeRef, OrgId, PasskeyId};
 use crate::policy::MAX_RATE_LIMIT;
+use crate::secret::SecretDigest;
 
 /// The longest lifetime a code can have (policy bounds it to 24 hours).
 const MAX_CODE_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
@@ -122,6 +123,9 @@ pub enum UserEvent {
         ceremony: CeremonyState,
         /// When the ceremony closes.
         expires_at: DateTime<Utc>,
+        /// The digest of the ceremony's secret (what finishing it requires).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_digest: Option<SecretDigest>,
     },
     /// The relying party verified the ceremony's response: the passkey is registered.
     #[serde(rename = "user.human.passwordless.token.verified")]
@@ -368,6 +372,7 @@ impl UserState {
                 code_id,
                 ceremony,
                 expires_at,
+                secret_digest,
             } => {
                 if self.ceremonies.len() == MAX_OPEN_CEREMONIES {
                     self.ceremonies.pop_front();
@@ -377,6 +382,7 @@ impl UserState {
                     code_id: code_id.clone(),
                     state: ceremony.clone(),
                     expires_at: *expires_at,
+                    secret_digest: *secret_digest,
                 });
             }
             UserEvent::PasskeyRegistered(registered) => {
