@@ -180,6 +180,17 @@ fn operations(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // A directory sync's unchanged user: ensure decides there is nothing to append.
+    let (org, synced) = rt.block_on(synced_user(&service));
+    group.bench_function("sync_unchanged_user", |b| {
+        b.to_async(&rt).iter(|| async {
+            let ensured = service
+                .ensure_human_user(&Caller::System, Some(&org), synced.clone())
+                .await
+                .unwrap();
+            assert!(!ensured.changed);
+        })
+    });
     group.finish();
 
     // The ceremony: RegisterPasskey and VerifyPasskeyRegistration through the service and
@@ -441,6 +452,25 @@ async fn fresh_codes<S: EventStore>(
     codes
 }
 
+/// A user synced once from a directory, and the directory's (unchanged) view of it.
+async fn synced_user<S: EventStore>(service: &Service<S>) -> (String, EnsureHumanUserRequest) {
+    let org = new_org(service).await;
+    let person = EnsureHumanUserRequest {
+        user_id: format!("synced-{}", Utc::now().timestamp_micros()),
+        user_name: "synced".into(),
+        display_name: "Synced User".into(),
+        email: "synced@example.com".into(),
+        is_email_verified: true,
+        preferred_language: Some("en".into()),
+        ..Default::default()
+    };
+    service
+        .ensure_human_user(&Caller::System, Some(&org), person.clone())
+        .await
+        .unwrap();
+    (org, person)
+}
+
 fn user_id(caller: &Caller) -> String {
     match caller {
         Caller::User(p) => p.user_id.as_str().to_owned(),
@@ -654,6 +684,16 @@ fn postgres(c: &mut Criterion) {
     group.bench_function("issuance_end_to_end", |b| {
         b.to_async(&rt)
             .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+    });
+    let (org, synced) = rt.block_on(synced_user(&service));
+    group.bench_function("sync_unchanged_user", |b| {
+        b.to_async(&rt).iter(|| async {
+            let ensured = service
+                .ensure_human_user(&Caller::System, Some(&org), synced.clone())
+                .await
+                .unwrap();
+            assert!(!ensured.changed);
+        })
     });
     // A check reads and appends nothing (mail scanners open links too): one read.
     let code = rt.block_on(returned_code(&service, &me));

@@ -35,7 +35,9 @@ pub use ports::authorizer::{
     AccessError, Authorizer, Caller, Permission, Permissions, Principal, StaticGrants,
 };
 pub use ports::clock::{Clock, ManualClock, SystemClock};
-pub use ports::notifier::{Envelope, Message, Notifier, NotifyError, Receipt, RecordingNotifier};
+pub use ports::notifier::{
+    Addressee, Envelope, Message, Notifier, NotifyError, Receipt, RecordingNotifier,
+};
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use ports::random::SeededRandom;

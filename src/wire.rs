@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use serde_json::Value;
 
-pub use crate::domain::PasskeyState;
+pub use crate::domain::{DirectoryState, PasskeyState};
 use crate::secret::Secret;
 
 /// `details` of every answer, from the last applied event of the aggregate the command changed.
@@ -614,6 +614,187 @@ pub struct AddMachineUserRequest {
     #[serde(alias = "user_name")]
     pub user_name: String,
     /// Display name.
+    pub name: String,
+}
+
+/// Bring an org in step with the directory (`PUT /v1/orgs/{orgId}` in the example server).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureOrgRequest {
+    /// The org's id (the directory's; path parameter in the example).
+    #[serde(alias = "org_id", default)]
+    pub org_id: String,
+    /// Its name.
+    pub name: String,
+    /// `ACTIVE` (default) or `INACTIVE`.
+    #[serde(default)]
+    pub state: DirectoryState,
+}
+
+/// Bring a human user in step with the directory (`PUT /v1/orgs/{orgId}/users/{userId}` in
+/// the example server).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureHumanUserRequest {
+    /// The user's id (the directory's; path parameter in the example).
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+    /// Login name.
+    #[serde(alias = "user_name")]
+    pub user_name: String,
+    /// Display name.
+    #[serde(alias = "display_name")]
+    pub display_name: String,
+    /// Email address.
+    pub email: String,
+    /// Whether the directory verified the address.
+    #[serde(alias = "is_email_verified", default)]
+    pub is_email_verified: bool,
+    /// Preferred language tag.
+    #[serde(
+        alias = "preferred_language",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub preferred_language: Option<String>,
+    /// `ACTIVE` (default), `INACTIVE` or `LOCKED`.
+    #[serde(default)]
+    pub state: DirectoryState,
+}
+
+/// Bring a machine user in step with the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureMachineUserRequest {
+    /// The user's id (the directory's).
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+    /// Login name.
+    #[serde(alias = "user_name")]
+    pub user_name: String,
+    /// Display name.
+    pub name: String,
+    /// `ACTIVE` (default), `INACTIVE` or `LOCKED`.
+    #[serde(default)]
+    pub state: DirectoryState,
+}
+
+/// What an ensure did: the stream's details, and whether anything was appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureResponse {
+    /// Details of the org or user stream.
+    pub details: Details,
+    /// Whether the directory's view differed (and was appended).
+    pub changed: bool,
+}
+
+/// Read a user back (ZITADEL user service v2 GetUserByID: `GET /v2/users/{userId}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetUserRequest {
+    /// The user.
+    #[serde(alias = "user_id", default)]
+    pub user_id: String,
+}
+
+/// A user as GetUserByID answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetUserResponse {
+    /// Details of the user stream.
+    pub details: Details,
+    /// The user.
+    pub user: UserView,
+}
+
+/// A user's public view (ZITADEL v2's `User`, the fields this library keeps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// Its id.
+    pub user_id: String,
+    /// `USER_STATE_ACTIVE`, `USER_STATE_INACTIVE`, `USER_STATE_LOCKED` or `USER_STATE_INITIAL`.
+    pub state: String,
+    /// Login name.
+    pub username: String,
+    /// The org it belongs to.
+    pub organization_id: String,
+    /// A human's profile and email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human: Option<HumanView>,
+    /// A machine's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineView>,
+}
+
+/// A human user's profile and email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HumanView {
+    /// Names and language.
+    pub profile: ProfileView,
+    /// The address on file.
+    pub email: EmailView,
+}
+
+/// A human's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileView {
+    /// Display name.
+    pub display_name: String,
+    /// Preferred language tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_language: Option<String>,
+}
+
+/// An email address and whether it is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailView {
+    /// The address.
+    pub email: String,
+    /// Whether it is verified.
+    pub is_verified: bool,
+}
+
+/// A machine user's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineView {
+    /// Its name.
+    pub name: String,
+}
+
+/// Read an org back (`GET /v1/orgs/{orgId}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetOrgRequest {
+    /// The org.
+    #[serde(alias = "org_id", default)]
+    pub org_id: String,
+}
+
+/// An org as it is read back (ZITADEL v1 GetOrgByID's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetOrgResponse {
+    /// The org.
+    pub org: OrgView,
+}
+
+/// An org's public view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgView {
+    /// Its id.
+    pub id: String,
+    /// Details of the org stream.
+    pub details: Details,
+    /// `ORG_STATE_ACTIVE` or `ORG_STATE_INACTIVE`.
+    pub state: String,
+    /// Its name.
     pub name: String,
 }
 

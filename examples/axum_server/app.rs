@@ -9,7 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use passkey_links::prelude::*;
@@ -241,7 +241,10 @@ pub fn router<S: EventStore + ProjectionStore + Clone + 'static>(app: Arc<App<S>
         .route("/v1/passkey_links/_check", post(check_code::<S>))
         .route("/v1/passkey_links/_renew", post(renew_link::<S>))
         .route("/v1/orgs", post(add_org::<S>))
+        .route("/v1/orgs/{org_id}", get(get_org::<S>).put(ensure_org::<S>))
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
+        .route("/v1/orgs/{org_id}/users/{user_id}", put(ensure_user::<S>))
+        .route("/v2/users/{user_id}", get(get_user::<S>))
         .route(DEFAULT_LINK_PATH, get(login_page::<S>))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(render_metrics::<S>))
@@ -592,6 +595,66 @@ async fn add_org<S: EventStore + ProjectionStore + Clone>(
     let caller = caller(&app, &headers)?;
     let Json(request) = body?;
     Ok(Json(app.service.add_org(&caller, request).await?))
+}
+
+/// Brings an org in step with the embedder's directory (system token for a new org, or
+/// `org.write` in it).
+async fn ensure_org<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<EnsureOrgRequest>, JsonRejection>,
+) -> Answer<EnsureResponse> {
+    let caller = caller(&app, &headers)?;
+    let Json(mut request) = body?;
+    request.org_id = org_id;
+    Ok(Json(app.service.ensure_org(&caller, request).await?))
+}
+
+/// Brings a human user in step with the embedder's directory (`user.write` in the org).
+async fn ensure_user<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path((org_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<EnsureHumanUserRequest>, JsonRejection>,
+) -> Answer<EnsureResponse> {
+    let caller = caller(&app, &headers)?;
+    let Json(mut request) = body?;
+    request.user_id = user_id;
+    Ok(Json(
+        app.service
+            .ensure_human_user(&caller, Some(&org_id), request)
+            .await?,
+    ))
+}
+
+/// Reads a user back (the user, or `user.read` in its org).
+async fn get_user<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<GetUserResponse> {
+    let caller = caller(&app, &headers)?;
+    let request = GetUserRequest { user_id };
+    Ok(Json(
+        app.service
+            .get_user(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+/// Reads an org back (`org.read` in it).
+async fn get_org<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<GetOrgResponse> {
+    let caller = caller(&app, &headers)?;
+    Ok(Json(
+        app.service
+            .get_org(&caller, GetOrgRequest { org_id })
+            .await?,
+    ))
 }
 
 /// Creates a human user in an org (system token, or `user.write` there).

@@ -36,10 +36,11 @@ pub use credential::{
 };
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
-    FinishPasskeyLogin, FinishPasskeyRegistration, IssueCode, NamedCode, OrgChange,
-    PendingDelivery, PresentCode, ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin,
-    ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey,
-    RevokeCode, StartPasskeyRegistration, UserChange, is_live, pending_delivery,
+    DirectoryState, EnsureHuman, EnsureMachine, EnsureOrg, FinishPasskeyLogin,
+    FinishPasskeyRegistration, IssueCode, NamedCode, OrgChange, PendingDelivery, PresentCode,
+    ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin, ReadLoginUser, ReadOrg,
+    ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey, RevokeCode,
+    StartPasskeyRegistration, UserChange, is_live, pending_delivery,
 };
 pub use error::{CheckFailure, DomainError};
 pub use login::{

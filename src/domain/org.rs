@@ -26,6 +26,12 @@ pub enum OrgEvent {
     /// The org was removed, for good.
     #[serde(rename = "org.removed")]
     Removed {},
+    /// The org was renamed.
+    #[serde(rename = "org.changed")]
+    Renamed {
+        /// The new display name.
+        name: String,
+    },
 }
 
 impl OrgEvent {
@@ -35,6 +41,7 @@ impl OrgEvent {
         "org.deactivated",
         "org.reactivated",
         "org.removed",
+        "org.changed",
     ];
 }
 
@@ -85,6 +92,7 @@ impl OrgState {
                 self.status = OrgStatus::Removed;
                 self.links_stopped_version = self.version;
             }
+            OrgEvent::Renamed { name } => self.name.clone_from(name),
             _ => {}
         }
     }
@@ -125,6 +133,71 @@ impl OrgState {
             OrgStatus::Inactive => Err(DomainError::OrgNotActive),
             OrgStatus::Missing | OrgStatus::Removed => Err(DomainError::OrgNotFound),
         }
+    }
+}
+
+/// The state a directory says an org or user is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum DirectoryState {
+    /// Active.
+    #[default]
+    Active,
+    /// Deactivated.
+    Inactive,
+    /// Locked (users only).
+    Locked,
+}
+
+/// Bring an org in step with the directory: create it, rename it, deactivate or reactivate it
+/// — only what differs (nothing, when nothing does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsureOrg {
+    /// The org.
+    pub org_id: OrgId,
+    /// Its name in the directory.
+    pub name: String,
+    /// Its state in the directory (`Locked` is refused: orgs are not locked).
+    pub state: DirectoryState,
+}
+
+impl Decide for EnsureOrg {
+    type State<'a> = &'a OrgState;
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        view.org(&self.org_id)
+    }
+
+    fn decide(&self, org: &OrgState, _: &Ctx<'_>) -> Outcome {
+        let name = match display_text("org name", &self.name, MAX_NAME_LEN) {
+            Ok(name) => name,
+            Err(err) => return Outcome::Reject(err),
+        };
+        let mut events = Vec::new();
+        match org.status {
+            OrgStatus::Removed => return Outcome::Reject(DomainError::OrgNotFound),
+            OrgStatus::Missing => events.push(OrgEvent::Added { name }),
+            OrgStatus::Active | OrgStatus::Inactive if org.name != name => {
+                events.push(OrgEvent::Renamed { name });
+            }
+            _ => {}
+        }
+        let active = matches!(org.status, OrgStatus::Missing | OrgStatus::Active);
+        match (self.state, active) {
+            (DirectoryState::Active, false) => events.push(OrgEvent::Reactivated {}),
+            (DirectoryState::Inactive, true) => events.push(OrgEvent::Deactivated {}),
+            (DirectoryState::Locked, _) => {
+                return Outcome::Reject(DomainError::InvalidArgument("an org is not locked"));
+            }
+            _ => {}
+        }
+        Outcome::Accept(
+            events
+                .into_iter()
+                .map(|event| Change::org(&self.org_id, event))
+                .collect(),
+        )
     }
 }
 

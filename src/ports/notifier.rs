@@ -24,6 +24,9 @@ pub enum Message {
         user_id: UserId,
         /// The user's org.
         org_id: OrgId,
+        /// Who the mail addresses: the user's display name, preferred language and org name,
+        /// so a template needs no second lookup.
+        addressee: Addressee,
         /// A derived reference to the code (never the code id, which is confidential).
         code: CodeRef,
         /// The link; it carries the secret (redacted in `Debug`).
@@ -39,6 +42,8 @@ pub enum Message {
         user_id: UserId,
         /// The user's org.
         org_id: OrgId,
+        /// Who the mail addresses.
+        addressee: Addressee,
         /// The new passkey's name.
         passkey_name: String,
         /// When it was added.
@@ -46,7 +51,40 @@ pub enum Message {
     },
 }
 
+/// Who a message addresses, for the mail template: the user's display name and preferred
+/// language (its tag, e.g. `de`), and the name of the user's org.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Addressee {
+    /// The user's display name.
+    pub display_name: String,
+    /// The user's preferred language tag, if any.
+    pub preferred_language: Option<String>,
+    /// The user's org's name.
+    pub org_name: String,
+}
+
+impl Addressee {
+    /// An addressee.
+    pub fn new(display_name: &str, preferred_language: Option<&str>, org_name: &str) -> Self {
+        Self {
+            display_name: display_name.to_owned(),
+            preferred_language: preferred_language.map(str::to_owned),
+            org_name: org_name.to_owned(),
+        }
+    }
+}
+
 impl Message {
+    /// Who the message addresses.
+    pub fn addressee(&self) -> &Addressee {
+        match self {
+            Self::RegistrationLink { addressee, .. } | Self::PasskeyAdded { addressee, .. } => {
+                addressee
+            }
+        }
+    }
+
     /// The recipient address.
     pub fn recipient(&self) -> &Email {
         match self {

@@ -27,6 +27,7 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
     ("org.deactivated", &[]),
     ("org.reactivated", &[]),
     ("org.removed", &[]),
+    ("org.changed", &["name"]),
     (
         "user.human.added",
         &[
@@ -46,6 +47,10 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
     ("user.locked", &[]),
     ("user.unlocked", &[]),
     ("user.removed", &[]),
+    (
+        "user.profile.changed",
+        &["userName", "displayName", "preferredLanguage"],
+    ),
     (
         "user.human.passwordless.link.issued",
         &["codeId", "issuedAt", "supersedesEarlier"],

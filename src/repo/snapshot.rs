@@ -17,7 +17,7 @@ use crate::store::{EventId, LastEvent, Snapshot};
 /// [`UserState`]. A snapshot of another format is ignored (the stream is folded from its start
 /// and snapshotted anew), so a release that changes them bumps this — the golden files in
 /// `tests/golden/snapshots/` fail until it does.
-pub(crate) const SNAPSHOT_FORMAT: u64 = 4;
+pub(crate) const SNAPSHOT_FORMAT: u64 = 5;
 
 /// The stored form.
 #[derive(Serialize, Deserialize)]

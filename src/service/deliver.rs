@@ -13,6 +13,8 @@ use super::operation::Op;
 use super::redeem::named_code;
 use super::{PasskeyLinks, within_deadline};
 use crate::domain::code::{CodeState, DeliveryFailure, Issued};
+use crate::domain::org::OrgState;
+use crate::domain::user::UserState;
 use crate::domain::{
     DeliveryOutcome, DomainError, Email, PendingDelivery, ReadDelivery, RecordDelivery,
     RedeliverCode, pending_delivery,
@@ -22,7 +24,7 @@ use crate::ids::{CodeId, StreamId, UserId};
 use crate::link::{Link, LinkValues, UrlTemplate};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
-use crate::ports::notifier::{Envelope, Message, Notifier, NotifyError, Receipt};
+use crate::ports::notifier::{Addressee, Envelope, Message, Notifier, NotifyError, Receipt};
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
 use crate::store::{EventStore, StoreError};
@@ -117,6 +119,7 @@ pub(super) fn registration_envelope(
     code_id: &CodeId,
     code: &CodeState,
     issued: &Issued,
+    (user, org): (&UserState, Option<&OrgState>),
     recipient: Email,
     link: Link,
 ) -> Envelope {
@@ -134,11 +137,21 @@ pub(super) fn registration_envelope(
             recipient,
             user_id: issued.user_id.clone(),
             org_id: issued.org_id.clone(),
+            addressee: addressee(user, org),
             code: reference,
             link,
             expires_at: issued.expires_at,
         },
     }
+}
+
+/// Who a message to `user` addresses.
+pub(super) fn addressee(user: &UserState, org: Option<&OrgState>) -> Addressee {
+    Addressee::new(
+        user.display_name(),
+        user.preferred_language(),
+        org.map(OrgState::name).unwrap_or_default(),
+    )
 }
 
 /// What one delivery attempt came to.
@@ -337,11 +350,13 @@ where
                 return self.record_failure(code_id, &issued.user_id, reason).await;
             }
         }
-        let Some(recipient) = user.and_then(|user| user.verified_email()).cloned() else {
+        let (Some(user), Some(recipient)) = (user, user.and_then(|user| user.verified_email()))
+        else {
             return self
                 .record_failure(code_id, &issued.user_id, DeliveryFailure::NoLongerUsable)
                 .await;
         };
+        let recipient = recipient.clone();
         let Some(secret) = self.delivery_secret(code_id, code) else {
             // Mailing a link under another key would send a dead one.
             let key_id = code.key_id().unwrap_or("(not recorded)").to_owned();
@@ -365,7 +380,7 @@ where
                 .record_failure(code_id, &issued.user_id, DeliveryFailure::Unrenderable)
                 .await;
         };
-        let envelope = registration_envelope(code_id, code, issued, recipient, link);
+        let envelope = registration_envelope(code_id, code, issued, (user, org), recipient, link);
         let failure = match self.notify(&envelope).await {
             Ok(receipt) => {
                 let sent = DeliveryOutcome::Sent {

@@ -25,6 +25,8 @@ pub(crate) struct Executed {
     /// Under an idempotency key the store had recorded already: the first run (the states are
     /// as of its events).
     pub(crate) first_run: Option<FirstRun>,
+    /// Events this run appended (a retry: the streams its first run wrote).
+    pub(crate) appended: usize,
 }
 
 impl Executed {
@@ -138,6 +140,7 @@ where
                     None => Ok(Executed {
                         loaded,
                         first_run: None,
+                        appended: 0,
                     }),
                     // A retry finds its own first run's effects (a used code, a locked user):
                     // answer as the first run did.
@@ -184,6 +187,7 @@ where
                 None => Ok(Executed {
                     loaded,
                     first_run: None,
+                    appended: changes.len(),
                 }),
             };
         }
@@ -230,10 +234,12 @@ where
         if let Some(refusal) = first.refusal.clone() {
             return Ok(Some(Err(refusal.into())));
         }
+        let appended = recalled.streams.len();
         let loaded = self.repo.replay(&self.store, recalled.streams).await?;
         Ok(Some(Ok(Executed {
             loaded,
             first_run: Some(first),
+            appended,
         })))
     }
 

@@ -4,10 +4,11 @@
 //! knowledge, here, with the payload field names the store follows (pinned by the tests below).
 
 use crate::domain::{
-    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, FinishPasskeyLogin,
-    FinishPasskeyRegistration, IssueCode, ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery,
-    ReadLogin, ReadLoginUser, ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode,
-    RemovePasskey, RevokeCode, StartPasskeyRegistration,
+    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, EnsureHuman,
+    EnsureMachine, EnsureOrg, FinishPasskeyLogin, FinishPasskeyRegistration, IssueCode,
+    ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin, ReadLoginUser, ReadOrg,
+    ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey, RevokeCode,
+    StartPasskeyRegistration,
 };
 use crate::ids::{AggregateKind, StreamId};
 use crate::repo::LoadHints;
@@ -142,6 +143,9 @@ base_hints!(
     ChangeOrg,
     ChangeUser,
     CheckCode,
+    EnsureHuman,
+    EnsureMachine,
+    EnsureOrg,
     FinishPasskeyLogin,
     ReadCode,
     ReadDelivery,

@@ -422,7 +422,15 @@ where
             .verified_email()
             .cloned()
             .ok_or(DomainError::EmailNotVerified)?;
-        let envelope = registration_envelope(&issued.code_id, code, facts, recipient, issued.link);
+        let org = view.org_of(user).ok().flatten();
+        let envelope = registration_envelope(
+            &issued.code_id,
+            code,
+            facts,
+            (user, org),
+            recipient,
+            issued.link,
+        );
         let (outcome, failure) = match self.notify(&envelope).await {
             Ok(receipt) => (
                 DeliveryOutcome::Sent {

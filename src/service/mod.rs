@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod config;
 mod deliver;
+mod directory;
 mod engine;
 mod hints;
 mod idempotency;

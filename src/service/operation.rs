@@ -171,9 +171,20 @@ impl Trace {
         #[cfg(feature = "tracing")]
         if let Some(span) = &self.span {
             let name = self.op.name;
+            // Levels an operator can alert on: ERROR is a bug or corrupted data, WARN a failing
+            // dependency (store, notifier, deadline); a refusal the caller caused (a wrong code,
+            // a user that exists already, a missing permission) is INFO, success DEBUG.
             span.in_scope(|| match _result {
-                Ok(_) => tracing::info!(op = name, "ok"),
-                Err(err) => tracing::warn!(op = name, kind = ?err.kind(), id = err.id(), "{err}"),
+                Ok(_) => tracing::debug!(op = name, "ok"),
+                Err(err) => match err.kind() {
+                    crate::error::ErrorKind::Internal => {
+                        tracing::error!(op = name, kind = ?err.kind(), id = err.id(), "{err}");
+                    }
+                    crate::error::ErrorKind::Unavailable | crate::error::ErrorKind::Aborted => {
+                        tracing::warn!(op = name, kind = ?err.kind(), id = err.id(), "{err}");
+                    }
+                    _ => tracing::info!(op = name, kind = ?err.kind(), id = err.id(), "{err}"),
+                },
             });
         }
     }

@@ -206,8 +206,11 @@ where
             };
             let executed = self.execute(&decision, &Guard::Open).await?;
             let details = executed.details(&StreamId::user(&user_id))?;
-            if let Ok(user) = executed.view().user(&user_id) {
-                self.notify_passkey_added(&user_id, user, passkey_name, &details)
+            let view = executed.view();
+            if let Ok(user) = view.user(&user_id) {
+                let org = view.org_of(user).ok().flatten();
+                let addressee = super::deliver::addressee(user, org);
+                self.notify_passkey_added(&user_id, user, addressee, passkey_name, &details)
                     .await;
             }
             Ok(DetailsResponse { details })
@@ -222,6 +225,7 @@ where
         &self,
         user_id: &UserId,
         user: &UserState,
+        addressee: crate::ports::notifier::Addressee,
         passkey_name: String,
         details: &crate::wire::Details,
     ) {
@@ -234,6 +238,7 @@ where
                 recipient: recipient.clone(),
                 user_id: user_id.clone(),
                 org_id: org_id.clone(),
+                addressee,
                 passkey_name,
                 added_at: details.change_date,
             },

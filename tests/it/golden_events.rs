@@ -85,6 +85,14 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
         ),
         (OrgEvent::Removed {}.into(), "org.removed", json!({})),
         (
+            OrgEvent::Renamed {
+                name: "ACME Corp".into(),
+            }
+            .into(),
+            "org.changed",
+            json!({"name": "ACME Corp"}),
+        ),
+        (
             UserEvent::HumanAdded {
                 org_id: org(),
                 user_name: "ada".into(),
@@ -140,6 +148,16 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
         (UserEvent::Locked {}.into(), "user.locked", json!({})),
         (UserEvent::Unlocked {}.into(), "user.unlocked", json!({})),
         (UserEvent::Removed {}.into(), "user.removed", json!({})),
+        (
+            UserEvent::ProfileChanged {
+                user_name: "ada".into(),
+                display_name: "Ada L.".into(),
+                preferred_language: Some("fr".into()),
+            }
+            .into(),
+            "user.profile.changed",
+            json!({"userName": "ada", "displayName": "Ada L.", "preferredLanguage": "fr"}),
+        ),
         (
             UserEvent::CodeIssued {
                 code_id: code(1),

@@ -556,6 +556,38 @@ async fn every_endpoint_over_http() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    // Directory sync over HTTP: ensure twice (the second changes nothing), read back.
+    let ensure = json!({
+        "userName": "hedy", "displayName": "Hedy", "email": "hedy@example.com",
+        "isEmailVerified": true, "preferredLanguage": "de", "state": "ACTIVE"
+    });
+    let path = format!("/v1/orgs/{}/users/hedy", demo::ACME);
+    for changed in [true, false] {
+        let response = s
+            .client
+            .put(format!("{}{path}", s.base))
+            .bearer_auth(demo::ADMIN_TOKEN)
+            .json(&ensure)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["changed"], json!(changed), "{body}");
+    }
+    let (status, body) = s.get_as("/v2/users/hedy", demo::SUPPORT_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["human"]["email"]["email"], "hedy@example.com");
+    let (status, _) = s.get_as("/v2/users/hedy", demo::GLOBEX_ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = s
+        .get_as(&format!("/v1/orgs/{}", demo::ACME), demo::ADMIN_TOKEN)
+        .await;
+    assert_eq!(
+        (status, body["org"]["name"].clone()),
+        (StatusCode::OK, json!("ACME"))
+    );
+
     // Health and metrics.
     let (status, body) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -6,6 +6,7 @@
 mod authenticator;
 mod bad_input;
 mod common;
+mod directory_sync;
 mod faults;
 mod golden_events;
 mod golden_wire;

@@ -2194,6 +2194,192 @@ pub async fn a_dead_link_can_be_traded_for_a_fresh_one<S: EventStore + Clone + I
     assert_eq!(malformed.unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
+/// A directory sync: ensure every org and user as the directory has them. A second run of an
+/// unchanged directory appends nothing; drift appends exactly the change events, and an email
+/// change or a lock kills earlier links as the lifecycle rules say; the library's users read
+/// back as the directory has them; the mail carries the user's name, language and org name.
+pub async fn a_directory_sync_appends_only_what_differs<S: EventStore + Clone + Inspect>(store: S) {
+    let f = Fixture::new(store).await;
+    let sys = Caller::System;
+    let count = || async { f.store.all_events().await.len() };
+    let org = EnsureOrgRequest {
+        org_id: "directory-org".into(),
+        name: "Directory Org".into(),
+        ..Default::default()
+    };
+    let people: Vec<EnsureHumanUserRequest> = (0..25)
+        .map(|n| EnsureHumanUserRequest {
+            user_id: format!("dir-user-{n}"),
+            user_name: format!("user{n}"),
+            display_name: format!("User {n}"),
+            email: format!("user{n}@example.com"),
+            is_email_verified: true,
+            preferred_language: Some(if n % 2 == 0 { "de" } else { "en" }.into()),
+            ..Default::default()
+        })
+        .collect();
+    let bot = EnsureMachineUserRequest {
+        user_id: "dir-bot".into(),
+        user_name: "bot".into(),
+        name: "Build bot".into(),
+        ..Default::default()
+    };
+    let sync = |people: Vec<EnsureHumanUserRequest>, org: EnsureOrgRequest| {
+        let (f, bot) = (&f, bot.clone());
+        async move {
+            let sys = Caller::System;
+            let mut changed = usize::from(f.service.ensure_org(&sys, org).await.unwrap().changed);
+            for person in people {
+                let ensured = f
+                    .service
+                    .ensure_human_user(&sys, Some("directory-org"), person)
+                    .await
+                    .unwrap();
+                changed += usize::from(ensured.changed);
+            }
+            let ensured = f
+                .service
+                .ensure_machine_user(&sys, Some("directory-org"), bot)
+                .await
+                .unwrap();
+            changed + usize::from(ensured.changed)
+        }
+    };
+    assert_eq!(
+        sync(people.clone(), org.clone()).await,
+        27,
+        "everything created"
+    );
+    let after_first = count().await;
+    assert_eq!(sync(people.clone(), org.clone()).await, 0);
+    assert_eq!(count().await, after_first, "a second sync appends nothing");
+
+    // Read back as the directory has them.
+    let read = f
+        .service
+        .get_user(
+            &sys,
+            None,
+            GetUserRequest {
+                user_id: "dir-user-2".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let shown = serde_json::to_value(&read.user).unwrap();
+    assert_eq!(
+        shown,
+        json!({
+            // Initial until its first passkey, as in ZITADEL.
+            "userId": "dir-user-2", "state": "USER_STATE_INITIAL", "username": "user2",
+            "organizationId": "directory-org",
+            "human": {
+                "profile": {"displayName": "User 2", "preferredLanguage": "de"},
+                "email": {"email": "user2@example.com", "isVerified": true}
+            }
+        })
+    );
+    let org_read = f
+        .service
+        .get_org(
+            &sys,
+            GetOrgRequest {
+                org_id: "directory-org".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (org_read.org.name.as_str(), org_read.org.state.as_str()),
+        ("Directory Org", "ORG_STATE_ACTIVE")
+    );
+    // The no-oracle rule: another org's admin learns nothing.
+    let err = f
+        .service
+        .get_user(
+            &f.admin_b,
+            None,
+            GetUserRequest {
+                user_id: "dir-user-2".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    let ghost = f
+        .service
+        .get_user(
+            &f.admin_b,
+            None,
+            GetUserRequest {
+                user_id: "nobody-here".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_body(), ghost.to_body());
+
+    // Links, mailed with the user's name, language and org name.
+    let send = |user: &str| {
+        f.service.send_passwordless_registration(
+            &sys,
+            None,
+            SendPasswordlessRegistrationRequest {
+                user_id: user.to_owned(),
+            },
+        )
+    };
+    send("dir-user-0").await.unwrap();
+    send("dir-user-1").await.unwrap();
+    send("dir-user-3").await.unwrap();
+    let mail = f.notifier.delivered().last().unwrap().clone();
+    let addressee = mail.message.addressee();
+    assert_eq!(
+        (
+            addressee.display_name.as_str(),
+            addressee.preferred_language.as_deref(),
+            addressee.org_name.as_str()
+        ),
+        ("User 3", Some("en"), "Directory Org")
+    );
+    let link_of = |user: &str| {
+        let link = f.notifier.last_link(&UserId::new(user).unwrap()).unwrap();
+        let (user, _, code_id, code) = link_params(link.expose());
+        check_request(&user, &code_id, &code)
+    };
+
+    // Drift: user 0 moved address, user 1 got locked, user 3 renamed; the org renamed.
+    let mut drifted = people.clone();
+    drifted[0].email = "user0@new.example.com".into();
+    drifted[1].state = DirectoryState::Locked;
+    drifted[3].display_name = "User Three".into();
+    let renamed = EnsureOrgRequest {
+        name: "Directory Org GmbH".into(),
+        ..org.clone()
+    };
+    let before = f.store.all_events().await;
+    assert_eq!(sync(drifted.clone(), renamed.clone()).await, 4);
+    let appended: Vec<(String, String)> = f.store.all_events().await[before.len()..]
+        .iter()
+        .map(|e| (e.stream.id().to_owned(), e.event_type.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("directory-org", "org.changed"),
+        ("dir-user-0", "user.human.email.changed"),
+        ("dir-user-0", "user.human.email.verified"),
+        ("dir-user-1", "user.locked"),
+        ("dir-user-3", "user.profile.changed"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(appended, expected);
+    // The email change and the lock killed those links; the rename did not.
+    assert!(f.service.check_code(link_of("dir-user-0")).await.is_err());
+    assert!(f.service.check_code(link_of("dir-user-1")).await.is_err());
+    f.service.check_code(link_of("dir-user-3")).await.unwrap();
+    assert_eq!(sync(drifted, renamed).await, 0, "in step again");
+}
+
 pub async fn idempotent_retries_answer_as_the_first_run<S: EventStore + Clone + Inspect>(store: S) {
     let f = Fixture::new(store.clone()).await;
     let me = f.me(&f.ada);
@@ -2600,6 +2786,7 @@ macro_rules! service_scenarios {
             idempotency_keys_belong_to_their_caller_and_request,
             nothing_stored_finishes_a_ceremony,
             a_dead_link_can_be_traded_for_a_fresh_one,
+            a_directory_sync_appends_only_what_differs,
             passkey_names_cannot_be_spoofed,
             a_warm_decision_never_outlives_another_process_change,
             a_warm_ceremony_never_outlives_another_process_change,

@@ -13,8 +13,8 @@ mod read;
 mod register;
 mod revoke;
 
-pub use super::org::{AddOrg, ChangeOrg, OrgChange};
-pub use super::user::{AddHuman, AddMachine, ChangeUser, UserChange};
+pub use super::org::{AddOrg, ChangeOrg, DirectoryState, EnsureOrg, OrgChange};
+pub use super::user::{AddHuman, AddMachine, ChangeUser, EnsureHuman, EnsureMachine, UserChange};
 pub use check::{CheckCode, PresentCode};
 pub use deliver::{
     DeliveryOutcome, PendingDelivery, ReadCode, ReadDelivery, RecordDelivery, pending_delivery,

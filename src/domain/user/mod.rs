@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 mod decisions;
+mod ensure;
 
 pub use decisions::{AddHuman, AddMachine, ChangeUser, UserChange};
+pub use ensure::{EnsureHuman, EnsureMachine};
 
 use super::DomainError;
 use super::credential::{CredentialId, PublicKey};
@@ -207,6 +209,17 @@ pub enum UserEvent {
         /// Device name.
         name: String,
     },
+    /// The user's profile changed (its directory renamed it or changed its language).
+    #[serde(rename = "user.profile.changed")]
+    ProfileChanged {
+        /// Login name.
+        user_name: String,
+        /// Display name (a machine's name).
+        display_name: String,
+        /// Preferred language tag, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preferred_language: Option<String>,
+    },
 }
 
 impl UserEvent {
@@ -232,6 +245,7 @@ impl UserEvent {
         "user.human.passwordless.token.check.succeeded",
         "user.human.passwordless.login.check.failed",
         "user.human.passkey.added",
+        "user.profile.changed",
     ];
 }
 
@@ -284,6 +298,8 @@ pub struct UserState {
     // Shared text: the state is copied whenever an event changes it.
     user_name: Arc<str>,
     display_name: Arc<str>,
+    #[serde(default)]
+    preferred_language: Option<Arc<str>>,
     passkeys: Vec<Passkey>,
     ceremonies: VecDeque<Ceremony>,
     legacy_passkeys: u32,
@@ -308,10 +324,11 @@ impl UserState {
                 email_verified,
                 user_name,
                 display_name,
-                ..
+                preferred_language,
             } => {
                 self.user_name = user_name.as_str().into();
                 self.display_name = display_name.as_str().into();
+                self.preferred_language = preferred_language.as_deref().map(Arc::from);
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Human);
                 self.status = UserStatus::Initial;
@@ -328,6 +345,15 @@ impl UserState {
                 self.org_id = Some(org_id.clone());
                 self.kind = Some(UserKind::Machine);
                 self.status = UserStatus::Active;
+            }
+            UserEvent::ProfileChanged {
+                user_name,
+                display_name,
+                preferred_language,
+            } => {
+                self.user_name = user_name.as_str().into();
+                self.display_name = display_name.as_str().into();
+                self.preferred_language = preferred_language.as_deref().map(Arc::from);
             }
             UserEvent::EmailChanged { email } => {
                 self.email = Some(email.clone());
@@ -534,7 +560,22 @@ impl UserState {
         &self.user_name
     }
 
-    /// The display name.
+    /// The preferred language tag, if any.
+    pub fn preferred_language(&self) -> Option<&str> {
+        self.preferred_language.as_deref()
+    }
+
+    /// The email address on file (verified or not).
+    pub fn email(&self) -> Option<&Email> {
+        self.email.as_ref()
+    }
+
+    /// Whether the email on file is verified.
+    pub fn email_verified(&self) -> bool {
+        self.email_verified
+    }
+
+    /// Display name.
     pub fn display_name(&self) -> &str {
         &self.display_name
     }
