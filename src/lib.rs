@@ -52,7 +52,7 @@ pub use secret::{
     SecretConfigError, SecretDigest,
 };
 pub use service::{
-    Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DEFAULT_DELIVERY_CONCURRENCY,
+    CLOCK_REMEASURE, Config, DEFAULT_AUDIT_PAGE, DEFAULT_DEADLINE, DEFAULT_DELIVERY_CONCURRENCY,
     DEFAULT_IDEMPOTENCY_RETENTION, DELIVERY_WORKER, DeliveryRetry, DeliveryRound, DeliveryWorker,
     IdempotencyKey, MAX_AUDIT_PAGE, MAX_CREDENTIAL_JSON, MAX_KEY_LEN, MAX_PENDING, OutboxHealth,
     PasskeyLinks, Scoped,

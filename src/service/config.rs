@@ -24,6 +24,7 @@ pub struct Config {
     keyring: Option<Keyring>,
     snapshot_every: u64,
     decide_from_cache: bool,
+    store_clock: bool,
 }
 
 impl Config {
@@ -42,6 +43,7 @@ impl Config {
             keyring: None,
             snapshot_every: 1_000,
             decide_from_cache: true,
+            store_clock: true,
         }
     }
 
@@ -149,6 +151,19 @@ impl Config {
     /// The per-operation deadline.
     pub fn deadline(&self) -> Option<Duration> {
         self.deadline
+    }
+
+    /// Whether this node tells time by the store's clock (its own plus its measured offset to
+    /// the store's, with a store that has one: PostgreSQL's). On by default; turn it off only
+    /// for a clock that is meant to differ (a test's manual clock on a real database).
+    pub fn with_store_clock(mut self, store_clock: bool) -> Self {
+        self.store_clock = store_clock;
+        self
+    }
+
+    /// Whether this node tells time by the store's clock.
+    pub fn store_clock(&self) -> bool {
+        self.store_clock
     }
 
     /// Whether sends go through the delivery outbox.

@@ -12,6 +12,7 @@
 
 mod access;
 mod admin;
+mod clock;
 mod config;
 mod deliver;
 mod directory;
@@ -27,6 +28,7 @@ mod read;
 mod redeem;
 mod renew;
 
+pub use clock::REMEASURE as CLOCK_REMEASURE;
 pub use config::{Config, DEFAULT_DEADLINE};
 pub use deliver::DeliveryRetry;
 pub use idempotency::{DEFAULT_IDEMPOTENCY_RETENTION, IdempotencyKey, MAX_KEY_LEN, Scoped};
@@ -39,12 +41,10 @@ pub use read::{DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE};
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
-
 use self::operation::{Op, operation, within_deadline};
 use crate::error::Error;
 use crate::ports::authorizer::Authorizer;
-use crate::ports::clock::{Clock, SystemClock, truncate_to_micros};
+use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::notifier::Notifier;
 use crate::ports::random::{OsRandom, RandomSource};
 use crate::ports::relying_party::{NoRelyingParty, RelyingParty};
@@ -108,6 +108,8 @@ pub struct PasskeyLinks<S, N, A, C = SystemClock, R = OsRandom, P = NoRelyingPar
     repo: Repository,
     /// The configured keys, or the outbox's, or one of this process's own.
     keys: Keyring,
+    /// This node's clock's offset to the store's.
+    store_clock: clock::StoreClock,
 }
 
 impl<S, N, A, C, R, P> std::fmt::Debug for PasskeyLinks<S, N, A, C, R, P> {
@@ -139,6 +141,7 @@ where
                 config.decide_from_cache(),
             ),
             keys: config.keyring().cloned().unwrap_or_else(Keyring::ephemeral),
+            store_clock: clock::StoreClock::default(),
             config,
         }
     }
@@ -165,6 +168,7 @@ where
             config: self.config,
             repo: self.repo,
             keys: self.keys,
+            store_clock: self.store_clock,
         }
     }
 
@@ -180,6 +184,7 @@ where
             config: self.config,
             repo: self.repo,
             keys: self.keys,
+            store_clock: self.store_clock,
         }
     }
 
@@ -198,6 +203,7 @@ where
             config: self.config,
             repo: self.repo,
             keys: self.keys,
+            store_clock: self.store_clock,
         }
     }
 
@@ -227,7 +233,10 @@ where
             move |op: &Op| idempotency::start(op, &self.keys),
             self.config.deadline(),
             |left| self.store.sleep(left),
-            work,
+            async move {
+                self.sync_clock().await?;
+                work.await
+            },
         )
     }
 
@@ -235,9 +244,5 @@ where
     /// randomness derived from the deployment's keys for it, so that a retry draws the same.
     fn call_random(&self) -> idempotency::CallRandom<'_, R> {
         idempotency::CallRandom(&self.random)
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        truncate_to_micros(self.clock.now())
     }
 }

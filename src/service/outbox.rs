@@ -260,6 +260,8 @@ where
     /// code's own failure is never an error here: it is recorded, or the code is tried again
     /// later.
     pub async fn run_once(&self) -> Result<DeliveryRound, Error> {
+        // Expiry and backoff by the store's clock, like every other decision.
+        self.service.sync_clock().await?;
         let mut round = DeliveryRound {
             queued: self.scan().await?,
             ..DeliveryRound::default()

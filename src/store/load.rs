@@ -23,6 +23,9 @@ pub struct Capabilities {
     /// [`super::EventStore::load_many`] answers several streams, their snapshots and the streams
     /// they [`Follow`], in one call.
     pub batched_load: bool,
+    /// [`super::EventStore::store_time`] tells the store's own clock: the reference every
+    /// node's clock is measured against.
+    pub store_time: bool,
 }
 
 impl Capabilities {
@@ -30,12 +33,14 @@ impl Capabilities {
     pub const NONE: Self = Self {
         snapshots: false,
         batched_load: false,
+        store_time: false,
     };
 
     /// Every capability.
     pub const ALL: Self = Self {
         snapshots: true,
         batched_load: true,
+        store_time: true,
     };
 
     /// With snapshots or without.
@@ -47,6 +52,12 @@ impl Capabilities {
     /// With batched loads or without.
     pub const fn batched_load(mut self, batched_load: bool) -> Self {
         self.batched_load = batched_load;
+        self
+    }
+
+    /// With the store's clock or without.
+    pub const fn store_time(mut self, store_time: bool) -> Self {
+        self.store_time = store_time;
         self
     }
 }

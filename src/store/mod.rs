@@ -345,6 +345,17 @@ pub trait EventStore: Send + Sync {
         std::future::ready(Err(StoreError::Unsupported("read_snapshots")))
     }
 
+    /// Capability [`Capabilities::store_time`]: the store's own clock, now. Every node measures
+    /// its clock's offset to it (a node whose clock runs hours fast or slow would otherwise
+    /// issue links that live hours too long or too short); a store shared by processes on
+    /// several machines should have it.
+    ///
+    /// # Errors
+    /// As [`EventStore::read_many`]; [`StoreError::Unsupported`] by default.
+    fn store_time(&self) -> impl Future<Output = Result<DateTime<Utc>, StoreError>> + Send {
+        std::future::ready(Err(StoreError::Unsupported("store_time")))
+    }
+
     /// Capability [`Capabilities::snapshots`]: stores `snapshot`, unless one of a later version
     /// of its stream is stored already.
     ///
@@ -378,4 +389,5 @@ forward_port!(EventStore {
     fn load_many(&self, streams: &[(StreamId, ReadFrom)], follow: &[Follow], limit: usize) -> impl Future<Output = Result<Vec<StreamRead>, StoreError>> + Send;
     fn read_snapshots(&self, streams: &[StreamId]) -> impl Future<Output = Result<Vec<Option<Snapshot>>, StoreError>> + Send;
     fn write_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn store_time(&self) -> impl Future<Output = Result<DateTime<Utc>, StoreError>> + Send;
 });

@@ -165,6 +165,9 @@ SELECT stream_type, stream_id, version, position, event_id, event_type, schema_v
 -- schema_versions
 SELECT version FROM passkey_links_schema_migrations ORDER BY version;
 
+-- store_time
+SELECT statement_timestamp();
+
 -- checkpoint
 SELECT position FROM passkey_links_checkpoints WHERE name = $1;
 

@@ -5,6 +5,7 @@
 
 mod authenticator;
 mod bad_input;
+mod clocks;
 mod common;
 mod directory_sync;
 mod faults;

@@ -92,12 +92,15 @@ pub struct Fixture<S> {
 
 pub const ALL: [Permission; 7] = Permission::ALL;
 
+/// The scenarios' configuration. Their manual clock stands in 2026 on purpose: it is not
+/// corrected to the store's clock (`tests/it/clocks.rs` tests that correction).
 pub fn config() -> Config {
     Config::new(
         LinkConfig::new(BaseUrl::parse("https://id.example.com").unwrap())
             .allow_origin("https://app.example.com")
             .unwrap(),
     )
+    .with_store_clock(false)
 }
 
 fn human(name: &str, verified: bool) -> AddHumanUserRequest {

@@ -48,6 +48,10 @@ impl<S: EventStore> EventStore for Counting<S> {
         self.inner.prune_idempotency(older_than).await
     }
 
+    async fn store_time(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        self.inner.store_time().await
+    }
+
     /// The inner store's, but loads go through the reads this wrapper counts.
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities().batched_load(false)
@@ -222,6 +226,10 @@ impl<S: EventStore> EventStore for Slow<S> {
         older_than: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
         self.inner.prune_idempotency(older_than).await
+    }
+
+    async fn store_time(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        self.inner.store_time().await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -143,6 +143,11 @@ mod wrapped {
             self.count("write_snapshot");
             self.inner.write_snapshot(snapshot).await
         }
+
+        async fn store_time(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+            self.count("store_time");
+            self.inner.store_time().await
+        }
     }
 
     impl<S: crate::scenarios::Inspect + Sync> crate::scenarios::Inspect for PassThrough<S> {

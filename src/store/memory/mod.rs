@@ -244,7 +244,8 @@ impl InMemoryStore {
 
 impl EventStore for InMemoryStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
+        // Its clock would be the process's own: nothing to measure against.
+        Capabilities::ALL.store_time(false)
     }
 
     fn read_many(

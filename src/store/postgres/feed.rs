@@ -124,4 +124,15 @@ impl PostgresStore {
             .await
             .map_err(|err| super::failure::store_error(&err, true))
     }
+
+    /// The server's clock (its statement timestamp), the reference of every node's clock.
+    pub(super) async fn store_time_now(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.store_time)
+            .await
+            .map_err(classify)?;
+        let row = client.query_one(&statement, &[]).await.map_err(classify)?;
+        row.try_get(0).map_err(classify)
+    }
 }

@@ -422,4 +422,8 @@ impl EventStore for PostgresStore {
     async fn write_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         within(self.deadline, true, self.write_snapshot_now(snapshot)).await
     }
+
+    async fn store_time(&self) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        within(self.deadline, false, self.store_time_now()).await
+    }
 }

@@ -26,4 +26,14 @@ pub async fn every_declared_capability_answers<S: EventStore>(store: S) {
             "snapshots declared, write_snapshot: {write:?}"
         );
     }
+    if capabilities.store_time {
+        let now = store.store_time().await;
+        assert!(now.is_ok(), "store_time declared, store_time: {now:?}");
+    } else {
+        // A store without a clock says so; nodes then tell time by their own.
+        assert!(
+            store.store_time().await.is_err(),
+            "store_time not declared yet answered"
+        );
+    }
 }
