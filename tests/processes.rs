@@ -1,7 +1,8 @@
 //! Several service processes on one PostgreSQL server, and a server that restarts and loses its
 //! connections under load. This binary re-runs itself as the worker processes (the `worker`
 //! test does the work only when `PASSKEY_LINKS_WORKER` is set), so no extra program is built.
-//! Loopback only; every wait is bounded.
+//! Loopback only; every wait is bounded. The failover run starts a primary and a synchronous
+//! standby of its own, or fails over your cluster (see `Cluster`).
 
 #![cfg(feature = "postgres")]
 
@@ -17,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use passkey_links::prelude::*;
-use passkey_links::store::postgres::PostgresStore;
+use passkey_links::store::postgres::{PostgresStore, tokio_postgres};
 use passkey_links::webauthn::WebauthnRelyingParty;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -976,4 +977,441 @@ async fn sends_under_terminated_backends_tell_the_truth_about_what_was_written()
     );
     assert_eq!(untruthful, Vec::<(String, String)>::new());
     assert_eq!(dead_mail, Vec::<(String, Option<String>)>::new());
+}
+
+/// What the parent hands a process of the failover run.
+#[derive(Debug, Serialize, Deserialize)]
+struct FailoverPlan {
+    config: String,
+    schema: String,
+    /// This process's own users (one live link each: processes do not contend on them).
+    users: Vec<String>,
+    /// Prefix of this process's idempotency keys.
+    name: String,
+    /// Workers start when this file exists, and stop starting calls at this time (Unix ms).
+    go: PathBuf,
+    until_ms: i64,
+}
+
+/// What a process of the failover run reports: every acknowledged call, and every attempt.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FailoverReport {
+    /// Acknowledged issuances, per user.
+    issued: Vec<(String, String)>,
+    /// Users with an acknowledged send, once per send.
+    sent: Vec<String>,
+    /// Codes an acknowledged registration consumed.
+    enrolled: Vec<(String, String)>,
+    checked: u64,
+    /// When each call was acknowledged (Unix ms).
+    acknowledged_ms: Vec<i64>,
+    /// Failed attempts by error id.
+    failures: std::collections::BTreeMap<String, u64>,
+    attempts: u64,
+    slowest_ms: u128,
+}
+
+/// The service deadline of the failover run: every call answers within it.
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(6);
+
+fn failover_service(store: PostgresStore) -> Service {
+    let links = LinkConfig::new(BaseUrl::parse(ORIGIN).unwrap());
+    let keys = passkey_links::Keyring::new("deploy-1", delivery_key()).unwrap();
+    PasskeyLinks::new(
+        store,
+        RecordingNotifier::new(),
+        StaticGrants::new(),
+        Config::new(links)
+            .with_policy(Policy::default().with_rate_limit(None))
+            .with_keyring(keys)
+            .with_deadline(Some(FAILOVER_DEADLINE)),
+    )
+    .with_relying_party(WebauthnRelyingParty::new(RP_ID, "Example ID", &[ORIGIN]).unwrap())
+}
+
+impl FailoverReport {
+    /// Runs `call` under idempotency key `key` until it succeeds: every failure must be
+    /// retryable and every attempt answer within the deadline.
+    async fn until_done<T, F, Fut>(&mut self, key: &str, call: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let started = Instant::now();
+        loop {
+            let at = Instant::now();
+            let result = IdempotencyKey::new(key).unwrap().scope(call()).await;
+            let took = at.elapsed();
+            self.attempts += 1;
+            self.slowest_ms = self.slowest_ms.max(took.as_millis());
+            assert!(
+                took <= FAILOVER_DEADLINE + Duration::from_secs(1),
+                "{key}: an attempt took {took:?}"
+            );
+            match result {
+                Ok(value) => {
+                    self.acknowledged_ms
+                        .push(chrono::Utc::now().timestamp_millis());
+                    return value;
+                }
+                Err(err) => {
+                    assert!(err.kind().is_retryable(), "{key}: {err:?}");
+                    *self.failures.entry(err.id().to_owned()).or_default() += 1;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{key}: no success in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A process of the failover run: issues, checks, registers and sends for its users, each
+/// call under its own idempotency key and retried with it until it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_worker() {
+    let Ok(plan_path) = std::env::var("PASSKEY_LINKS_FAILOVER_WORKER") else {
+        return; // run as a test, not as a worker: nothing to do
+    };
+    let plan: FailoverPlan = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let store = PostgresStore::connect_with_deadline(&plan.config, 4, Duration::from_secs(3))
+        .unwrap()
+        .in_schema(&plan.schema)
+        .unwrap();
+    let service = failover_service(store);
+    let started = Instant::now();
+    while !plan.go.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no start signal"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut report = FailoverReport::default();
+    let mut n = 0;
+    while chrono::Utc::now().timestamp_millis() < plan.until_ms {
+        let user = plan.users[n % plan.users.len()].clone();
+        let call = n;
+        n += 1;
+        let key = |step: &str| format!("{}-{call}-{step}", plan.name);
+        let link = report
+            .until_done(&key("issue"), || issue(&service, &user))
+            .await;
+        report.issued.push((user.clone(), link.code_id.clone()));
+        let check = || {
+            service.check_code(request(json!({
+                "userId": link.user, "codeId": link.code_id, "code": link.code,
+            })))
+        };
+        report.until_done(&key("check"), check).await;
+        report.checked += 1;
+        let register = || {
+            service.register_passkey(request(json!({
+                "userId": link.user,
+                "code": {"id": link.code_id, "code": link.code},
+            })))
+        };
+        let started = report.until_done(&key("register"), register).await;
+        let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+        let verify = || {
+            service.verify_passkey_registration(request(json!({
+                "userId": link.user,
+                "passkeyId": started.passkey_id,
+                "publicKeyCredential": response,
+                "passkeyName": "key",
+                "ceremonySecret": started.ceremony_secret,
+            })))
+        };
+        report.until_done(&key("verify"), verify).await;
+        report.enrolled.push((user.clone(), link.code_id.clone()));
+        let send = || {
+            service.send_passwordless_registration(
+                &Caller::System,
+                None,
+                request(json!({"userId": user})),
+            )
+        };
+        report.until_done(&key("send"), send).await;
+        report.sent.push(user.clone());
+    }
+    println!("REPORT {}", serde_json::to_string(&report).unwrap());
+}
+
+/// Counts events of `event_type` per stream id (or per `payload->>'userId'` with `by_user`).
+async fn counts_by(
+    store: &PostgresStore,
+    event_type: &str,
+    by_user: bool,
+) -> std::collections::BTreeMap<String, i64> {
+    let client = store.pool().get().await.unwrap();
+    let key = if by_user {
+        "payload->>'userId'"
+    } else {
+        "stream_id"
+    };
+    let sql = format!(
+        "SELECT {key}, count(*) FROM {} WHERE event_type = $1 GROUP BY 1",
+        store.table()
+    );
+    client
+        .query(&sql, &[&event_type])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+        .collect()
+}
+
+fn tally<'a>(items: impl Iterator<Item = &'a String>) -> std::collections::BTreeMap<String, i64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for item in items {
+        *counts.entry(item.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// The cluster a failover runs on.
+enum Cluster {
+    /// A primary and a synchronous streaming standby on this machine.
+    Own {
+        primary: own_server::OwnServer,
+        standby: own_server::OwnServer,
+    },
+    /// Yours: `PASSKEY_LINKS_HA_URL` (a multi-host connection string asking for the primary)
+    /// and `PASSKEY_LINKS_HA_FAILOVER` (a shell command that fails the cluster over).
+    Yours { url: String, fail_over: String },
+}
+
+impl Cluster {
+    async fn start() -> Option<Self> {
+        if let Ok(url) = std::env::var("PASSKEY_LINKS_HA_URL") {
+            let fail_over = std::env::var("PASSKEY_LINKS_HA_FAILOVER")
+                .expect("PASSKEY_LINKS_HA_FAILOVER: the command that fails your cluster over");
+            return Some(Self::Yours { url, fail_over });
+        }
+        let primary = own_server::OwnServer::start(
+            &["synchronous_standby_names = '*'\nsynchronous_commit = on".to_owned()],
+            |_| {},
+        )?;
+        let standby = own_server::OwnServer::standby_of(&primary);
+        // Until the standby is synchronous, a commit does not wait for it.
+        let (client, connection) =
+            tokio_postgres::connect(&primary.config(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let mut synchronous = false;
+        for _ in 0..300 {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                synchronous = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(synchronous, "the standby never became synchronous");
+        Some(Self::Own { primary, standby })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Own { primary, standby } => format!(
+                "host={},{} user=postgres dbname=postgres target_session_attrs=read-write",
+                primary.dir().display(),
+                standby.dir().display()
+            ),
+            Self::Yours { url, .. } => url.clone(),
+        }
+    }
+
+    fn fail_over(&self) {
+        match self {
+            Self::Own { primary, standby } => {
+                // The machine dies; a second later the standby is promoted (a failover
+                // manager's detection delay).
+                primary.kill();
+                std::thread::sleep(Duration::from_secs(1));
+                standby.promote();
+            }
+            Self::Yours { fail_over, .. } => {
+                let status = Command::new("sh").args(["-c", fail_over]).status().unwrap();
+                assert!(status.success(), "{fail_over}");
+            }
+        }
+    }
+}
+
+/// Three processes issue, check, register and send under load; mid-run the primary is killed
+/// and the standby promoted. Every attempt answers within the deadline, with a result or a
+/// retryable error; every call retried with its idempotency key completes exactly once; on the
+/// new primary every acknowledged call's events are there and the history is consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_under_load_loses_nothing_acknowledged() {
+    if std::env::var("PASSKEY_LINKS_FAILOVER_WORKER").is_ok()
+        || std::env::var("PASSKEY_LINKS_WORKER").is_ok()
+        || std::env::var("PASSKEY_LINKS_DELIVERY_WORKER").is_ok()
+    {
+        return;
+    }
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let url = cluster.url();
+    let schema = unique_schema("failover");
+    let store = PostgresStore::connect_with_deadline(&url, 4, Duration::from_secs(3))
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let setup = failover_service(store.clone());
+    let users: Vec<String> = seed(&setup, 30).await.into_iter().map(|l| l.user).collect();
+    let dir = std::env::temp_dir().join(&schema);
+    std::fs::create_dir_all(&dir).unwrap();
+    let go = dir.join("go");
+    let until_ms = chrono::Utc::now().timestamp_millis() + 12_000;
+    let workers: Vec<_> = users
+        // Ten users per process: fewer passkeys each than a user may hold.
+        .chunks(10)
+        .enumerate()
+        .map(|(n, users)| {
+            let plan = FailoverPlan {
+                config: url.clone(),
+                schema: schema.clone(),
+                users: users.to_vec(),
+                name: format!("p{n}"),
+                go: go.clone(),
+                until_ms,
+            };
+            let path = dir.join(format!("plan-{n}.json"));
+            std::fs::write(&path, serde_json::to_vec(&plan).unwrap()).unwrap();
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "failover_worker",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("PASSKEY_LINKS_FAILOVER_WORKER", &path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::fs::write(&go, b"go").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let failed_over_at = chrono::Utc::now().timestamp_millis();
+    cluster.fail_over();
+    let reports: Vec<FailoverReport> = workers
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "a failover worker failed");
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            let line = stdout
+                .lines()
+                .find_map(|line| line.split_once("REPORT ").map(|(_, report)| report))
+                .expect("a worker report");
+            serde_json::from_str(line).unwrap()
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mut acknowledged: Vec<i64> = reports
+        .iter()
+        .flat_map(|r| r.acknowledged_ms.iter().copied())
+        .collect();
+    acknowledged.sort_unstable();
+    let gap = acknowledged
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(0);
+    let mut failures = std::collections::BTreeMap::<&str, u64>::new();
+    for report in &reports {
+        for (id, n) in &report.failures {
+            *failures.entry(id.as_str()).or_default() += n;
+        }
+    }
+    eprintln!(
+        "failover: {} calls acknowledged over {} attempts by 3 processes; failures by error id \
+         {failures:?}; slowest attempt {} ms; longest gap without an acknowledged call {gap} ms",
+        acknowledged.len(),
+        reports.iter().map(|r| r.attempts).sum::<u64>(),
+        reports.iter().map(|r| r.slowest_ms).max().unwrap_or(0),
+    );
+    assert!(
+        acknowledged.iter().any(|&at| at < failed_over_at)
+            && acknowledged.iter().any(|&at| at > failed_over_at + 2_000),
+        "calls were acknowledged before and after the failover"
+    );
+
+    // On the new primary: exactly what was acknowledged, once.
+    let store = PostgresStore::connect_with_deadline(&url, 2, Duration::from_secs(3))
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    assert_consistent(&store).await;
+    let mut by_user = counts_by(
+        &store,
+        "user.human.passwordless.initialization.code.added",
+        true,
+    )
+    .await;
+    for user in &users {
+        // The seed issued one link to each user.
+        *by_user.entry(user.clone()).or_default() -= 1;
+    }
+    by_user.retain(|_, n| *n != 0);
+    assert_eq!(
+        by_user,
+        tally(
+            reports
+                .iter()
+                .flat_map(|r| r.issued.iter().map(|(user, _)| user))
+        ),
+        "each acknowledged issuance's code, once"
+    );
+    assert_eq!(
+        counts_by(
+            &store,
+            "user.human.passwordless.initialization.code.requested",
+            true
+        )
+        .await,
+        tally(reports.iter().flat_map(|r| r.sent.iter())),
+        "each acknowledged send's code, once"
+    );
+    let consumed = counts_by(
+        &store,
+        "user.human.passwordless.initialization.code.check.succeeded",
+        false,
+    )
+    .await;
+    let enrolled = tally(
+        reports
+            .iter()
+            .flat_map(|r| r.enrolled.iter().map(|(_, code)| code)),
+    );
+    assert_eq!(
+        consumed, enrolled,
+        "each acknowledged registration's code, consumed once"
+    );
+    assert_eq!(
+        counts_by(&store, "user.human.passwordless.token.verified", false)
+            .await
+            .values()
+            .sum::<i64>(),
+        enrolled.values().sum::<i64>(),
+        "each acknowledged registration's passkey, once"
+    );
+    drop(cluster);
 }

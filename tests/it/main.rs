@@ -25,6 +25,7 @@ mod scenarios;
 mod secret_hygiene;
 mod service_postgres;
 mod snapshots;
+mod standby;
 mod store_conformance;
 
 /// The service scenarios against the in-memory store.

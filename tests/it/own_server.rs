@@ -158,6 +158,77 @@ impl OwnServer {
         );
     }
 
+    /// A streaming standby of `primary` (`pg_basebackup -R`: a base backup that follows the
+    /// primary's WAL), on its own socket directory.
+    pub fn standby_of(primary: &OwnServer) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "passkey-links-standby-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = Self {
+            dir,
+            bin: primary.bin.clone(),
+            as_postgres: primary.as_postgres,
+            frozen: false,
+        };
+        server.chown(&server.dir);
+        let source = primary.dir.display().to_string();
+        assert!(
+            server.run(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    "data",
+                    "-h",
+                    &source,
+                    "-U",
+                    "postgres",
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync"
+                ]
+            ),
+            "pg_basebackup"
+        );
+        let data = server.dir.join("data");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        // Its own socket; and once promoted it has no standby of its own to wait for.
+        conf.push_str(&format!(
+            "\nunix_socket_directories = '{}'\nsynchronous_standby_names = ''\n",
+            server.dir.display()
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        server.chown(&data);
+        assert!(
+            server.run(
+                "pg_ctl",
+                &["-D", "data", "-l", "log", "-w", "-t", "60", "start"]
+            ),
+            "pg_ctl start (standby): {}",
+            std::fs::read_to_string(server.dir.join("log")).unwrap_or_default()
+        );
+        server
+    }
+
+    /// Kills the server as a failing machine would (`pg_ctl -m immediate stop`).
+    pub fn kill(&self) {
+        assert!(
+            self.run("pg_ctl", &["-D", "data", "-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop"
+        );
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`), waiting until it accepts writes.
+    pub fn promote(&self) {
+        assert!(
+            self.run("pg_ctl", &["-D", "data", "-w", "-t", "60", "promote"]),
+            "pg_ctl promote"
+        );
+    }
+
     /// Stops every server process (SIGSTOP): connections stay open, nothing answers.
     pub fn freeze(&mut self) {
         self.signal("-STOP");

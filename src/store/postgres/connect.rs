@@ -177,3 +177,36 @@ pub(super) fn build_pool(
         .map_err(|err| StoreError::Internal(err.to_string()))?;
     Ok(pool)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::{Host, TargetSessionAttrs};
+
+    /// Both forms of a multi-host connection string that asks for the primary parse to every
+    /// host, in order, and the read-write requirement.
+    #[test]
+    fn multi_host_strings_ask_for_the_primary_in_both_forms() {
+        for text in [
+            "host=pg-a,pg-b port=5432,5433 user=app dbname=ids target_session_attrs=read-write",
+            "postgres://app@pg-a:5432,pg-b:5433/ids?target_session_attrs=read-write",
+        ] {
+            let config = parse_config(text).unwrap();
+            let hosts: Vec<_> = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    Host::Tcp(name) => name.clone(),
+                    Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            assert_eq!(hosts, ["pg-a", "pg-b"], "{text}");
+            assert_eq!(config.get_ports(), [5432, 5433], "{text}");
+            assert_eq!(
+                config.get_target_session_attrs(),
+                TargetSessionAttrs::ReadWrite,
+                "{text}"
+            );
+        }
+    }
+}

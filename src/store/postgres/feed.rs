@@ -40,6 +40,17 @@ impl PostgresStore {
                 Ok(_) => return Ok(()),
                 // Another reader sequenced the same rows first: theirs stand.
                 Err(err) if lost_to_a_concurrent_writer(&err) => continue,
+                // The feed is sequenced as it is read: a reader on a standby would wait for
+                // ever (a projection runner retries what is retryable). Say what to fix.
+                Err(err) if err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
+                    return Err(StoreError::Misconfigured(
+                        "SQLSTATE 25006: the feed was read on a read-only server (a standby); \
+                         reading the feed gives events their positions, so projection runners \
+                         and the delivery worker need the primary (read models can be queried \
+                         on a standby)"
+                            .to_owned(),
+                    ));
+                }
                 Err(err) => return Err(classify(err)),
             }
         }
