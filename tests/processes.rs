@@ -139,15 +139,26 @@ async fn issue(service: &Service, user: &str) -> Result<Link, Error> {
     Ok(links(&response.link, &code_id))
 }
 
-/// Registers a passkey with a link's code, as a login UI does.
-async fn enroll(service: &Service, link: &Link) -> Result<(), Error> {
-    let started = service
+/// Starts registering a passkey with a link's code, as a login UI does.
+async fn start_registration(
+    service: &Service,
+    link: &Link,
+) -> Result<RegisterPasskeyResponse, Error> {
+    service
         .register_passkey(request(json!({
             "userId": link.user,
             "code": {"id": link.code_id, "code": link.code},
         })))
-        .await?;
-    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+        .await
+}
+
+/// Finishes a registration with the authenticator's `response` to `started`.
+async fn finish_registration(
+    service: &Service,
+    link: &Link,
+    started: &RegisterPasskeyResponse,
+    response: &serde_json::Value,
+) -> Result<(), Error> {
     service
         .verify_passkey_registration(request(json!({
             "userId": link.user,
@@ -156,8 +167,27 @@ async fn enroll(service: &Service, link: &Link) -> Result<(), Error> {
             "passkeyName": "key",
             "ceremonySecret": started.ceremony_secret,
         })))
-        .await?;
-    Ok(())
+        .await
+        .map(|_| ())
+}
+
+/// Registers a passkey with a link's code, as a login UI does.
+async fn enroll(service: &Service, link: &Link) -> Result<(), Error> {
+    let started = start_registration(service, link).await?;
+    let response = Authenticator::new().create(&started.public_key_credential_creation_options);
+    finish_registration(service, link, &started, &response).await
+}
+
+/// Waits (at most a minute) for the parent's start signal.
+async fn wait_for_go(go: &Path) {
+    let started = Instant::now();
+    while !go.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no start signal"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The worker process: races the plan's consumes and wrong guesses, prints its report.
@@ -172,14 +202,7 @@ async fn worker() {
         .in_schema(&plan.schema)
         .unwrap();
     let service = service(store);
-    let started = Instant::now();
-    while !plan.go.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no start signal"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_go(&plan.go).await;
     let mut report = Report::default();
     for link in &plan.consume {
         match enroll(&service, link).await {
@@ -1081,14 +1104,7 @@ async fn failover_worker() {
         .in_schema(&plan.schema)
         .unwrap();
     let service = failover_service(store);
-    let started = Instant::now();
-    while !plan.go.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no start signal"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_go(&plan.go).await;
     let mut report = FailoverReport::default();
     let mut n = 0;
     while chrono::Utc::now().timestamp_millis() < plan.until_ms {
@@ -1107,23 +1123,10 @@ async fn failover_worker() {
         };
         report.until_done(&key("check"), check).await;
         report.checked += 1;
-        let register = || {
-            service.register_passkey(request(json!({
-                "userId": link.user,
-                "code": {"id": link.code_id, "code": link.code},
-            })))
-        };
+        let register = || start_registration(&service, &link);
         let started = report.until_done(&key("register"), register).await;
         let response = Authenticator::new().create(&started.public_key_credential_creation_options);
-        let verify = || {
-            service.verify_passkey_registration(request(json!({
-                "userId": link.user,
-                "passkeyId": started.passkey_id,
-                "publicKeyCredential": response,
-                "passkeyName": "key",
-                "ceremonySecret": started.ceremony_secret,
-            })))
-        };
+        let verify = || finish_registration(&service, &link, &started, &response);
         report.until_done(&key("verify"), verify).await;
         report.enrolled.push((user.clone(), link.code_id.clone()));
         let send = || {

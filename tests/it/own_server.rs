@@ -42,19 +42,7 @@ impl OwnServer {
             .arg("-u")
             .output()
             .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
-        let dir = std::env::temp_dir().join(format!(
-            "passkey-links-own-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let server = Self {
-            dir,
-            bin,
-            as_postgres,
-            frozen: false,
-        };
-        server.chown(&server.dir);
+        let server = Self::in_new_dir("own", bin, as_postgres);
         server
             .run(
                 "initdb",
@@ -84,6 +72,24 @@ impl OwnServer {
             std::fs::read_to_string(server.dir.join("log")).unwrap_or_default()
         );
         Some(server)
+    }
+
+    /// A server yet to be created, in a new temporary directory of its own.
+    fn in_new_dir(kind: &str, bin: PathBuf, as_postgres: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "passkey-links-{kind}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = Self {
+            dir,
+            bin,
+            as_postgres,
+            frozen: false,
+        };
+        server.chown(&server.dir);
+        server
     }
 
     fn chown(&self, path: &Path) {
@@ -161,19 +167,7 @@ impl OwnServer {
     /// A streaming standby of `primary` (`pg_basebackup -R`: a base backup that follows the
     /// primary's WAL), on its own socket directory.
     pub fn standby_of(primary: &OwnServer) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "passkey-links-standby-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let server = Self {
-            dir,
-            bin: primary.bin.clone(),
-            as_postgres: primary.as_postgres,
-            frozen: false,
-        };
-        server.chown(&server.dir);
+        let server = Self::in_new_dir("standby", primary.bin.clone(), primary.as_postgres);
         let source = primary.dir.display().to_string();
         assert!(
             server.run(

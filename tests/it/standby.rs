@@ -87,13 +87,7 @@ mod with_postgres {
         assert!(format!("{err:?}").contains("primary"), "{err:?}");
 
         let err = reader
-            .add_passwordless_registration(
-                &Caller::System,
-                None,
-                AddPasswordlessRegistrationRequest {
-                    user_id: f.ada.clone(),
-                },
-            )
+            .add_my_passwordless_link(&f.me(&f.ada))
             .await
             .unwrap_err();
         assert!(err.kind().is_retryable(), "{err:?}");
