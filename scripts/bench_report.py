@@ -4,6 +4,8 @@
   python3 scripts/bench_report.py --json LOG      that run's figures as JSON (LOG: the benches'
                                                   output, for the figures they print)
   python3 scripts/bench_report.py --ranges DIR    every figure as min–max over DIR/run-*.json
+  python3 scripts/bench_report.py --compare DIR   before (DIR/old*.json) and after (DIR/new*.json),
+                                                  each figure as min–max over its runs
 """
 import json
 import pathlib
@@ -180,10 +182,26 @@ def tables(runs):
             print(f"| {int(n):,} | {cell(f'first_call_ms/{n}', get(f'first_call_ms/{n}'))} | {cell(f'first_call_kb/{n}', get(f'first_call_kb/{n}'))} | {cell(f'snapshot_call_ms/{n}', get(f'snapshot_call_ms/{n}'))} |")
 
 
+def compare(old, new):
+    """One table: each figure before and after, as the range over each side's runs."""
+    keys = sorted({k for r in old + new for k in r})
+    print(f"before: {len(old)} run(s), after: {len(new)} run(s)\n")
+    print("| figure | before | after |")
+    print("|---|---|---|")
+    for key in keys:
+        before = cell(key, [r.get(key) for r in old])
+        after = cell(key, [r.get(key) for r in new])
+        print(f"| `{key}` | {before} | {after} |")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--json":
         log = pathlib.Path(sys.argv[2]).read_text() if len(sys.argv) > 2 else ""
         print(json.dumps(figures(log), indent=1, sort_keys=True))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "--compare":
+        d = pathlib.Path(sys.argv[2])
+        load = lambda side: [json.loads(p.read_text()) for p in sorted(d.glob(f"{side}*.json"))]
+        compare(load("old"), load("new"))
     elif len(sys.argv) >= 3 and sys.argv[1] == "--ranges":
         runs = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[2]).glob("run-*.json"))]
         tables(runs)

@@ -1,8 +1,8 @@
 //! Folding streams from the store, a page of events per stream per store call, so a long
 //! history is never in memory whole; a start (cached state or snapshot) is trusted only once its
 //! last event is read again and found still stored ([`LastEvent::is`]). While a long stream
-//! pages, its progress is snapshotted, so a load cut off by its deadline is not lost: every
-//! retry starts further on, and one gets through.
+//! pages, its progress is snapshotted (at doubling intervals), so a load cut off by its
+//! deadline is not lost: every retry starts further on, and one gets through.
 
 use super::cache::keeping;
 use super::loaded::StreamMeta;
@@ -21,6 +21,10 @@ pub(super) struct Cursor {
     validate: bool,
     /// The last version to fold.
     until: u64,
+    /// Events folded by this load, and how many it will have folded when it next keeps its
+    /// progress.
+    folded: u64,
+    keep_at: u64,
 }
 
 impl Cursor {
@@ -35,6 +39,8 @@ impl Cursor {
             meta,
             validate,
             until,
+            folded: 0,
+            keep_at: 0,
         }
     }
 
@@ -121,11 +127,22 @@ impl Repository {
                 let until = cursor.until;
                 let reached = events.last().is_some_and(|last| last.version >= until);
                 events.retain(|event| event.version <= until);
+                cursor.folded += events.len() as u64;
                 fold(&cursor.stream, &mut cursor.state, &mut cursor.meta, events)?;
                 if more && !reached {
-                    // Progress of a long stream, kept: a retry starts from here.
-                    self.snapshot_if_due(store, &cursor.stream, &cursor.state, &mut cursor.meta)
+                    // Progress of a long stream, kept at doubling intervals (after 1, 2, 4 …
+                    // pages): a retry starts from at least half of what this load folded, and
+                    // a million events cost ten snapshot writes, not a thousand durable ones.
+                    if cursor.folded >= cursor.keep_at {
+                        self.snapshot_if_due(
+                            store,
+                            &cursor.stream,
+                            &cursor.state,
+                            &mut cursor.meta,
+                        )
                         .await;
+                        cursor.keep_at = cursor.folded.saturating_mul(2);
+                    }
                     next.push(cursor);
                 } else {
                     done.push(cursor);
