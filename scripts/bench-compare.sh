@@ -5,12 +5,14 @@
 # directory. Each round's figures go to target/bench-compare/{new,old}N.json; the table of
 # ranges (before, after) is printed at the end.
 #   bash scripts/bench-compare.sh REV [RUNS]
+# BENCHES (default "issuance read_side") and BENCH_FILTER (a criterion filter, e.g.
+# "pg_throughput|postgres/") narrow a run; BENCH_BASE names an existing checkout of REV to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:?usage: bench-compare.sh REV [RUNS]}
 runs=${2:-3}
 here=$(pwd)
-base=$here/target/bench-base
+base=${BENCH_BASE:-$here/target/bench-base}
 if [ ! -d "$base" ]; then
   git worktree add --detach "$base" "$rev"
 else
@@ -31,8 +33,8 @@ for n in $(seq 1 "$runs"); do
     if [ "$side" = new ]; then dir=$here; target=$here/target; else dir=$base; target=$base/target; fi
     echo "== $side, round $n of $runs ($(date +%T))"
     rm -rf "$target/criterion"
-    for bench in issuance read_side; do
-      (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench --all-features --bench $bench >> "$out/$side$n.log" 2>&1)
+    for bench in ${BENCHES:-issuance read_side}; do
+      (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench --all-features --bench "$bench" -- ${BENCH_FILTER:+"$BENCH_FILTER"} >> "$out/$side$n.log" 2>&1)
     done
     CRITERION_DIR=$target/criterion python3 scripts/bench_report.py --json "$out/$side$n.log" > "$out/$side$n.json"
   done
