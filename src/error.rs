@@ -358,6 +358,7 @@ pub(crate) mod catalogue {
         USER_STATE = FailedPrecondition, "PKL-USER-06", "Errors.User.State.Invalid";
         EMAIL_NOT_VERIFIED = FailedPrecondition, "PKL-USER-07", "Errors.User.Email.NotVerified";
         EMAIL_UNCHANGED = FailedPrecondition, "PKL-USER-08", "Errors.User.Email.NotChanged";
+        USER_ERASED = FailedPrecondition, "PKL-USER-09", "Errors.User.PersonalDataErased";
         RATE_LIMITED = ResourceExhausted, "PKL-CODE-01", "Errors.User.Code.TooManyRequests";
         CODE_INVALID = InvalidArgument, "PKL-CODE-02", "Errors.User.Code.Invalid";
         CODE_NOT_FOUND = NotFound, "PKL-CODE-03", "Errors.User.Code.NotFound";
@@ -411,6 +412,7 @@ pub(crate) mod catalogue {
             DomainError::UserNotHuman => USER_NOT_HUMAN,
             DomainError::UserInactive => USER_INACTIVE,
             DomainError::UserLocked => USER_LOCKED,
+            DomainError::PersonalDataErased => USER_ERASED,
             DomainError::UserStateConflict(_) => USER_STATE,
             DomainError::EmailNotVerified => EMAIL_NOT_VERIFIED,
             DomainError::EmailUnchanged => EMAIL_UNCHANGED,

@@ -12,6 +12,7 @@ mod error;
 pub mod ids;
 mod link;
 mod metrics;
+mod personal;
 pub mod policy;
 mod ports;
 pub mod read;
@@ -31,6 +32,7 @@ pub use link::{
     BaseUrl, DEFAULT_LINK_PATH, Link, LinkConfig, LinkError, LinkValues, MAX_TEMPLATE_LEN,
     UrlTemplate,
 };
+pub use personal::PERSONAL_FIELDS;
 pub use ports::authorizer::{
     AccessError, Authorizer, Caller, Permission, Permissions, Principal, StaticGrants,
 };

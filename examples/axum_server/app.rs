@@ -9,7 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use passkey_links::prelude::*;
@@ -245,6 +245,10 @@ pub fn router<S: EventStore + ProjectionStore + Clone + 'static>(app: Arc<App<S>
         .route("/v1/orgs/{org_id}/users", post(add_user::<S>))
         .route("/v1/orgs/{org_id}/users/{user_id}", put(ensure_user::<S>))
         .route("/v2/users/{user_id}", get(get_user::<S>))
+        .route(
+            "/v2/users/{user_id}/personal_data",
+            delete(erase_personal_data::<S>),
+        )
         .route(DEFAULT_LINK_PATH, get(login_page::<S>))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(render_metrics::<S>))
@@ -639,6 +643,20 @@ async fn get_user<S: EventStore + ProjectionStore + Clone>(
     Ok(Json(
         app.service
             .get_user(&caller, org_context(&headers), request)
+            .await?,
+    ))
+}
+
+/// Erases a user's personal data by crypto-shredding (`user.write` in its org).
+async fn erase_personal_data<S: EventStore + ProjectionStore + Clone>(
+    State(app): Shared<S>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<DetailsResponse> {
+    let caller = caller(&app, &headers)?;
+    Ok(Json(
+        app.service
+            .erase_user_personal_data(&caller, org_context(&headers), &user_id)
             .await?,
     ))
 }

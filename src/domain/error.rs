@@ -105,6 +105,9 @@ pub enum DomainError {
     /// The user is locked.
     #[error("user is locked")]
     UserLocked,
+    /// The user's personal data was erased: it gets no links and no new personal data.
+    #[error("the user's personal data was erased")]
+    PersonalDataErased,
     /// The user's state does not allow this command.
     #[error("user state does not allow {0}")]
     UserStateConflict(&'static str),

@@ -85,6 +85,8 @@ pub enum LoginFailure {
     UserInactive,
     /// The user was removed.
     UserRemoved,
+    /// The user's personal data was erased.
+    UserErased,
     /// The user's org is deactivated or removed.
     OrgNotActive,
     /// The passkey presented a signature counter that did not grow (possibly cloned).

@@ -36,7 +36,7 @@ pub use credential::{
 };
 pub use decisions::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, DeliveryOutcome,
-    DirectoryState, EnsureHuman, EnsureMachine, EnsureOrg, FinishPasskeyLogin,
+    DirectoryState, EnsureHuman, EnsureMachine, EnsureOrg, ErasePersonalData, FinishPasskeyLogin,
     FinishPasskeyRegistration, IssueCode, NamedCode, OrgChange, PendingDelivery, PresentCode,
     ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin, ReadLoginUser, ReadOrg,
     ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey, RevokeCode,
@@ -52,7 +52,7 @@ pub use passkey::{
     CEREMONY_LIFETIME, Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, MAX_PASSKEYS,
     Passkey, PasskeyState, RegisteredPasskey, VerifiedCredential,
 };
-pub use text::{Email, MAX_EMAIL_LEN, MAX_NAME_LEN, display_text, validate_text};
+pub use text::{ERASED, Email, MAX_EMAIL_LEN, MAX_NAME_LEN, display_text, validate_text};
 pub use user::{MAX_LANGUAGE_LEN, UserEvent, UserKind, UserState, UserStatus};
 
 /// One new event for one stream. Built only through the typed constructors, so the stream's

@@ -46,6 +46,9 @@ pub fn display_text(field: &'static str, value: &str, max: usize) -> Result<Stri
     Ok(normalized)
 }
 
+/// What an erased name (or other personal text) reads as.
+pub const ERASED: &str = "(erased)";
+
 /// A syntactically valid email address. Deliberately strict: no whitespace, no control
 /// characters, no quoting, no lists — a value that could smuggle a second recipient or a header
 /// into a mail is refused.
@@ -86,6 +89,11 @@ impl Email {
             return Err(DomainError::InvalidEmail);
         }
         Ok(Self(value.into()))
+    }
+
+    /// What an erased address reads as (a reserved domain: nothing is ever sent there).
+    pub fn erased() -> Self {
+        Self("erased@erased.invalid".into())
     }
 
     /// The address.

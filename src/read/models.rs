@@ -11,6 +11,7 @@ use crate::domain::user::UserEvent;
 use crate::domain::{Event, OrgEvent};
 use crate::error::Error;
 use crate::ids::{AggregateKind, CodeId, CodeRef, OrgId, StreamId};
+use crate::personal::{self, Opening};
 use crate::read::store::{AuditEntry, DeliveryState, LinkRow, ProjectionStore, ReadChange};
 use crate::store::{FeedEvent, StoreError};
 
@@ -51,6 +52,7 @@ pub const AUDIT_FIELDS: &[(&str, &[&str])] = &[
         "user.profile.changed",
         &["userName", "displayName", "preferredLanguage"],
     ),
+    ("user.personal_data.erased", &[]),
     (
         "user.human.passwordless.link.issued",
         &["codeId", "issuedAt", "supersedesEarlier"],
@@ -207,11 +209,15 @@ pub fn changes_for(feed: &FeedEvent) -> Result<Vec<ReadChange>, StoreError> {
     let recorded = &feed.event;
     let stream = &recorded.stream;
     let position = feed.feed_position;
+    // The read models keep personal data sealed (the audit trail opens it when it is read):
+    // decoded here with it read as erased.
+    let mut payload = recorded.payload.clone();
+    let _ = personal::open_fields(Opening::Erased, stream.id(), &mut payload);
     let event = Event::decode(
         stream.kind(),
         &recorded.event_type,
         recorded.schema_version,
-        recorded.payload.clone(),
+        payload,
     )
     .map_err(|err| StoreError::Corrupt {
         stream: stream.clone(),

@@ -8,8 +8,9 @@ use super::cache::keeping;
 use super::loaded::StreamMeta;
 use super::{LOAD_PAGE, Repository, snapshot};
 use crate::domain::{AnyState, Event};
-use crate::ids::StreamId;
-use crate::store::{EventStore, LastEvent, RecordedEvent, StoreError};
+use crate::ids::{AggregateKind, StreamId};
+use crate::personal::{self, Opening};
+use crate::store::{EventStore, LastEvent, RecordedEvent, StoreError, StoredKey};
 
 /// Where the fold of one stream stands while it loads.
 pub(super) struct Cursor {
@@ -54,14 +55,16 @@ impl Cursor {
     }
 }
 
-/// Folds `events` (the next ones of `stream`, in order) onto `state`.
+/// Folds `events` (the next ones of `stream`, in order) onto `state`, sealed personal data
+/// opened with `key` (a user's key; `None`: the stream has none).
 fn fold(
     stream: &StreamId,
     state: &mut AnyState,
     meta: &mut StreamMeta,
     events: Vec<RecordedEvent>,
+    key: Option<&StoredKey>,
 ) -> Result<(), StoreError> {
-    for recorded in events {
+    for mut recorded in events {
         let version = recorded.version;
         let corrupt = |reason: String| StoreError::Corrupt {
             stream: stream.clone(),
@@ -72,6 +75,13 @@ fn fold(
             return Err(corrupt(format!("expected version {}", state.version() + 1)));
         }
         let last = LastEvent::of(&recorded);
+        if personal::holds_sealed(&recorded.payload) {
+            let Some(key) = key else {
+                return Err(corrupt("sealed personal data, and no key for it".into()));
+            };
+            personal::open_fields(Opening::of(key), stream.id(), &mut recorded.payload)
+                .map_err(|err| corrupt(err.to_string()))?;
+        }
         let event = Event::decode(
             stream.kind(),
             &recorded.event_type,
@@ -128,7 +138,14 @@ impl Repository {
                 let reached = events.last().is_some_and(|last| last.version >= until);
                 events.retain(|event| event.version <= until);
                 cursor.folded += events.len() as u64;
-                fold(&cursor.stream, &mut cursor.state, &mut cursor.meta, events)?;
+                let key = self.key_for(store, &cursor.stream, &events).await?;
+                fold(
+                    &cursor.stream,
+                    &mut cursor.state,
+                    &mut cursor.meta,
+                    events,
+                    key.as_ref(),
+                )?;
                 if more && !reached {
                     // Progress of a long stream, kept at doubling intervals (after 1, 2, 4 …
                     // pages): a retry starts from at least half of what this load folded, and
@@ -153,6 +170,21 @@ impl Repository {
         Ok(done)
     }
 
+    /// The key a page of `stream`'s events needs opened, if it holds sealed personal data.
+    async fn key_for<S: EventStore>(
+        &self,
+        store: &S,
+        stream: &StreamId,
+        events: &[RecordedEvent],
+    ) -> Result<Option<StoredKey>, StoreError> {
+        if stream.kind() != AggregateKind::User
+            || !events.iter().any(|e| personal::holds_sealed(&e.payload))
+        {
+            return Ok(None);
+        }
+        self.keys.get(store, stream.id()).await
+    }
+
     /// Stores a snapshot of a state that has grown by the configured number of events since the
     /// last one. Only ever an optimization: a failure is logged and ignored.
     pub(super) async fn snapshot_if_due<S: EventStore>(
@@ -165,7 +197,19 @@ impl Repository {
         if !self.snapshots(store) || !snapshot::due(stream, state, meta, self.snapshot_every) {
             return;
         }
-        let Some(snapshot) = snapshot::encode(stream, state, meta) else {
+        // A user's snapshot is sealed under the user's key. Unsealed only when nothing personal
+        // can be in it: the user never had a key (events from before sealing, as readable as
+        // the snapshot) or the state forgot it on erasure.
+        let key = match state {
+            AnyState::User(user) => match self.keys.get(store, stream.id()).await {
+                Ok(Some(StoredKey::Key(key))) => Some(key),
+                Ok(None) => None,
+                Ok(Some(_)) if user.personal_data_erased() => None,
+                _ => return,
+            },
+            _ => None,
+        };
+        let Some(snapshot) = snapshot::encode(stream, state, meta, key.as_ref()) else {
             return;
         };
         match store.write_snapshot(snapshot).await {

@@ -31,9 +31,10 @@ use self::fold::Cursor;
 use crate::domain::{AnyState, Change, SCHEMA_VERSION};
 use crate::error::Error;
 use crate::ids::{AggregateKind, StreamId};
+use crate::personal::{KeyCache, personal_fields, seal_payload};
 use crate::store::{
     AppendBatch, EventStore, ExpectedVersion, Follow, IdempotencyRecord, LastEvent, NewEvent,
-    ReadFrom, StoreError, StreamAppend, StreamRead, load_by_reads,
+    ReadFrom, StoreError, StoredKey, StreamAppend, StreamRead, load_by_reads,
 };
 
 /// Events read per stream per store call while loading: the most a load holds at once.
@@ -78,6 +79,8 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub(crate) struct Repository {
     cache: StateCache,
+    /// The users' personal data keys this process has looked up.
+    keys: KeyCache,
     capacity: usize,
     snapshot_every: u64,
     decide_from_cache: bool,
@@ -89,6 +92,7 @@ impl Repository {
     pub(crate) fn new(capacity: usize, snapshot_every: u64, decide_from_cache: bool) -> Self {
         Self {
             cache: StateCache::default(),
+            keys: KeyCache::default(),
             capacity,
             snapshot_every,
             decide_from_cache,
@@ -274,10 +278,11 @@ impl Repository {
             let StreamRead { snapshot, events } = read;
             let start = match (start, snapshot) {
                 (Some(cached), _) => Some(cached),
-                (None, Some(stored)) => match snapshot::decode(&stored) {
+                (None, Some(stored)) => match self.open_snapshot(store, &stored).await? {
                     Some(start) => Some(start),
                     None => {
-                        // Another format: the page read starts mid-stream; read it all.
+                        // Another format, or sealed under a key since destroyed: the page
+                        // read starts mid-stream; read it all.
                         again.push(Cursor::new(stream, None, u64::MAX));
                         continue;
                     }
@@ -295,6 +300,33 @@ impl Repository {
         }
         self.remember(done.iter().filter(|c| keeping(c.stream.kind()).when_read));
         Ok(done)
+    }
+
+    /// The state and meta a stored snapshot holds (a user's opened with the user's key);
+    /// `None` for another format, or a user's sealed snapshot whose key is gone.
+    async fn open_snapshot<S: EventStore>(
+        &self,
+        store: &S,
+        stored: &crate::store::Snapshot,
+    ) -> Result<Option<(AnyState, StreamMeta)>, StoreError> {
+        let key = if snapshot::is_sealed(stored) {
+            match self.keys.get(store, stored.stream.id()).await? {
+                Some(StoredKey::Key(key)) => Some(key),
+                _ => return Ok(None),
+            }
+        } else {
+            None
+        };
+        Ok(snapshot::decode(stored, key.as_ref()))
+    }
+
+    /// Destroys a user's personal data key for good (after its erasure is recorded).
+    pub(crate) async fn erase_personal_data<S: EventStore>(
+        &self,
+        store: &S,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        self.keys.erase(store, user_id).await
     }
 
     /// Caches folded streams.
@@ -350,10 +382,24 @@ impl Repository {
         let recorded_at = |stream: &StreamId| recorded_at(loaded, stream, now);
         let mut appends: Vec<StreamAppend> = Vec::new();
         for change in changes {
-            let (event_type, payload) = change
+            let (event_type, mut payload) = change
                 .event()
                 .encode()
                 .map_err(|err| StoreError::Internal(err.to_string()))?;
+            let stream = change.stream();
+            if stream.kind() == AggregateKind::User && !personal_fields(&event_type).is_empty() {
+                match self.keys.get_or_create(store, stream.id()).await? {
+                    StoredKey::Key(key) => {
+                        seal_payload(&key, stream.id(), &event_type, &mut payload)
+                    }
+                    // The decisions refuse personal data for an erased user; never write it.
+                    _ => {
+                        return Err(StoreError::Internal(
+                            "personal data for a user whose data was erased".into(),
+                        ));
+                    }
+                }
+            }
             let event = NewEvent::new(
                 event_type,
                 SCHEMA_VERSION,

@@ -11,13 +11,14 @@ use super::cache::keeping;
 use super::loaded::StreamMeta;
 use crate::domain::{AnyState, OrgState, UserState};
 use crate::ids::{AggregateKind, StreamId};
-use crate::store::{EventId, LastEvent, Snapshot};
+use crate::personal;
+use crate::store::{EventId, LastEvent, PersonalKey, Snapshot};
 
 /// The snapshot format: this envelope and the serialized forms of [`OrgState`] and
-/// [`UserState`]. A snapshot of another format is ignored (the stream is folded from its start
+/// [`UserState`] (a user's sealed whole under the user's key, `crate::personal`). A snapshot of another format is ignored (the stream is folded from its start
 /// and snapshotted anew), so a release that changes them bumps this — the golden files in
 /// `tests/golden/snapshots/` fail until it does.
-pub(crate) const SNAPSHOT_FORMAT: u64 = 5;
+pub(crate) const SNAPSHOT_FORMAT: u64 = 6;
 
 /// The stored form.
 #[derive(Serialize, Deserialize)]
@@ -31,12 +32,24 @@ struct Stored {
     last_event_id: String,
 }
 
-/// The snapshot of a loaded stream of a snapshotted kind, if its last event is known.
-pub(crate) fn encode(stream: &StreamId, state: &AnyState, meta: &StreamMeta) -> Option<Snapshot> {
+/// The snapshot of a loaded stream of a snapshotted kind, if its last event is known; a user's
+/// state sealed whole under `key` when given.
+pub(crate) fn encode(
+    stream: &StreamId,
+    state: &AnyState,
+    meta: &StreamMeta,
+    key: Option<&PersonalKey>,
+) -> Option<Snapshot> {
     let last = meta.last?;
     let folded = match state {
         AnyState::Org(org) => serde_json::to_value(org.as_ref()).ok()?,
-        AnyState::User(user) => serde_json::to_value(user.as_ref()).ok()?,
+        AnyState::User(user) => {
+            let folded = serde_json::to_value(user.as_ref()).ok()?;
+            match key {
+                Some(key) => personal::seal_snapshot(key, stream.id(), &folded),
+                None => folded,
+            }
+        }
         AnyState::Code(_) | AnyState::Credential(_) => return None,
     };
     let stored = Stored {
@@ -51,12 +64,24 @@ pub(crate) fn encode(stream: &StreamId, state: &AnyState, meta: &StreamMeta) -> 
     Some(Snapshot::new(stream.clone(), state.version(), value))
 }
 
-/// The state and meta a snapshot holds; `None` for another format or a malformed snapshot.
-pub(crate) fn decode(snapshot: &Snapshot) -> Option<(AnyState, StreamMeta)> {
+/// Whether the snapshot's state is sealed (a user's: it opens with the user's key only).
+pub(crate) fn is_sealed(snapshot: &Snapshot) -> bool {
+    snapshot.state.get("state").is_some_and(personal::is_sealed)
+}
+
+/// The state and meta a snapshot holds (a sealed one opened with `key`); `None` for another
+/// format, a malformed snapshot, or a sealed one `key` does not open.
+pub(crate) fn decode(
+    snapshot: &Snapshot,
+    key: Option<&PersonalKey>,
+) -> Option<(AnyState, StreamMeta)> {
     if snapshot.state.get("format")?.as_u64()? != SNAPSHOT_FORMAT {
         return None;
     }
-    let stored: Stored = serde_json::from_value(snapshot.state.clone()).ok()?;
+    let mut stored: Stored = serde_json::from_value(snapshot.state.clone()).ok()?;
+    if let Some(sealed) = stored.state.as_str() {
+        stored.state = personal::open_snapshot(key?, snapshot.stream.id(), sealed)?;
+    }
     let state = match snapshot.stream.kind() {
         AggregateKind::Org => AnyState::Org(Arc::new(
             serde_json::from_value::<OrgState>(stored.state).ok()?,
@@ -116,17 +141,38 @@ mod tests {
         let state = AnyState::User(Arc::new(state));
         let meta = meta_at(1);
         let stream = StreamId::user(&UserId::new("ada").unwrap());
-        let snapshot = encode(&stream, &state, &meta).unwrap();
-        let (back, back_meta) = decode(&snapshot).unwrap();
+        let snapshot = encode(&stream, &state, &meta, None).unwrap();
+        let (back, back_meta) = decode(&snapshot, None).unwrap();
         assert_eq!(back, state);
         assert_eq!(back_meta.last, meta.last);
         assert_eq!(back_meta.snapshot_version, 1);
         let mut other = snapshot.clone();
         other.state["format"] = serde_json::json!(SNAPSHOT_FORMAT + 1);
-        assert!(decode(&other).is_none());
+        assert!(decode(&other, None).is_none());
         let mut lying = snapshot;
         lying.version = 2;
-        assert!(decode(&lying).is_none());
+        assert!(decode(&lying, None).is_none());
+    }
+
+    #[test]
+    fn a_user_snapshot_sealed_under_its_key_opens_only_with_it() {
+        let mut state = UserState::default();
+        for change in world() {
+            if let Event::User(event) = change.event() {
+                state.apply(event);
+            }
+        }
+        let name = state.display_name().to_owned();
+        let state = AnyState::User(Arc::new(state));
+        let stream = StreamId::user(&user());
+        let key = PersonalKey::new([7; crate::store::PERSONAL_KEY_LEN]);
+        let snapshot = encode(&stream, &state, &meta_at(state.version()), Some(&key)).unwrap();
+        assert!(is_sealed(&snapshot));
+        assert!(!snapshot.state.to_string().contains(&name));
+        assert_eq!(decode(&snapshot, Some(&key)).map(|(s, _)| s), Some(state));
+        let other = PersonalKey::new([8; crate::store::PERSONAL_KEY_LEN]);
+        assert!(decode(&snapshot, Some(&other)).is_none());
+        assert!(decode(&snapshot, None).is_none());
     }
 
     /// The org and the user of the shared test world, as snapshots: their stored text is exactly
@@ -155,7 +201,7 @@ mod tests {
             ),
         ];
         for (name, stream, state) in cases {
-            let snapshot = encode(&stream, &state, &meta_at(state.version())).unwrap();
+            let snapshot = encode(&stream, &state, &meta_at(state.version()), None).unwrap();
             let text = serde_json::to_string_pretty(&snapshot.state).unwrap() + "\n";
             let path = format!(
                 "{}/tests/golden/snapshots/{name}.v{SNAPSHOT_FORMAT}.json",
@@ -169,7 +215,11 @@ mod tests {
             let golden = std::fs::read_to_string(&path)
                 .unwrap_or_else(|_| panic!("no golden snapshot {path}: bump SNAPSHOT_FORMAT?"));
             assert_eq!(text, golden, "{name}: the snapshot form changed");
-            assert_eq!(decode(&snapshot).map(|(s, _)| s), Some(state), "{name}");
+            assert_eq!(
+                decode(&snapshot, None).map(|(s, _)| s),
+                Some(state),
+                "{name}"
+            );
         }
     }
 }

@@ -6,7 +6,8 @@ use super::hints::Hinted;
 use super::idempotency::Recorded;
 use super::{Op, PasskeyLinks};
 use crate::domain::{
-    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, Decide, OrgChange, UserChange,
+    AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, Decide, ErasePersonalData, OrgChange,
+    UserChange,
 };
 use crate::error::Error;
 use crate::ids::{IdError, OrgId, StreamId, UserId};
@@ -223,6 +224,54 @@ where
             };
             self.execute_for_details(&decision, &guard, &StreamId::user(&user_id))
                 .await
+        })
+        .await
+    }
+
+    /// Erases a user's personal data (GDPR Art. 17) by crypto-shredding (permission
+    /// `user.write` in the user's actual org; a removed user, whom no one else finds, by the
+    /// system caller): records
+    /// `user.personal_data.erased`, then destroys the key the user's names, email and passkey
+    /// names were sealed under. Every event still folds; those fields read as erased
+    /// everywhere — states, snapshots, the audit trail — and the user's links die, it gets no
+    /// new ones and logs in no more. Erasing again appends nothing and destroys the key again
+    /// (a retry after a failure between the two steps completes the erasure).
+    ///
+    /// # Errors
+    /// NotFound, PermissionDenied, and the store's failures.
+    pub async fn erase_user_personal_data(
+        &self,
+        caller: &Caller,
+        org_context: Option<&str>,
+        user_id: &str,
+    ) -> Result<DetailsResponse, Error> {
+        let op = Op::new("passkey_links.erase_user_personal_data")
+            .caller(caller)
+            .user(user_id)
+            .input(org_context.unwrap_or_default());
+        self.traced(op, async {
+            let user_id = UserId::new(user_id)?;
+            let org_context = admin_context(caller, org_context)?;
+            let guard = match caller {
+                Caller::System => Guard::Open,
+                Caller::User(principal) => Guard::OnUser {
+                    principal: principal.clone(),
+                    permission: Permission::UserWrite,
+                    user_id: user_id.clone(),
+                    org_context: org_context.clone(),
+                },
+            };
+            let decision = ErasePersonalData {
+                user_id: user_id.clone(),
+                org_context,
+            };
+            let response = self
+                .execute_for_details(&decision, &guard, &StreamId::user(&user_id))
+                .await?;
+            self.repo
+                .erase_personal_data(&self.store, user_id.as_str())
+                .await?;
+            Ok(response)
         })
         .await
     }

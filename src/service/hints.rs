@@ -5,9 +5,9 @@
 
 use crate::domain::{
     AddHuman, AddMachine, AddOrg, ChangeOrg, ChangeUser, CheckCode, Delivery, EnsureHuman,
-    EnsureMachine, EnsureOrg, FinishPasskeyLogin, FinishPasskeyRegistration, IssueCode,
-    ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin, ReadLoginUser, ReadOrg,
-    ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey, RevokeCode,
+    EnsureMachine, EnsureOrg, ErasePersonalData, FinishPasskeyLogin, FinishPasskeyRegistration,
+    IssueCode, ReadCeremony, ReadCode, ReadDeadLink, ReadDelivery, ReadLogin, ReadLoginUser,
+    ReadOrg, ReadUser, ReadUserAndOrg, RecordDelivery, RedeliverCode, RemovePasskey, RevokeCode,
     StartPasskeyRegistration,
 };
 use crate::ids::{AggregateKind, StreamId};
@@ -146,6 +146,7 @@ base_hints!(
     EnsureHuman,
     EnsureMachine,
     EnsureOrg,
+    ErasePersonalData,
     FinishPasskeyLogin,
     ReadCode,
     ReadDelivery,

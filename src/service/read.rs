@@ -5,18 +5,22 @@
 //! listed link dead now (a lock, an org stop, expiry, a newer link) is checked against the
 //! user's and org's current state, with the same rule a check applies.
 
+use std::collections::HashMap;
+
 use super::access::{Guard, admin_context};
 use super::{Op, PasskeyLinks};
 use crate::domain::{DomainError, ReadOrg, ReadUserAndOrg, is_live};
 use crate::error::Error;
-use crate::ids::{OrgId, StreamId, UserId};
+use crate::ids::{AggregateKind, OrgId, StreamId, UserId};
+use crate::personal::{self, Opening};
 use crate::ports::authorizer::{Authorizer, Caller, Permission};
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::random::RandomSource;
 use crate::ports::relying_party::RelyingParty;
+use crate::read::store::AuditEntry;
 use crate::read::store::{AuditScope, DeliveryState, ProjectionStore};
-use crate::store::EventStore;
+use crate::store::{EventStore, StoreError, StoredKey};
 use crate::wire::{
     AuditEvent, ListAuditTrailRequest, ListAuditTrailResponse, ListDetails, ListLiveLinksRequest,
     ListLiveLinksResponse, LiveLink,
@@ -173,6 +177,7 @@ where
             } else {
                 None
             };
+            self.open_personal_data(&mut entries).await?;
             let result = entries
                 .into_iter()
                 .map(|entry| AuditEvent {
@@ -191,5 +196,35 @@ where
             })
         })
         .await
+    }
+
+    /// Opens the sealed personal data of audit entries with their users' keys, looked up
+    /// afresh (a key erased by another process is never used from memory here): an erased
+    /// user's reads as erased.
+    async fn open_personal_data(&self, entries: &mut [AuditEntry]) -> Result<(), Error> {
+        let mut keys: HashMap<String, Option<StoredKey>> = HashMap::new();
+        for entry in entries.iter_mut() {
+            if entry.stream.kind() != AggregateKind::User || !personal::holds_sealed(&entry.detail)
+            {
+                continue;
+            }
+            let user_id = entry.stream.id();
+            if !keys.contains_key(user_id) {
+                let stored = self.store.personal_key(user_id).await?;
+                keys.insert(user_id.to_owned(), stored);
+            }
+            let opening = match keys.get(user_id) {
+                Some(Some(stored)) => Opening::of(stored),
+                _ => Opening::Erased,
+            };
+            personal::open_fields(opening, user_id, &mut entry.detail).map_err(|err| {
+                StoreError::Corrupt {
+                    stream: entry.stream.clone(),
+                    version: entry.version,
+                    reason: err.to_string(),
+                }
+            })?;
+        }
+        Ok(())
     }
 }

@@ -13,11 +13,13 @@
 //! | `last_event.rs` | [`EventId`], [`LastEvent`]: the one definition of "still last" |
 //! | `batch.rs` | [`AppendBatch`] and its parts |
 //! | `load.rs` | the optional capabilities: snapshots, loading in one round trip |
+//! | `personal_keys.rs` | [`PersonalKeyStore`]: a key per user, outside the streams, for erasure |
 
 mod batch;
 mod last_event;
 mod load;
 mod memory;
+mod personal_keys;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
@@ -28,6 +30,7 @@ pub use load::{
     Capabilities, FOLLOW_WINDOW, Follow, Naming, ReadFrom, Snapshot, StreamRead, load_by_reads,
 };
 pub use memory::InMemoryStore;
+pub use personal_keys::{PERSONAL_KEY_LEN, PersonalKey, PersonalKeyStore, StoredKey};
 
 use std::fmt;
 use std::future::Future;
@@ -226,10 +229,13 @@ pub enum StoreError {
 /// exactly what a store declares, so a wrapper must forward a capability or declare it away
 /// (one left at its default answers [`StoreError::Unsupported`], never a silent fallback).
 ///
+/// Every event store keeps the users' personal data keys too ([`PersonalKeyStore`], outside
+/// the streams).
+///
 /// Implementations must enforce expected versions and read sets and write a batch atomically:
 /// either every stream's events are appended or none. Run `testing::conformance::run_all`
 /// (feature `testing`) against an implementation to check it.
-pub trait EventStore: Send + Sync {
+pub trait EventStore: PersonalKeyStore + Send + Sync {
     /// What the store does beyond the required methods.
     fn capabilities(&self) -> Capabilities;
 

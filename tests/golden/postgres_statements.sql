@@ -156,6 +156,25 @@ SELECT coalesce((SELECT last FROM passkey_links_feed_head WHERE id = 1), 0)
 -- recall
 SELECT outcome, streams FROM passkey_links_idempotency WHERE key = $1;
 
+-- personal_key
+SELECT key FROM passkey_links_personal_keys WHERE user_id = $1;
+
+-- create_personal_key
+WITH i AS (
+  INSERT INTO passkey_links_personal_keys (user_id, key) VALUES ($1, $2)
+  ON CONFLICT (user_id) DO NOTHING
+  RETURNING key
+)
+SELECT key FROM i
+UNION ALL
+SELECT key FROM passkey_links_personal_keys WHERE user_id = $1
+LIMIT 1;
+
+-- erase_personal_key
+INSERT INTO passkey_links_personal_keys AS k (user_id, key, erased_at)
+VALUES ($1, NULL, statement_timestamp())
+ON CONFLICT (user_id) DO UPDATE SET key = NULL, erased_at = COALESCE(k.erased_at, EXCLUDED.erased_at);
+
 -- prune_idempotency
 DELETE FROM passkey_links_idempotency WHERE recorded_at < $1;
 

@@ -27,6 +27,8 @@ impl Inspect for Clocked {
     }
 }
 
+forward_personal_keys!(impl for Clocked);
+
 impl EventStore for Clocked {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities().store_time(true)

@@ -109,3 +109,33 @@ pub fn present(n: u32, secret: Secret) -> PresentCode {
 pub fn check(n: u32, secret: Secret) -> CheckCode {
     CheckCode(present(n, secret))
 }
+
+/// Forwards a store wrapper's personal data keys to the store it wraps (`self.inner`).
+macro_rules! forward_personal_keys {
+    (impl$(<$g:ident: $bound:path>)? for $ty:ty) => {
+        impl$(<$g: $bound>)? passkey_links::store::PersonalKeyStore for $ty {
+            async fn personal_key(
+                &self,
+                user_id: &str,
+            ) -> Result<Option<passkey_links::store::StoredKey>, passkey_links::store::StoreError> {
+                passkey_links::store::PersonalKeyStore::personal_key(&self.inner, user_id).await
+            }
+
+            async fn create_personal_key(
+                &self,
+                user_id: &str,
+                key: passkey_links::store::PersonalKey,
+            ) -> Result<passkey_links::store::StoredKey, passkey_links::store::StoreError> {
+                passkey_links::store::PersonalKeyStore::create_personal_key(&self.inner, user_id, key)
+                    .await
+            }
+
+            async fn erase_personal_key(
+                &self,
+                user_id: &str,
+            ) -> Result<(), passkey_links::store::StoreError> {
+                passkey_links::store::PersonalKeyStore::erase_personal_key(&self.inner, user_id).await
+            }
+        }
+    };
+}

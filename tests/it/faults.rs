@@ -59,6 +59,8 @@ impl Inspect for FaultyStore {
     }
 }
 
+forward_personal_keys!(impl for FaultyStore);
+
 impl EventStore for FaultyStore {
     async fn prune_idempotency(
         &self,

@@ -159,6 +159,11 @@ fn cases() -> Vec<(Event, &'static str, Value)> {
             json!({"userName": "ada", "displayName": "Ada L.", "preferredLanguage": "fr"}),
         ),
         (
+            UserEvent::PersonalDataErased {}.into(),
+            "user.personal_data.erased",
+            json!({}),
+        ),
+        (
             UserEvent::CodeIssued {
                 code_id: code(1),
                 issued_at: t0(),
@@ -455,6 +460,56 @@ fn every_stored_type_has_a_golden_case() {
     .concat();
     declared.sort_unstable();
     assert_eq!(pinned, declared);
+}
+
+/// Every text field of a user event is either sealed personal data
+/// ([`passkey_links::PERSONAL_FIELDS`]) or one of these, which name no person: ids, times,
+/// names of reasons and formats, digests, a language tag. A new event's text field fails here
+/// until it is classified.
+const NOT_PERSONAL: &[&str] = &[
+    "orgId",
+    "codeId",
+    "passkeyId",
+    "loginId",
+    "credentialId",
+    "publicKey",
+    "issuedAt",
+    "expiresAt",
+    "loginExpiresAt",
+    "secretDigest",
+    "reason",
+    "rejection",
+    "aaguid",
+    "attestationFormat",
+    "preferredLanguage",
+];
+
+#[test]
+fn every_text_field_of_a_user_event_is_sealed_or_names_no_person() {
+    for (event, event_type, payload) in cases() {
+        if event.kind() != AggregateKind::User {
+            continue;
+        }
+        let sealed = passkey_links::PERSONAL_FIELDS
+            .iter()
+            .find(|(name, _)| *name == event_type)
+            .map_or(&[][..], |(_, fields)| fields);
+        for (field, value) in payload.as_object().unwrap() {
+            if value.is_string() {
+                assert!(
+                    sealed.contains(&field.as_str()) || NOT_PERSONAL.contains(&field.as_str()),
+                    "{event_type}: is `{field}` personal data? List it in PERSONAL_FIELDS or \
+                     NOT_PERSONAL"
+                );
+            }
+        }
+        for field in sealed {
+            assert!(
+                payload.get(*field).is_some_and(Value::is_string),
+                "{event_type}: sealed field `{field}` is not a text of the event"
+            );
+        }
+    }
 }
 
 #[test]

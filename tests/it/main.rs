@@ -3,11 +3,13 @@
 //! conformance suite and the public harness. (Log hygiene has its own binary: it installs a
 //! global tracing subscriber.)
 
+#[macro_use]
+mod common;
 mod authenticator;
 mod bad_input;
 mod clocks;
-mod common;
 mod directory_sync;
+mod erasure;
 mod faults;
 mod golden_events;
 mod golden_wire;
@@ -41,4 +43,5 @@ mod service_memory {
     crate::outbox_scenarios!(memory);
     crate::snapshot_scenarios!(memory);
     crate::login_scenarios!(memory);
+    crate::erasure_scenarios!(memory);
 }

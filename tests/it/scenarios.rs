@@ -327,7 +327,11 @@ pub fn types(events: &[RecordedEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }
 
-fn assert_error(result: Result<impl std::fmt::Debug, Error>, kind: ErrorKind, key: &str) -> Error {
+pub fn assert_error(
+    result: Result<impl std::fmt::Debug, Error>,
+    kind: ErrorKind,
+    key: &str,
+) -> Error {
     let err = result.expect_err("expected an error");
     assert_eq!(err.kind(), kind, "{err:?}");
     assert_eq!(err.message_key(), key, "{err:?}");

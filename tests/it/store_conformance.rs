@@ -75,6 +75,8 @@ mod wrapped {
         }
     }
 
+    forward_personal_keys!(impl<S: EventStore> for PassThrough<S>);
+
     impl<S: EventStore> EventStore for PassThrough<S> {
         async fn prune_idempotency(
             &self,

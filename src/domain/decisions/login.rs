@@ -130,6 +130,9 @@ impl FinishPasskeyLogin {
         if user.kind() != Some(UserKind::Human) {
             return Some(LoginFailure::UserNotHuman);
         }
+        if user.personal_data_erased() {
+            return Some(LoginFailure::UserErased);
+        }
         match user.status() {
             UserStatus::Locked => return Some(LoginFailure::UserLocked),
             UserStatus::Inactive => return Some(LoginFailure::UserInactive),

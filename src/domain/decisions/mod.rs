@@ -14,7 +14,9 @@ mod register;
 mod revoke;
 
 pub use super::org::{AddOrg, ChangeOrg, DirectoryState, EnsureOrg, OrgChange};
-pub use super::user::{AddHuman, AddMachine, ChangeUser, EnsureHuman, EnsureMachine, UserChange};
+pub use super::user::{
+    AddHuman, AddMachine, ChangeUser, EnsureHuman, EnsureMachine, ErasePersonalData, UserChange,
+};
 pub use check::{CheckCode, PresentCode};
 pub use deliver::{
     DeliveryOutcome, PendingDelivery, ReadCode, ReadDelivery, RecordDelivery, pending_delivery,

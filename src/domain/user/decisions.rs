@@ -160,6 +160,13 @@ impl Decide for ChangeUser {
             return Outcome::Reject(err);
         }
         let conflict = |name| Outcome::Reject(DomainError::UserStateConflict(name));
+        let erased = matches!(
+            self.change,
+            UserChange::ChangeEmail { .. } | UserChange::VerifyEmail
+        ) && user.erased;
+        if erased {
+            return Outcome::Reject(DomainError::PersonalDataErased);
+        }
         let event = match &self.change {
             UserChange::ChangeEmail { email } => {
                 let email = match Email::parse(email.clone()) {
@@ -205,10 +212,49 @@ impl Decide for ChangeUser {
     }
 }
 
+/// Erase a user's personal data (GDPR Art. 17): records it, so the service destroys the key the
+/// data was sealed under. A removed user's data is erased too; erasing twice appends nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasePersonalData {
+    /// The user.
+    pub user_id: UserId,
+    /// Org context of an admin call; `None`: any org (the system).
+    pub org_context: Option<OrgId>,
+}
+
+impl Decide for ErasePersonalData {
+    type State<'a> = &'a UserState;
+
+    fn state<'a>(&self, view: &View<'a>) -> Result<Self::State<'a>, Missing> {
+        view.user(&self.user_id)
+    }
+
+    fn decide(&self, user: &UserState, _: &Ctx<'_>) -> Outcome {
+        let Some(org) = user.org_id.as_ref() else {
+            return Outcome::Reject(DomainError::UserNotFound);
+        };
+        if self
+            .org_context
+            .as_ref()
+            .is_some_and(|context| context != org)
+        {
+            return Outcome::Reject(DomainError::UserNotFound);
+        }
+        if user.erased {
+            return Outcome::Accept(Vec::new());
+        }
+        Outcome::Accept(vec![Change::user(
+            &self.user_id,
+            UserEvent::PersonalDataErased {},
+        )])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::test_support::*;
+    use crate::domain::text::ERASED;
     use crate::testing::given;
 
     fn change(change: UserChange) -> ChangeUser {
@@ -264,6 +310,58 @@ mod tests {
             .when(&change(UserChange::Remove), t0())
             .then([Change::user(&u, UserEvent::Removed {})])
             .when(&change(UserChange::Remove), t0())
+            .then_error(DomainError::UserNotFound);
+    }
+
+    #[test]
+    fn erasure_forgets_the_person_kills_links_and_happens_once() {
+        let u = user();
+        let erase = ErasePersonalData {
+            user_id: u.clone(),
+            org_context: Some(org()),
+        };
+        let elsewhere = ErasePersonalData {
+            org_context: Some(other_org()),
+            ..erase.clone()
+        };
+        given(world())
+            .when(&elsewhere, t0())
+            .then_error(DomainError::UserNotFound)
+            .when(&change(UserChange::Remove), t0())
+            .then([Change::user(&u, UserEvent::Removed {})])
+            .when(&erase, t0())
+            .then([Change::user(&u, UserEvent::PersonalDataErased {})])
+            .when(&erase, t0())
+            .then([]);
+        given(world())
+            .when(&erase, t0())
+            .then([Change::user(&u, UserEvent::PersonalDataErased {})])
+            .when(
+                &change(UserChange::ChangeEmail {
+                    email: "ada@new.example.com".into(),
+                }),
+                t0(),
+            )
+            .then_error(DomainError::PersonalDataErased);
+        let mut state = UserState::default();
+        for change in world() {
+            if let crate::domain::Event::User(event) = change.event() {
+                state.apply(event);
+            }
+        }
+        let before = state.version();
+        state.apply(&UserEvent::PersonalDataErased {});
+        assert_eq!(state.user_name(), ERASED);
+        assert_eq!(state.display_name(), ERASED);
+        assert_eq!(state.email(), Some(&Email::erased()));
+        assert!(state.passkeys().iter().all(|p| p.name == ERASED));
+        assert!(state.stopped_since(before), "earlier links die");
+        assert_eq!(
+            state.require_code_eligible(),
+            Err(DomainError::PersonalDataErased)
+        );
+        given([])
+            .when(&erase, t0())
             .then_error(DomainError::UserNotFound);
     }
 

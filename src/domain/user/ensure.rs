@@ -100,6 +100,10 @@ fn existing(user: &UserState, org_id: &OrgId, kind: UserKind) -> Result<(), Doma
     if user.status == UserStatus::Removed {
         return Err(DomainError::UserNotFound);
     }
+    // An erased person stays erased: the directory must stop listing them.
+    if user.erased {
+        return Err(DomainError::PersonalDataErased);
+    }
     if user.kind != Some(kind) {
         return Err(DomainError::UserStateConflict(
             "the directory has another kind of user",

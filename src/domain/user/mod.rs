@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 mod decisions;
 mod ensure;
 
-pub use decisions::{AddHuman, AddMachine, ChangeUser, UserChange};
+pub use decisions::{AddHuman, AddMachine, ChangeUser, ErasePersonalData, UserChange};
 pub use ensure::{EnsureHuman, EnsureMachine};
 
 use super::DomainError;
@@ -24,7 +24,7 @@ use super::login::{LOGIN_LIFETIME, LoginFailure, LoginId};
 use super::passkey::{
     Ceremony, CeremonyFailure, CeremonyState, MAX_OPEN_CEREMONIES, Passkey, RegisteredPasskey,
 };
-use super::text::Email;
+use super::text::{ERASED, Email};
 use crate::ids::{CodeId, CodeRef, OrgId, PasskeyId};
 use crate::policy::MAX_RATE_LIMIT;
 use crate::secret::SecretDigest;
@@ -209,6 +209,11 @@ pub enum UserEvent {
         /// Device name.
         name: String,
     },
+    /// The user's personal data was erased: the key it was sealed under is destroyed, so every
+    /// earlier event still folds, with its names, email and passkey names erased; earlier links
+    /// die, and the user gets no links and logs in no more.
+    #[serde(rename = "user.personal_data.erased")]
+    PersonalDataErased {},
     /// The user's profile changed (its directory renamed it or changed its language).
     #[serde(rename = "user.profile.changed")]
     ProfileChanged {
@@ -246,6 +251,7 @@ impl UserEvent {
         "user.human.passwordless.login.check.failed",
         "user.human.passkey.added",
         "user.profile.changed",
+        "user.personal_data.erased",
     ];
 }
 
@@ -311,6 +317,9 @@ pub struct UserState {
     /// when: what a code's reference names (revoking, redelivering).
     #[serde(default)]
     issued_codes: VecDeque<(CodeId, DateTime<Utc>)>,
+    /// Whether the user's personal data was erased.
+    #[serde(default)]
+    erased: bool,
 }
 
 impl UserState {
@@ -459,6 +468,19 @@ impl UserState {
                 self.legacy_passkeys = self.legacy_passkeys.saturating_add(1);
                 self.activate_if_initial();
             }
+            UserEvent::PersonalDataErased {} => {
+                // What the events said is unreadable now; the state forgets it too.
+                self.erased = true;
+                self.stopped_version = self.version;
+                self.user_name = ERASED.into();
+                self.display_name = ERASED.into();
+                if self.email.is_some() {
+                    self.email = Some(Email::erased());
+                }
+                for passkey in &mut self.passkeys {
+                    passkey.name = ERASED.to_owned();
+                }
+            }
         }
     }
 
@@ -585,6 +607,11 @@ impl UserState {
         self.recent_codes.iter().copied()
     }
 
+    /// Whether the user's personal data was erased (its names and email read as [`ERASED`]).
+    pub fn personal_data_erased(&self) -> bool {
+        self.erased
+    }
+
     /// Whether the user exists and is not removed.
     pub fn exists(&self) -> bool {
         !matches!(self.status, UserStatus::Missing | UserStatus::Removed)
@@ -601,7 +628,7 @@ impl UserState {
         self.superseding_version > issued_version
     }
 
-    /// Whether a lock, deactivation or removal after `issued_version` killed the code.
+    /// Whether a lock, deactivation, removal or erasure after `issued_version` killed the code.
     pub fn stopped_since(&self, issued_version: u64) -> bool {
         self.stopped_version > issued_version
     }
@@ -632,10 +659,14 @@ impl UserState {
     ///
     /// # Errors
     /// [`DomainError::UserNotFound`], [`DomainError::UserNotHuman`],
-    /// [`DomainError::UserInactive`] or [`DomainError::UserLocked`].
+    /// [`DomainError::UserInactive`], [`DomainError::UserLocked`] or
+    /// [`DomainError::PersonalDataErased`].
     pub fn require_code_eligible(&self) -> Result<(), DomainError> {
         if !self.exists() {
             return Err(DomainError::UserNotFound);
+        }
+        if self.erased {
+            return Err(DomainError::PersonalDataErased);
         }
         if self.kind != Some(UserKind::Human) {
             return Err(DomainError::UserNotHuman);

@@ -17,7 +17,8 @@ mod read;
 
 use super::{
     AppendBatch, Appended, Capabilities, EventId, EventStore, ExpectedVersion, FeedEvent, Follow,
-    ReadFrom, ReadStream, Recalled, RecordedEvent, Snapshot, StoreError, StreamRead, load_by_reads,
+    PersonalKey, PersonalKeyStore, ReadFrom, ReadStream, Recalled, RecordedEvent, Snapshot,
+    StoreError, StoredKey, StreamRead, load_by_reads,
 };
 use crate::ids::{StreamId, UserId};
 use crate::read::store::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
@@ -47,6 +48,8 @@ struct Inner {
     snapshots: HashMap<StreamId, Snapshot>,
     /// Projection checkpoints and the read models' tables.
     read: read::ReadTables,
+    /// Each user's personal data key; `None` once destroyed.
+    personal_keys: HashMap<String, Option<PersonalKey>>,
 }
 
 /// An in-memory event store. Cloning shares the same events.
@@ -239,6 +242,40 @@ impl InMemoryStore {
             }
             None => false,
         }
+    }
+}
+
+impl PersonalKeyStore for InMemoryStore {
+    fn personal_key(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredKey>, StoreError>> + Send {
+        let stored = self.lock().personal_keys.get(user_id).cloned();
+        ready(Ok(
+            stored.map(|key| key.map_or(StoredKey::Erased, StoredKey::Key))
+        ))
+    }
+
+    fn create_personal_key(
+        &self,
+        user_id: &str,
+        key: PersonalKey,
+    ) -> impl Future<Output = Result<StoredKey, StoreError>> + Send {
+        let mut inner = self.lock();
+        let stored = inner
+            .personal_keys
+            .entry(user_id.to_owned())
+            .or_insert(Some(key))
+            .clone();
+        ready(Ok(stored.map_or(StoredKey::Erased, StoredKey::Key)))
+    }
+
+    fn erase_personal_key(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.lock().personal_keys.insert(user_id.to_owned(), None);
+        ready(Ok(()))
     }
 }
 

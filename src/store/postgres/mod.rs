@@ -32,6 +32,7 @@
 //! | `load.rs` | reads, loads, snapshots, decoding rows |
 //! | `feed.rs` | the global feed and idempotency records |
 //! | `projections.rs` | checkpoints, the shipped read models, embedders' projections |
+//! | `personal_keys.rs` | the users' personal data keys |
 //! | `failure.rs` | failure classes by SQLSTATE |
 //!
 //! The driver and pool crates this API exposes are re-exported ([`tokio_postgres`],
@@ -43,6 +44,7 @@ mod connect;
 mod failure;
 mod feed;
 mod load;
+mod personal_keys;
 mod projections;
 mod sql;
 
@@ -99,6 +101,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "references_and_retries",
         include_str!("../../../migrations/0007_references_and_retries.sql"),
+    ),
+    (
+        8,
+        "personal_keys",
+        include_str!("../../../migrations/0008_personal_keys.sql"),
     ),
 ];
 

@@ -38,6 +38,13 @@ pub(super) struct Statements {
     /// The newest feed position, counting events not yet given one.
     pub(super) feed_head: String,
     pub(super) recall: String,
+    /// A user's personal data key (`$1`): no row, or its key (null once erased).
+    pub(super) personal_key: String,
+    /// Keeps `$2` as user `$1`'s key unless the user has a row; answers the row's key (no row
+    /// when a concurrent writer's row is not visible yet).
+    pub(super) create_personal_key: String,
+    /// Clears user `$1`'s key for good.
+    pub(super) erase_personal_key: String,
     pub(super) prune_idempotency: String,
     pub(super) all_events: String,
     pub(super) schema_versions: String,
@@ -76,6 +83,7 @@ impl Statements {
         let audit = named("passkey_links_audit");
         let links = named("passkey_links_links");
         let failures = named("passkey_links_link_failures");
+        let personal_keys = named("passkey_links_personal_keys");
         let columns = EVENT_COLUMNS;
         let audit_page = |column: &str| {
             format!(
@@ -242,6 +250,23 @@ FROM {events} WHERE feed_position > $1 ORDER BY feed_position LIMIT $2"
      + (SELECT count(*) FROM {events} WHERE feed_position IS NULL)"
             ),
             recall: format!("SELECT outcome, streams FROM {keys} WHERE key = $1"),
+            personal_key: format!("SELECT key FROM {personal_keys} WHERE user_id = $1"),
+            create_personal_key: format!(
+                "WITH i AS (
+  INSERT INTO {personal_keys} (user_id, key) VALUES ($1, $2)
+  ON CONFLICT (user_id) DO NOTHING
+  RETURNING key
+)
+SELECT key FROM i
+UNION ALL
+SELECT key FROM {personal_keys} WHERE user_id = $1
+LIMIT 1"
+            ),
+            erase_personal_key: format!(
+                "INSERT INTO {personal_keys} AS k (user_id, key, erased_at)
+VALUES ($1, NULL, statement_timestamp())
+ON CONFLICT (user_id) DO UPDATE SET key = NULL, erased_at = COALESCE(k.erased_at, EXCLUDED.erased_at)"
+            ),
             prune_idempotency: format!("DELETE FROM {keys} WHERE recorded_at < $1"),
             all_events: format!(
                 "SELECT stream_type, stream_id, {columns} FROM {events} ORDER BY position"
@@ -309,6 +334,9 @@ ORDER BY l.issued_position DESC"
             ("read_feed", &self.read_feed),
             ("feed_head", &self.feed_head),
             ("recall", &self.recall),
+            ("personal_key", &self.personal_key),
+            ("create_personal_key", &self.create_personal_key),
+            ("erase_personal_key", &self.erase_personal_key),
             ("prune_idempotency", &self.prune_idempotency),
             ("all_events", &self.all_events),
             ("schema_versions", &self.schema_versions),

@@ -16,6 +16,7 @@
 //! | `load.rs` | several streams at once, snapshots, follows |
 //! | `feed.rs` | the global feed |
 //! | `keys.rs` | idempotency keys |
+//! | `personal_keys.rs` | the users' personal data keys |
 //! | `capabilities.rs` | every declared capability answers |
 //! | `projections.rs` | the read side's storage port |
 
@@ -33,6 +34,7 @@ mod core;
 mod feed;
 mod keys;
 mod load;
+mod personal_keys;
 mod projections;
 mod read_set;
 
@@ -53,6 +55,9 @@ pub use load::{
     load_many_follows_the_newest_matching_event, load_many_reads_the_streams_first_events_name,
     load_many_starts_at_the_snapshot_or_the_version_asked,
     read_many_answers_each_stream_after_its_version, snapshots_keep_the_newest_per_stream,
+};
+pub use personal_keys::{
+    a_personal_key_is_made_once_and_erased_for_good, racing_writers_get_one_personal_key,
 };
 pub use projections::{
     checkpoints_never_move_back, read_changes_apply_once_whatever_the_repeats,
@@ -149,6 +154,8 @@ where
     a_tailing_feed_reader_misses_nothing(make().await, 8, 25).await;
     concurrent_batches_with_one_key_have_one_winner(make().await).await;
     idempotency_records_are_pruned_by_age(make().await).await;
+    a_personal_key_is_made_once_and_erased_for_good(make().await).await;
+    racing_writers_get_one_personal_key(make().await).await;
 }
 
 /// Runs every check of the projection store port (the feed head, checkpoints and the shipped

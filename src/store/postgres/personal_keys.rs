@@ -1,0 +1,92 @@
+//! The users' personal data keys (`passkey_links_personal_keys`): a row per user, its key
+//! cleared for good on erasure.
+
+use super::{PostgresStore, classify, within};
+use crate::store::{PersonalKey, PersonalKeyStore, StoreError, StoredKey};
+
+/// A row's key column as the port's answer.
+fn stored(key: Option<Vec<u8>>) -> Result<StoredKey, StoreError> {
+    match key {
+        None => Ok(StoredKey::Erased),
+        Some(bytes) => PersonalKey::from_slice(&bytes)
+            .map(StoredKey::Key)
+            .ok_or_else(|| StoreError::Internal("a personal data key has the wrong length".into())),
+    }
+}
+
+impl PostgresStore {
+    async fn personal_key_now(&self, user_id: &str) -> Result<Option<StoredKey>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.personal_key)
+            .await
+            .map_err(classify)?;
+        let row = client
+            .query_opt(&statement, &[&user_id])
+            .await
+            .map_err(classify)?;
+        row.map(|row| stored(row.try_get(0).map_err(classify)?))
+            .transpose()
+    }
+
+    async fn create_personal_key_now(
+        &self,
+        user_id: &str,
+        key: PersonalKey,
+    ) -> Result<StoredKey, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.create_personal_key)
+            .await
+            .map_err(classify)?;
+        let bytes: &[u8] = key.as_bytes();
+        let row = client
+            .query_opt(&statement, &[&user_id, &bytes])
+            .await
+            .map_err(classify)?;
+        match row {
+            Some(row) => stored(row.try_get(0).map_err(classify)?),
+            // A concurrent writer's row, committed after this statement's snapshot was taken.
+            None => self
+                .personal_key_now(user_id)
+                .await?
+                .ok_or_else(|| StoreError::Unavailable("personal data key not kept".into())),
+        }
+    }
+
+    async fn erase_personal_key_now(&self, user_id: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.erase_personal_key)
+            .await
+            .map_err(classify)?;
+        client
+            .execute(&statement, &[&user_id])
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl PersonalKeyStore for PostgresStore {
+    async fn personal_key(&self, user_id: &str) -> Result<Option<StoredKey>, StoreError> {
+        within(self.deadline, false, self.personal_key_now(user_id)).await
+    }
+
+    async fn create_personal_key(
+        &self,
+        user_id: &str,
+        key: PersonalKey,
+    ) -> Result<StoredKey, StoreError> {
+        within(
+            self.deadline,
+            true,
+            self.create_personal_key_now(user_id, key),
+        )
+        .await
+    }
+
+    async fn erase_personal_key(&self, user_id: &str) -> Result<(), StoreError> {
+        within(self.deadline, true, self.erase_personal_key_now(user_id)).await
+    }
+}
