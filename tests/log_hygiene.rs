@@ -74,7 +74,43 @@ mod logs {
             .unwrap();
         let sent_code = link_params(sent.expose()).3;
 
+        // A person synced, renamed, re-addressed and erased: no name or address is logged.
+        let person = |name: &str, email: &str| EnsureHumanUserRequest {
+            user_id: "lena".into(),
+            user_name: "lena.loggedout".into(),
+            display_name: name.into(),
+            email: email.into(),
+            is_email_verified: true,
+            ..Default::default()
+        };
+        let sys = Caller::System;
+        for (name, email) in [
+            ("Lena Loggedout", "lena.loggedout@example.org"),
+            ("Lena Renamedlog", "lena.readdressed@example.org"),
+        ] {
+            f.service
+                .ensure_human_user(&sys, Some(&f.org_a), person(name, email))
+                .await
+                .unwrap();
+        }
+        f.service
+            .erase_user_personal_data(&sys, None, "lena")
+            .await
+            .unwrap();
+        f.service
+            .ensure_human_user(
+                &sys,
+                Some(&f.org_a),
+                person("Lena Loggedout", "x@example.org"),
+            )
+            .await
+            .unwrap_err();
+
         let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("erase_user_personal_data"), "{log}");
+        for personal in ["Loggedout", "Renamedlog", "lena.", "example.org"] {
+            assert!(!log.contains(personal), "{personal} reached the log: {log}");
+        }
         assert!(
             log.contains("passkey_links.add_my_passwordless_link"),
             "{log}"

@@ -89,3 +89,21 @@ crate::ports::forward_port!(PersonalKeyStore {
     fn create_personal_key(&self, user_id: &str, key: PersonalKey) -> impl Future<Output = Result<StoredKey, StoreError>> + Send;
     fn erase_personal_key(&self, user_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_never_shows_its_bytes() {
+        let key = PersonalKey::new([0xab; PERSONAL_KEY_LEN]);
+        let shown = format!("{key:?} {:?}", StoredKey::Key(key.clone()));
+        assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
+        assert!(shown.contains("redacted"));
+        assert_eq!(PersonalKey::from_slice(&[1; 31]), None);
+        assert_eq!(
+            PersonalKey::from_slice(&[1; 32]),
+            Some(PersonalKey::new([1; 32]))
+        );
+    }
+}
