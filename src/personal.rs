@@ -237,7 +237,8 @@ impl KeyCache {
             .cloned()
     }
 
-    fn remember(&self, user_id: &str, stored: &StoredKey) {
+    /// Remembers what the store holds for the user (as a load read it).
+    pub(crate) fn remember(&self, user_id: &str, stored: &StoredKey) {
         let mut known = self
             .known
             .lock()
@@ -267,7 +268,8 @@ impl KeyCache {
         Ok(stored)
     }
 
-    /// The user's key, made now if the user never had one ([`StoredKey::Erased`] once erased).
+    /// The user's key, made now if the user never had one ([`StoredKey::Erased`] once erased):
+    /// one store call when not remembered (making a key answers the one that stands).
     ///
     /// # Errors
     /// The store's.
@@ -276,7 +278,7 @@ impl KeyCache {
         store: &S,
         user_id: &str,
     ) -> Result<StoredKey, StoreError> {
-        if let Some(stored) = self.get(store, user_id).await? {
+        if let Some(stored) = self.remembered(user_id) {
             return Ok(stored);
         }
         let stored = store.create_personal_key(user_id, new_key()).await?;

@@ -271,11 +271,19 @@ impl Repository {
                 reads.push(read);
             }
         }
+        // The users' keys came along: their sealed events open without another round trip.
+        for (stream, read) in streams.iter().zip(&reads) {
+            if let Some(key) = &read.personal_key {
+                self.keys.remember(stream.id(), key);
+            }
+        }
         let mut cursors = Vec::with_capacity(streams.len());
         let mut pages = Vec::with_capacity(streams.len());
         let mut again = Vec::new();
         for ((stream, start), read) in streams.into_iter().zip(starts).zip(reads) {
-            let StreamRead { snapshot, events } = read;
+            let StreamRead {
+                snapshot, events, ..
+            } = read;
             let start = match (start, snapshot) {
                 (Some(cached), _) => Some(cached),
                 (None, Some(stored)) => match self.open_snapshot(store, &stored).await? {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{EventStore, RecordedEvent, StoreError};
+use super::{EventStore, RecordedEvent, StoreError, StoredKey};
 use crate::ids::{AggregateKind, StreamId};
 
 /// What a store does beyond the required methods of [`super::EventStore`]. A store declares
@@ -214,18 +214,33 @@ pub struct StreamRead {
     pub snapshot: Option<Snapshot>,
     /// The events from where the read started, at most the limit.
     pub events: Vec<RecordedEvent>,
+    /// A user stream's personal data key, when the user has (or had) one
+    /// ([`super::PersonalKeyStore::personal_key`]): what opens its sealed events, in the same
+    /// round trip.
+    pub personal_key: Option<StoredKey>,
 }
 
 impl StreamRead {
     /// An answer.
     pub fn new(snapshot: Option<Snapshot>, events: Vec<RecordedEvent>) -> Self {
-        Self { snapshot, events }
+        Self {
+            snapshot,
+            events,
+            personal_key: None,
+        }
+    }
+
+    /// The answer with the user's personal data key.
+    pub fn with_personal_key(mut self, key: Option<StoredKey>) -> Self {
+        self.personal_key = key;
+        self
     }
 }
 
 /// What [`super::EventStore::load_many`] answers, built from [`super::EventStore::read_many`]
 /// (and [`super::EventStore::read_snapshots`] when `snapshots`): the snapshots, then the events,
-/// then what they name — a round trip each. The reference semantics of `load_many`, and how a
+/// then what they name, then each user stream's personal data key — a round trip each. The
+/// reference semantics of `load_many`, and how a
 /// store without [`Capabilities::batched_load`] is loaded.
 ///
 /// # Errors
@@ -257,11 +272,20 @@ pub async fn load_by_reads<S: EventStore + ?Sized>(
     let mut followed = read_from(store, snapshots, &wanted, limit)
         .await?
         .into_iter();
-    for stream in named {
+    for stream in &named {
         reads.push(match stream {
             Some(_) => followed.next().unwrap_or_default(),
             None => StreamRead::default(),
         });
+    }
+    let read_streams = streams
+        .iter()
+        .map(|(stream, _)| Some(stream))
+        .chain(named.iter().map(Option::as_ref));
+    for (read, stream) in reads.iter_mut().zip(read_streams) {
+        if let Some(user) = stream.filter(|s| s.kind() == AggregateKind::User) {
+            read.personal_key = store.personal_key(user.id()).await?;
+        }
     }
     Ok(reads)
 }

@@ -100,11 +100,11 @@ start AS (
   FROM s LEFT JOIN snap ON snap.n = s.n
 )
 SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::uuid, NULL::text, NULL::int2,
-       snap.state, NULL::timestamptz, snap.i
+       snap.state, NULL::timestamptz, snap.i, false AS personal, NULL::bytea
 FROM snap
 UNION ALL
 SELECT start.n, false, e.version, e.position, e.event_id, e.event_type, e.schema_version,
-       e.payload, e.recorded_at, start.i
+       e.payload, e.recorded_at, start.i, false, NULL::bytea
 FROM start CROSS JOIN LATERAL (
   SELECT version, position, event_id, event_type, schema_version, payload, recorded_at
   FROM passkey_links_events x
@@ -112,6 +112,13 @@ FROM start CROSS JOIN LATERAL (
   ORDER BY x.version
   LIMIT $4
 ) e
+UNION ALL
+-- A user's personal data key (null once erased), so its sealed events open without another
+-- round trip.
+SELECT s.n, false, NULL::int8, NULL::int8, NULL::uuid, NULL::text, NULL::int2, NULL::jsonb,
+       NULL::timestamptz, s.i, true, k.key
+FROM s JOIN passkey_links_personal_keys k ON k.user_id = s.i
+WHERE s.t = 'user'
 ORDER BY 1, 2 DESC, 3;
 
 -- read_snapshots

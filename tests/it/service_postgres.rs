@@ -817,12 +817,11 @@ mod with_postgres {
             "warm login finish: the append (claim, user and org cached, checked by its read set)"
         );
         assert_eq!(cold_login_start, 0);
-        // A cold process looks up a user's personal data key once (then keeps it): one more
-        // round trip on each cold path that folds a user.
+        // A user's personal data key comes along with the read that loads the user.
         assert_eq!(
-            cold_login_finish, 3,
-            "cold login finish: the claim with the user and org it names in one read, the \
-             user's key, the append"
+            cold_login_finish, 2,
+            "cold login finish: the claim with the user (and key) and org it names in one read, \
+             the append"
         );
         // A warm issuance decides on the cached user and org and the presumed-empty new code:
         // its one append statement requires the events it saw to still be last. Reads of every
@@ -836,9 +835,8 @@ mod with_postgres {
             "send: issue (an append), record the delivery on the code kept from it (an append)"
         );
         assert_eq!(
-            cold_send, 4,
-            "cold send: user and org in one read, the user's key, the issuing append, the \
-             delivery's append"
+            cold_send, 3,
+            "cold send: user and org in one read, the issuing append, the delivery's append"
         );
         assert_eq!(
             enrolled, 3,
@@ -847,23 +845,22 @@ mod with_postgres {
              claim is written expecting none)"
         );
         assert_eq!(
-            cold_register, 3,
-            "cold register: code, user and its org in one read, the user's key, then the append"
+            cold_register, 2,
+            "cold register: code, user and its org in one read, then the append"
         );
         assert_eq!(
-            cold_verify, 3,
+            cold_verify, 2,
             "cold verify: the user, its org and the ceremony's code (named by the user event \
-             that started it) in one read, the user's key, then the append"
+             that started it) in one read, then the append"
         );
         assert_eq!(
-            cold_check, 2,
-            "cold check: code, user (from its snapshot) and the org its first event names, the \
-             user's key"
+            cold_check, 1,
+            "cold check: code, user (from its snapshot, with its key) and the org its first \
+             event names"
         );
         assert_eq!(
-            cold_issue, 3,
-            "cold issue: user (snapshot), code and the caller's org in one read, the user's \
-             key, append"
+            cold_issue, 2,
+            "cold issue: user (snapshot, key), code and the caller's org in one read, append"
         );
     }
 

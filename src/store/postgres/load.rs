@@ -243,6 +243,12 @@ impl PostgresStore {
                     }
                 }
             };
+            let is_key: bool = row.try_get(10).map_err(classify)?;
+            if is_key {
+                let key: Option<Vec<u8>> = row.try_get(11).map_err(classify)?;
+                reads[index].personal_key = Some(super::personal_keys::stored(key)?);
+                continue;
+            }
             let is_snapshot: bool = row.try_get(1).map_err(classify)?;
             if is_snapshot {
                 let version: i64 = row.try_get(2).map_err(classify)?;

@@ -5,7 +5,7 @@ use super::{PostgresStore, classify, within};
 use crate::store::{PersonalKey, PersonalKeyStore, StoreError, StoredKey};
 
 /// A row's key column as the port's answer.
-fn stored(key: Option<Vec<u8>>) -> Result<StoredKey, StoreError> {
+pub(super) fn stored(key: Option<Vec<u8>>) -> Result<StoredKey, StoreError> {
     match key {
         None => Ok(StoredKey::Erased),
         Some(bytes) => PersonalKey::from_slice(&bytes)

@@ -28,7 +28,8 @@ pub(super) struct Statements {
     pub(super) standing: String,
     /// Per stream (`$1` types, `$2` ids, `$3` after) at most `$4` events.
     pub(super) read_many: String,
-    /// Streams from snapshots or versions, and the streams their events name.
+    /// Streams from snapshots or versions, the streams their events name, and the users'
+    /// personal data keys.
     pub(super) load_many: String,
     pub(super) read_snapshots: String,
     pub(super) write_snapshot: String,
@@ -196,11 +197,11 @@ start AS (
   FROM s LEFT JOIN snap ON snap.n = s.n
 )
 SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::uuid, NULL::text, NULL::int2,
-       snap.state, NULL::timestamptz, snap.i
+       snap.state, NULL::timestamptz, snap.i, false AS personal, NULL::bytea
 FROM snap
 UNION ALL
 SELECT start.n, false, e.version, e.position, e.event_id, e.event_type, e.schema_version,
-       e.payload, e.recorded_at, start.i
+       e.payload, e.recorded_at, start.i, false, NULL::bytea
 FROM start CROSS JOIN LATERAL (
   SELECT {columns}
   FROM {events} x
@@ -208,6 +209,13 @@ FROM start CROSS JOIN LATERAL (
   ORDER BY x.version
   LIMIT $4
 ) e
+UNION ALL
+-- A user's personal data key (null once erased), so its sealed events open without another
+-- round trip.
+SELECT s.n, false, NULL::int8, NULL::int8, NULL::uuid, NULL::text, NULL::int2, NULL::jsonb,
+       NULL::timestamptz, s.i, true, k.key
+FROM s JOIN {personal_keys} k ON k.user_id = s.i
+WHERE s.t = 'user'
 ORDER BY 1, 2 DESC, 3"
             ),
             read_snapshots: format!(

@@ -57,7 +57,8 @@ pub use load::{
     read_many_answers_each_stream_after_its_version, snapshots_keep_the_newest_per_stream,
 };
 pub use personal_keys::{
-    a_personal_key_is_made_once_and_erased_for_good, racing_writers_get_one_personal_key,
+    a_load_brings_each_users_personal_key, a_personal_key_is_made_once_and_erased_for_good,
+    racing_writers_get_one_personal_key,
 };
 pub use projections::{
     checkpoints_never_move_back, read_changes_apply_once_whatever_the_repeats,
@@ -156,6 +157,7 @@ where
     idempotency_records_are_pruned_by_age(make().await).await;
     a_personal_key_is_made_once_and_erased_for_good(make().await).await;
     racing_writers_get_one_personal_key(make().await).await;
+    a_load_brings_each_users_personal_key(make().await).await;
 }
 
 /// Runs every check of the projection store port (the feed head, checkpoints and the shipped

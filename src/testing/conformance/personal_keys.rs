@@ -80,3 +80,56 @@ pub async fn racing_writers_get_one_personal_key<S: EventStore + Clone + 'static
     assert!(matches!(first, StoredKey::Key(_)));
     assert!(made.iter().all(|stored| *stored == first), "{made:?}");
 }
+
+/// A load of user streams brings each user's key along (erased: [`StoredKey::Erased`]; none
+/// made: `None`); other streams bring none.
+pub async fn a_load_brings_each_users_personal_key<S: EventStore>(store: S) {
+    let (ada, bob, cy) = (
+        stream(AggregateKind::User, "keys-load-ada"),
+        stream(AggregateKind::User, "keys-load-bob"),
+        stream(AggregateKind::User, "keys-load-cy"),
+    );
+    let code = stream(AggregateKind::Code, "keys-load-ada");
+    for s in [&ada, &bob, &cy, &code] {
+        store
+            .append(batch(vec![append(
+                s,
+                ExpectedVersion::NoStream,
+                vec![event(1)],
+            )]))
+            .await
+            .unwrap();
+    }
+    store
+        .create_personal_key("keys-load-ada", key(21))
+        .await
+        .unwrap();
+    store
+        .create_personal_key("keys-load-bob", key(22))
+        .await
+        .unwrap();
+    store.erase_personal_key("keys-load-bob").await.unwrap();
+    let reads = load(
+        &store,
+        &[
+            (ada, ReadFrom::Snapshot),
+            (bob, ReadFrom::After(0)),
+            (cy, ReadFrom::After(0)),
+            (code, ReadFrom::After(0)),
+        ],
+        &[],
+        10,
+    )
+    .await;
+    let keys: Vec<_> = reads.iter().map(|read| read.personal_key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            Some(StoredKey::Key(key(21))),
+            Some(StoredKey::Erased),
+            None,
+            None
+        ]
+    );
+    assert_eq!(reads[0].events.len(), 1, "the events as well");
+}
