@@ -909,4 +909,33 @@ mod with_postgres {
             .expect_err("hostile schema name");
         assert!(matches!(err, StoreError::Internal(_)));
     }
+
+    /// A store pointed at a schema nobody migrated says so — for the version table and for
+    /// the events — as a configuration fault naming the table, not a retryable failure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unmigrated_schema_is_a_configuration_fault_naming_the_table() {
+        let Some(unmigrated) = pg::fresh_schema_store().await else {
+            return;
+        };
+        let err = unmigrated
+            .schema_versions()
+            .await
+            .expect_err("no version table");
+        assert!(
+            matches!(&err, StoreError::Misconfigured(m)
+                if m.contains("not migrated") && m.contains("passkey_links_schema_migrations")),
+            "{err:?}"
+        );
+        let stream = StreamId::new(AggregateKind::User, "u1").unwrap();
+        let err = unmigrated
+            .read(&stream, 0)
+            .await
+            .expect_err("no events table");
+        assert!(
+            matches!(&err, StoreError::Misconfigured(m)
+                if m.contains("not migrated") && m.contains("passkey_links_events")),
+            "{err:?}"
+        );
+        assert!(!passkey_links::Error::from(err).kind().is_retryable());
+    }
 }

@@ -57,11 +57,18 @@ impl Tls {
         let bad = |why: String| StoreError::Misconfigured(format!("TLS roots: {why}"));
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|err| bad(err.to_string()))?;
-            roots.add(cert).map_err(|err| bad(err.to_string()))?;
+            let cert = cert.map_err(|err| bad(format!("the CA file is not valid PEM ({err})")))?;
+            roots.add(cert).map_err(|err| {
+                bad(format!(
+                    "the CA file holds a certificate that is not a valid X.509 CA certificate \
+                     ({err})"
+                ))
+            })?;
         }
         if roots.is_empty() {
-            return Err(bad("no certificate in the PEM data".into()));
+            return Err(bad(
+                "the CA file holds no certificate (is it a PEM bundle?)".into(),
+            ));
         }
         // An explicit provider: an application that also compiles another rustls provider
         // must not make the default ambiguous.
@@ -182,6 +189,29 @@ pub(super) fn build_pool(
 mod tests {
     use super::*;
     use tokio_postgres::config::{Host, TargetSessionAttrs};
+
+    /// A CA file that is not PEM, holds no certificate, or holds a block that is no
+    /// certificate is refused as a configuration fault saying which.
+    #[cfg(feature = "postgres-rustls")]
+    #[test]
+    fn a_bad_ca_file_says_what_is_wrong_with_it() {
+        let cases: [(&[u8], &str); 2] = [
+            (b"", "holds no certificate"),
+            (
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not a valid X.509 CA certificate",
+            ),
+        ];
+        for (pem, says) in cases {
+            match Tls::rustls_trusting_pem(pem) {
+                Err(StoreError::Misconfigured(message)) => {
+                    assert!(message.contains(says), "{message}");
+                    assert!(message.starts_with("TLS roots: the CA file"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     /// Both forms of a multi-host connection string that asks for the primary parse to every
     /// host, in order, and the read-write requirement.

@@ -48,7 +48,8 @@ pub(super) fn class_of(sqlstate: &str) -> (Class, &'static str) {
         "3F000" => (Configuration, "the schema does not exist"),
         "42P01" => (
             Configuration,
-            "the events table does not exist (run the migrations)",
+            "a table of the store does not exist: its schema is not migrated (run the \
+             migrations, in the schema the store is configured with)",
         ),
         "42501" => (Configuration, "the database role lacks a privilege"),
         state if state.starts_with("08") => (Transient, "the connection failed"),

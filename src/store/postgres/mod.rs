@@ -36,7 +36,8 @@
 //! | `failure.rs` | failure classes by SQLSTATE |
 //!
 //! The driver and pool crates this API exposes are re-exported ([`tokio_postgres`],
-//! [`deadpool_postgres`], and [`rustls`] with feature `postgres-rustls`), so an application
+//! [`deadpool_postgres`], and [`rustls`] and [`tokio_postgres_rustls`] with feature
+//! `postgres-rustls`), so an application
 //! builds its configuration or its own pool ([`PostgresStore::new`]) with the same versions.
 
 mod append;
@@ -61,6 +62,9 @@ pub use projections::{PostgresHandler, PostgresProjection};
 pub use rustls;
 pub use sql::VERSION_CONSTRAINT;
 pub use tokio_postgres;
+#[cfg(feature = "postgres-rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
+pub use tokio_postgres_rustls;
 
 use super::{
     AppendBatch, Appended, Capabilities, EventStore, FeedEvent, Follow, ReadFrom, Recalled,
