@@ -12,11 +12,19 @@ use crate::store::StoreError;
 /// Parses a libpq key/value string (`host=/tmp user=postgres sslmode=require`) or a URL
 /// (`postgres://user@host/db?sslmode=require`).
 ///
+/// `sslmode=verify-full` and `sslmode=verify-ca` are accepted (the driver knows neither) and
+/// mean TLS required: with [`Tls::Rustls`] the store always verifies the server's certificate
+/// chain against the configured roots *and* its name — verify-full's meaning, and stricter than
+/// libpq's verify-ca, which skips the name.
+///
 /// # Errors
 /// [`StoreError::Internal`] for a malformed configuration (the message never repeats a
 /// password).
 pub fn parse_config(config: &str) -> Result<tokio_postgres::Config, StoreError> {
-    tokio_postgres::Config::from_str(config)
+    let config = config
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    tokio_postgres::Config::from_str(&config)
         .map_err(|err| StoreError::Internal(format!("bad database configuration: {err}")))
 }
 
@@ -211,6 +219,22 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// libpq's verifying modes are accepted in both forms, as TLS required.
+    #[test]
+    fn verifying_ssl_modes_mean_tls_required() {
+        use tokio_postgres::config::SslMode;
+        for mode in ["verify-full", "verify-ca"] {
+            for text in [
+                format!("host=db.example.com user=app sslmode={mode}"),
+                format!("postgres://app@db.example.com/ids?sslmode={mode}"),
+            ] {
+                let config = parse_config(&text).unwrap();
+                assert_eq!(config.get_ssl_mode(), SslMode::Require, "{text}");
+            }
+        }
+        assert!(parse_config("host=db sslmode=sometimes").is_err());
     }
 
     /// Both forms of a multi-host connection string that asks for the primary parse to every
