@@ -131,6 +131,18 @@ impl ConnectOptions {
         self.tls = tls;
         self
     }
+
+    /// The deadpool pool [`PostgresStore::connect_with`](super::PostgresStore::connect_with)
+    /// would build for `config`, for an application that keeps the pool itself (and hands it
+    /// to [`PostgresStore::new`](super::PostgresStore::new)): `sslmode` honoured through these
+    /// options' TLS, every wait bounded by their deadline, and the store's session settings —
+    /// meant for the store's statements, not the application's.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] for an unusable pool configuration.
+    pub fn build_pool(self, config: tokio_postgres::Config) -> Result<Pool, StoreError> {
+        build_pool(config, self)
+    }
 }
 
 /// How long one store call may take, connecting and waiting for a pooled connection included,
@@ -219,6 +231,17 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A pool built for the application keeps the options' size.
+    #[test]
+    fn an_application_builds_the_stores_pool() {
+        let config = parse_config("host=/tmp user=app dbname=ids").unwrap();
+        let pool = ConnectOptions::default()
+            .max_connections(7)
+            .build_pool(config)
+            .unwrap();
+        assert_eq!(pool.status().max_size, 7);
     }
 
     /// libpq's verifying modes are accepted in both forms, as TLS required.
