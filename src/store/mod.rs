@@ -1,7 +1,8 @@
 //! The event store port — read streams, append to several streams atomically (each with an
 //! expected version, under the read set the batch was decided on), read the global feed,
 //! recall idempotency records — and its adapters: [`InMemoryStore`] in the default build,
-//! PostgreSQL behind the `postgres` feature. Every store passes one conformance suite
+//! PostgreSQL on tokio-postgres and deadpool behind the `postgres` feature, PostgreSQL on an
+//! `sqlx::PgPool` behind `sqlx-postgres` (one schema, one dialect: `sql/`). Every store passes one conformance suite
 //! (`testing::conformance`, feature `testing`).
 //!
 //! The port is plain data in and out: it knows streams, events and JSON payloads, never the
@@ -23,6 +24,11 @@ mod personal_keys;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlx-postgres"))]
+mod sql;
+#[cfg(feature = "sqlx-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-postgres")))]
+pub mod sqlx;
 
 pub use batch::{AppendBatch, IdempotencyRecord, NewEvent, Payload, ReadStream, StreamAppend};
 pub use last_event::{EventId, LastEvent};

@@ -26,6 +26,7 @@ mod read_side;
 mod scenarios;
 mod secret_hygiene;
 mod service_postgres;
+mod service_sqlx;
 mod snapshots;
 mod standby;
 mod store_conformance;

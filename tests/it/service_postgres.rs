@@ -37,44 +37,9 @@ mod with_postgres {
     /// A `pg_dump` of the store's schema: every table, as an operator's backup holds it.
     impl crate::erasure::Dump for PostgresStore {
         async fn dump(&self) -> String {
-            let url = pg::database_url().expect("a database");
-            let schema = self
-                .schema()
-                .expect("the tests' stores live in a schema")
-                .to_owned();
-            let output = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(pg_dump())
-                    .args(["--no-owner", "--schema", &schema, "--dbname", &url])
-                    .output()
-                    .expect("pg_dump runs")
-            })
-            .await
-            .unwrap();
-            assert!(
-                output.status.success(),
-                "pg_dump: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let dump = String::from_utf8_lossy(&output.stdout).into_owned();
-            assert!(dump.contains("passkey_links_events"), "a dump of the store");
-            dump
+            let schema = self.schema().expect("the tests' stores live in a schema");
+            pg::dump_schema(schema).await
         }
-    }
-
-    /// The `pg_dump` beside the server's binaries (`PG_DUMP` names another).
-    fn pg_dump() -> std::path::PathBuf {
-        if let Some(path) = std::env::var_os("PG_DUMP") {
-            return path.into();
-        }
-        let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|version| version.path().join("bin/pg_dump"))
-            .filter(|path| path.exists())
-            .collect();
-        found.sort();
-        found.pop().unwrap_or_else(|| "pg_dump".into())
     }
 
     /// Every migration's version, ascending.

@@ -1,6 +1,6 @@
 //! Every built-in store passes the public conformance suite.
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "sqlx-postgres"))]
 use crate::pg;
 
 #[cfg(feature = "testing")]
@@ -24,6 +24,19 @@ async fn postgres_store_conforms() {
     conformance::run_all(|| async { pg::store().await.expect("database reachable") }).await;
     conformance::run_projection_store(|| async { pg::store().await.expect("database reachable") })
         .await;
+}
+
+#[cfg(all(feature = "testing", feature = "sqlx-postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_store_conforms() {
+    if pg::sqlx_store().await.is_none() {
+        return;
+    }
+    conformance::run_all(|| async { pg::sqlx_store().await.expect("database reachable") }).await;
+    conformance::run_projection_store(|| async {
+        pg::sqlx_store().await.expect("database reachable")
+    })
+    .await;
 }
 
 /// A wrapper an outsider writes (metrics, fault injection): it counts calls per method and

@@ -145,9 +145,7 @@ impl ConnectOptions {
     }
 }
 
-/// How long one store call may take, connecting and waiting for a pooled connection included,
-/// unless configured otherwise.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+pub use crate::store::sql::DEFAULT_DEADLINE;
 
 /// Builds the store's pool for `config`: its session settings, `sslmode` honoured through
 /// `options.tls`, every wait bounded by `options.deadline`.

@@ -2,27 +2,14 @@
 //! records.
 
 use serde_json::Value;
-use tokio_postgres::error::SqlState;
 
-use super::load::{decode_event, int8, stream_of};
+use super::failure::sqlstate;
 use super::{PostgresStore, classify};
-use crate::ids::{AggregateKind, StreamId};
+use crate::store::sql::failure::{FEED_ON_A_STANDBY, lost_to_a_concurrent_writer};
+use crate::store::sql::params::int8;
+use crate::store::sql::rows;
+use crate::store::sql::statements::{SEQUENCE_BATCH, SEQUENCE_RETRIES};
 use crate::store::{FeedEvent, Recalled, StoreError};
-
-/// Events given feed positions by one reader at a time, at most.
-const SEQUENCE_BATCH: i64 = 10_000;
-/// A sequencing that keeps losing to concurrent readers is retried this often.
-const SEQUENCE_RETRIES: usize = 8;
-
-/// A serialization failure or a deadlock rolled a statement back because a concurrent writer
-/// touched the same rows (the isolation CockroachDB and YugabyteDB force, or a server with
-/// `default_transaction_isolation = serializable`): nothing was written; look again.
-pub(super) fn lost_to_a_concurrent_writer(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error().is_some_and(|db| {
-        db.code() == &SqlState::T_R_SERIALIZATION_FAILURE
-            || db.code() == &SqlState::T_R_DEADLOCK_DETECTED
-    })
-}
 
 impl PostgresStore {
     /// Gives feed positions to the visible events that have none, in position order, above every
@@ -39,17 +26,11 @@ impl PostgresStore {
             match client.execute(&statement, &[&SEQUENCE_BATCH]).await {
                 Ok(_) => return Ok(()),
                 // Another reader sequenced the same rows first: theirs stand.
-                Err(err) if lost_to_a_concurrent_writer(&err) => continue,
+                Err(err) if sqlstate(&err).is_some_and(lost_to_a_concurrent_writer) => continue,
                 // The feed is sequenced as it is read: a reader on a standby would wait for
                 // ever (a projection runner retries what is retryable). Say what to fix.
-                Err(err) if err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
-                    return Err(StoreError::Misconfigured(
-                        "SQLSTATE 25006: the feed was read on a read-only server (a standby); \
-                         reading the feed gives events their positions, so projection runners \
-                         and the delivery worker need the primary (read models can be queried \
-                         on a standby)"
-                            .to_owned(),
-                    ));
+                Err(err) if sqlstate(&err) == Some("25006") => {
+                    return Err(StoreError::Misconfigured(FEED_ON_A_STANDBY.to_owned()));
                 }
                 Err(err) => return Err(classify(err)),
             }
@@ -72,17 +53,7 @@ impl PostgresStore {
             .query(&statement, &[&int8(after), &int8(limit as u64)])
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                let feed_position: i64 = row.try_get(0).map_err(classify)?;
-                let stream = stream_of(row, 1)?;
-                let event = decode_event(stream, row, 3)?;
-                Ok(FeedEvent::new(
-                    u64::try_from(feed_position).unwrap_or(0),
-                    event,
-                ))
-            })
-            .collect()
+        rows.iter().map(rows::feed_event).collect()
     }
 
     pub(super) async fn recall_now(&self, key: &str) -> Result<Option<Recalled>, StoreError> {
@@ -100,25 +71,7 @@ impl PostgresStore {
         };
         let outcome: Value = row.try_get(0).map_err(classify)?;
         let written: Value = row.try_get(1).map_err(classify)?;
-        let corrupt = |why: &str| StoreError::Internal(format!("idempotency record: {why}"));
-        let mut streams: Vec<(StreamId, u64)> = Vec::new();
-        for entry in written.as_array().ok_or_else(|| corrupt("streams"))? {
-            let (Some(kind), Some(id), Some(version)) = (
-                entry.get(0).and_then(Value::as_str),
-                entry.get(1).and_then(Value::as_str),
-                entry.get(2).and_then(Value::as_u64),
-            ) else {
-                return Err(corrupt("stream entry"));
-            };
-            let kind = AggregateKind::parse(kind).ok_or_else(|| corrupt("stream type"))?;
-            let stream = StreamId::new(kind, id).map_err(|_| corrupt("stream id"))?;
-            // Events come in position order: keep each stream's last version.
-            match streams.iter_mut().find(|(s, _)| *s == stream) {
-                Some((_, last)) => *last = version,
-                None => streams.push((stream, version)),
-            }
-        }
-        Ok(Some(Recalled::new(outcome, streams)))
+        rows::recalled(outcome, &written).map(Some)
     }
 
     pub(super) async fn prune_idempotency_now(

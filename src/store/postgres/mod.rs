@@ -27,13 +27,15 @@
 //! |---|---|
 //! | `mod.rs` | [`PostgresStore`], migrations, the port's methods |
 //! | `connect.rs` | configuration, TLS, the pool and its sessions |
-//! | `sql.rs` | every statement, built once per store, golden-tested |
 //! | `append.rs` | the guarded append and conflict reporting |
 //! | `load.rs` | reads, loads, snapshots, decoding rows |
 //! | `feed.rs` | the global feed and idempotency records |
 //! | `projections.rs` | checkpoints, the shipped read models, embedders' projections |
 //! | `personal_keys.rs` | the users' personal data keys |
-//! | `failure.rs` | failure classes by SQLSTATE |
+//! | `failure.rs` | the driver's and the pool's errors as failure classes |
+//!
+//! The statements, their parameters, how rows read back and the failure classes by SQLSTATE are
+//! shared with the sqlx store (`store/sql/`).
 //!
 //! The driver and pool crates this API exposes are re-exported ([`tokio_postgres`],
 //! [`deadpool_postgres`], and [`rustls`] and [`tokio_postgres_rustls`] with feature
@@ -47,71 +49,36 @@ mod feed;
 mod load;
 mod personal_keys;
 mod projections;
-mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+pub use super::sql::MIGRATIONS;
+pub use super::sql::statements::VERSION_CONSTRAINT;
 pub use connect::{ConnectOptions, DEFAULT_DEADLINE, Tls, parse_config};
 pub use deadpool_postgres;
 pub use projections::{PostgresHandler, PostgresProjection};
 #[cfg(feature = "postgres-rustls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
 pub use rustls;
-pub use sql::VERSION_CONSTRAINT;
 pub use tokio_postgres;
 #[cfg(feature = "postgres-rustls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-rustls")))]
 pub use tokio_postgres_rustls;
 
+use super::sql::failure::within;
+use super::sql::statements::Statements;
+use super::sql::{
+    CREATE_VERSION_TABLE, IS_APPLIED, MIGRATION_ATTEMPTS, RECORD_APPLIED, migration_raced,
+    search_path, valid_identifier,
+};
 use super::{
     AppendBatch, Appended, Capabilities, EventStore, FeedEvent, Follow, ReadFrom, Recalled,
     RecordedEvent, Snapshot, StoreError, StreamRead,
 };
 use crate::ids::StreamId;
-use sql::Statements;
-
-/// The versioned migrations, in order: version, name, SQL (the files of `migrations/`).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "events",
-        include_str!("../../../migrations/0001_events.sql"),
-    ),
-    (
-        2,
-        "idempotency",
-        include_str!("../../../migrations/0002_idempotency.sql"),
-    ),
-    (3, "feed", include_str!("../../../migrations/0003_feed.sql")),
-    (
-        4,
-        "read_models",
-        include_str!("../../../migrations/0004_read_models.sql"),
-    ),
-    (
-        5,
-        "snapshots",
-        include_str!("../../../migrations/0005_snapshots.sql"),
-    ),
-    (
-        6,
-        "event_ids",
-        include_str!("../../../migrations/0006_event_ids.sql"),
-    ),
-    (
-        7,
-        "references_and_retries",
-        include_str!("../../../migrations/0007_references_and_retries.sql"),
-    ),
-    (
-        8,
-        "personal_keys",
-        include_str!("../../../migrations/0008_personal_keys.sql"),
-    ),
-];
 
 /// A PostgreSQL event store. Cloning shares the pool.
 #[derive(Clone)]
@@ -131,34 +98,9 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// Runs one store call within `deadline`: a server that stops answering is a typed error, never
-/// a hang. A write cut off by the deadline may still commit: its outcome is unknown.
-async fn within<T>(
-    deadline: Duration,
-    write: bool,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(result) => result,
-        Err(_) if write => Err(StoreError::OutcomeUnknown(format!(
-            "no answer within the deadline of {deadline:?}"
-        ))),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "no answer within the deadline of {deadline:?}"
-        ))),
-    }
-}
-
 /// Classifies a driver error of a read (or of a write not yet sent).
 fn classify(err: tokio_postgres::Error) -> StoreError {
     failure::store_error(&err, false)
-}
-
-fn valid_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
 }
 
 impl PostgresStore {
@@ -277,19 +219,7 @@ impl PostgresStore {
         let mut attempts = 0;
         loop {
             match self.migrate_once().await {
-                Err(StoreError::Internal(message) | StoreError::Unavailable(message))
-                    if attempts < 8
-                        && (message.contains("23505")
-                            || message.contains("42P07")
-                            || message.contains("42710")
-                            || message.contains("42703")
-                            || message.contains("40001")
-                            || message.contains("40P01")) =>
-                {
-                    // Another migrator created (or renamed) the same object first, or (every
-                    // transaction serializable) got in the way: look again.
-                    attempts += 1;
-                }
+                Err(err) if attempts < MIGRATION_ATTEMPTS && migration_raced(&err) => attempts += 1,
                 other => return other,
             }
         }
@@ -303,37 +233,22 @@ impl PostgresStore {
                 .await
                 .map_err(classify)?;
         }
-        let search_path = match &self.schema {
-            Some(schema) => format!("SET LOCAL search_path TO \"{schema}\""),
-            None => "SELECT 1".to_owned(),
-        };
+        let search_path = search_path(self.schema.as_deref());
         for (version, name, sql) in MIGRATIONS {
             let tx = client.transaction().await.map_err(classify)?;
             tx.batch_execute(&search_path).await.map_err(classify)?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS passkey_links_schema_migrations (
-                    version bigint PRIMARY KEY,
-                    name text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )",
-            )
-            .await
-            .map_err(classify)?;
+            tx.batch_execute(CREATE_VERSION_TABLE)
+                .await
+                .map_err(classify)?;
             let applied = tx
-                .query_opt(
-                    "SELECT 1 FROM passkey_links_schema_migrations WHERE version = $1",
-                    &[version],
-                )
+                .query_opt(IS_APPLIED, &[version])
                 .await
                 .map_err(classify)?;
             if applied.is_none() {
                 tx.batch_execute(sql).await.map_err(classify)?;
-                tx.execute(
-                    "INSERT INTO passkey_links_schema_migrations (version, name) VALUES ($1, $2)",
-                    &[version, name],
-                )
-                .await
-                .map_err(classify)?;
+                tx.execute(RECORD_APPLIED, &[version, name])
+                    .await
+                    .map_err(classify)?;
             }
             tx.commit().await.map_err(classify)?;
         }
@@ -366,9 +281,7 @@ impl PostgresStore {
             .query(&self.sql.all_events, &[])
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| load::decode_event(load::stream_of(row, 0)?, row, 2))
-            .collect()
+        rows.iter().map(super::sql::rows::any_event).collect()
     }
 }
 

@@ -1,18 +1,10 @@
 //! The users' personal data keys (`passkey_links_personal_keys`): a row per user, its key
 //! cleared for good on erasure.
 
-use super::{PostgresStore, classify, within};
+use super::{PostgresStore, classify};
+use crate::store::sql::failure::within;
+use crate::store::sql::rows::stored_key as stored;
 use crate::store::{PersonalKey, PersonalKeyStore, StoreError, StoredKey};
-
-/// A row's key column as the port's answer.
-pub(super) fn stored(key: Option<Vec<u8>>) -> Result<StoredKey, StoreError> {
-    match key {
-        None => Ok(StoredKey::Erased),
-        Some(bytes) => PersonalKey::from_slice(&bytes)
-            .map(StoredKey::Key)
-            .ok_or_else(|| StoreError::Internal("a personal data key has the wrong length".into())),
-    }
-}
 
 impl PostgresStore {
     async fn personal_key_now(&self, user_id: &str) -> Result<Option<StoredKey>, StoreError> {

@@ -4,19 +4,16 @@
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tokio_postgres::Transaction;
 
-use super::load::stream_of;
-use super::{PostgresStore, classify, failure, within};
-use crate::domain::DeliveryFailure;
+use super::{PostgresStore, classify, failure};
 use crate::error::Error;
-use crate::ids::{CodeRef, UserId};
+use crate::ids::UserId;
 use crate::read::Projection;
-use crate::read::store::{
-    AuditEntry, AuditScope, DeliveryState, LinkRow, ProjectionStore, ReadChange,
-};
+use crate::read::store::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
+use crate::store::sql::failure::within;
+use crate::store::sql::params::{Columns, position};
+use crate::store::sql::rows;
 use crate::store::{FeedEvent, StoreError};
 
 /// An embedder's projection whose tables live in the store's database: [`PostgresProjection`]
@@ -75,133 +72,6 @@ impl<H: PostgresHandler> Projection for PostgresProjection<H> {
         };
         Ok(within(store.deadline, true, work).await?)
     }
-}
-
-/// A batch of read-model changes as one array per column, for one statement per kind.
-#[derive(Default)]
-struct Columns<'a> {
-    owners: OwnerColumns<'a>,
-    audit: AuditColumns<'a>,
-    issued: IssuedColumns<'a>,
-    delivered: DeliveredColumns<'a>,
-    failures: FailureColumns<'a>,
-    ended: Vec<&'a str>,
-}
-
-#[derive(Default)]
-struct OwnerColumns<'a> {
-    stream_type: Vec<&'a str>,
-    stream_id: Vec<&'a str>,
-    user_id: Vec<Option<&'a str>>,
-    org_id: Vec<&'a str>,
-}
-
-#[derive(Default)]
-struct AuditColumns<'a> {
-    position: Vec<i64>,
-    stream_type: Vec<&'a str>,
-    stream_id: Vec<&'a str>,
-    version: Vec<i64>,
-    event_type: Vec<&'a str>,
-    recorded_at: Vec<DateTime<Utc>>,
-    detail: Vec<&'a Value>,
-}
-
-#[derive(Default)]
-struct IssuedColumns<'a> {
-    code: Vec<&'a str>,
-    user_id: Vec<&'a str>,
-    facts: Vec<Value>,
-    position: Vec<i64>,
-    delivery: Vec<&'a str>,
-}
-
-#[derive(Default)]
-struct DeliveredColumns<'a> {
-    code: Vec<&'a str>,
-    state: Vec<&'a str>,
-    failure: Vec<Option<String>>,
-    position: Vec<i64>,
-}
-
-#[derive(Default)]
-struct FailureColumns<'a> {
-    code: Vec<&'a str>,
-    position: Vec<i64>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(changes: &'a [ReadChange]) -> Result<Self, StoreError> {
-        let mut columns = Self::default();
-        for change in changes {
-            match change {
-                ReadChange::Owner {
-                    stream,
-                    user_id,
-                    org_id,
-                } => {
-                    let owners = &mut columns.owners;
-                    owners.stream_type.push(stream.kind().as_str());
-                    owners.stream_id.push(stream.id());
-                    owners.user_id.push(user_id.as_ref().map(UserId::as_str));
-                    owners.org_id.push(org_id.as_str());
-                }
-                ReadChange::Audit(entry) => {
-                    let audit = &mut columns.audit;
-                    audit.position.push(position(entry.feed_position));
-                    audit.stream_type.push(entry.stream.kind().as_str());
-                    audit.stream_id.push(entry.stream.id());
-                    audit.version.push(position(entry.version));
-                    audit.event_type.push(&entry.event_type);
-                    audit.recorded_at.push(entry.recorded_at);
-                    audit.detail.push(&entry.detail);
-                }
-                ReadChange::LinkIssued { row, feed_position } => {
-                    let facts = serde_json::to_value(&row.issued)
-                        .map_err(|err| StoreError::Internal(err.to_string()))?;
-                    let issued = &mut columns.issued;
-                    issued.code.push(row.code.as_str());
-                    issued.user_id.push(row.issued.user_id.as_str());
-                    issued.facts.push(facts);
-                    issued.position.push(position(*feed_position));
-                    issued.delivery.push(row.delivery.as_str());
-                }
-                ReadChange::LinkDelivered {
-                    code,
-                    state,
-                    failure,
-                    feed_position,
-                } => {
-                    let delivered = &mut columns.delivered;
-                    delivered.code.push(code.as_str());
-                    delivered.state.push(state.as_str());
-                    delivered.failure.push(failure.map(failure_name));
-                    delivered.position.push(position(*feed_position));
-                }
-                ReadChange::LinkCheckFailed {
-                    code,
-                    feed_position,
-                } => {
-                    columns.failures.code.push(code.as_str());
-                    columns.failures.position.push(position(*feed_position));
-                }
-                ReadChange::LinkEnded { code, .. } => columns.ended.push(code.as_str()),
-            }
-        }
-        Ok(columns)
-    }
-}
-
-/// A delivery failure's stored name (its serde name).
-fn failure_name(failure: DeliveryFailure) -> String {
-    serde_json::to_value(failure)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn position(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl PostgresStore {
@@ -352,29 +222,7 @@ impl PostgresStore {
             .query(&self.sql.link_rows, &[&user_id.as_str()])
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                let corrupt = |what: String| StoreError::Internal(format!("link row: {what}"));
-                let code: String = row.try_get(0).map_err(classify)?;
-                let issued: Value = row.try_get(1).map_err(classify)?;
-                let delivery: String = row.try_get(2).map_err(classify)?;
-                let failure: Option<String> = row.try_get(3).map_err(classify)?;
-                let failed: i64 = row.try_get(4).map_err(classify)?;
-                let failure = failure
-                    .map(|name| {
-                        serde_json::from_value::<DeliveryFailure>(Value::String(name))
-                            .map_err(|err| corrupt(err.to_string()))
-                    })
-                    .transpose()?;
-                Ok(LinkRow::new(
-                    CodeRef::parse(&code).map_err(|err| corrupt(err.to_string()))?,
-                    serde_json::from_value(issued).map_err(|err| corrupt(err.to_string()))?,
-                    DeliveryState::parse(&delivery).ok_or_else(|| corrupt(delivery.clone()))?,
-                    failure,
-                    u32::try_from(failed).unwrap_or(u32::MAX),
-                ))
-            })
-            .collect()
+        rows.iter().map(rows::link_row).collect()
     }
 
     async fn audit_page_now(
@@ -394,21 +242,7 @@ impl PostgresStore {
             .query(sql, &[&id, &before, &limit])
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                let feed_position: i64 = row.try_get(0).map_err(classify)?;
-                let stream = stream_of(row, 1)?;
-                let version: i64 = row.try_get(3).map_err(classify)?;
-                Ok(AuditEntry::new(
-                    u64::try_from(feed_position).unwrap_or(0),
-                    stream,
-                    u64::try_from(version).unwrap_or(0),
-                    row.try_get(4).map_err(classify)?,
-                    row.try_get(5).map_err(classify)?,
-                    row.try_get(6).map_err(classify)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(rows::audit_entry).collect()
     }
 }
 

@@ -1,75 +1,83 @@
-//! Every SQL statement of the PostgreSQL store, built once per store (per schema) and pinned by a
+//! Every SQL statement of the PostgreSQL stores, built once per store (per schema) and pinned by a
 //! golden test of its text (`tests/golden/postgres_statements.sql`). Nothing formats SQL per call.
 //!
 //! Probes of the events table are scalar subqueries with equalities on the unique
 //! (stream, version) key: the planner keeps each one an index probe whatever the table's size
 //! when the plan was made. Events are read with their columns in one order ([`EVENT_COLUMNS`]),
-//! decoded by `load::decode_event`.
+//! decoded by `rows::decode_event`.
 
-/// The columns an event is read with, in the order `load::decode_event` expects.
-pub(super) const EVENT_COLUMNS: &str =
+/// The columns an event is read with, in the order `rows::decode_event` expects.
+pub(crate) const EVENT_COLUMNS: &str =
     "version, position, event_id, event_type, schema_version, payload, recorded_at";
 
 /// The unique constraint that makes versions unique per stream.
 pub const VERSION_CONSTRAINT: &str = "passkey_links_events_stream_version";
 /// The primary key of the idempotency table: a violation is a repeated key.
-pub(super) const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
+pub(crate) const KEY_CONSTRAINT: &str = "passkey_links_idempotency_pkey";
 
 /// The store's statements, for one schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Statements {
+pub(crate) struct Statements {
     /// `$1..$9`: the rows (stream type, id, version after the expectation, counted from the
     /// stream's end, event id, type, schema version, payload text, time); `$10..$14`: the guard
     /// (stream type, id, version, event id or null, nothing may follow); `$15, $16, $17`: the
     /// idempotency key, outcome and time, or nulls.
-    pub(super) append: String,
+    pub(crate) append: String,
     /// Per stream (`$1` types, `$2` ids, `$3` versions): its version now, and the id of its
     /// event at the version given.
-    pub(super) standing: String,
+    pub(crate) standing: String,
     /// Per stream (`$1` types, `$2` ids, `$3` after) at most `$4` events.
-    pub(super) read_many: String,
+    pub(crate) read_many: String,
     /// Streams from snapshots or versions, the streams their events name, and the users'
     /// personal data keys.
-    pub(super) load_many: String,
-    pub(super) read_snapshots: String,
-    pub(super) write_snapshot: String,
+    pub(crate) load_many: String,
+    pub(crate) read_snapshots: String,
+    pub(crate) write_snapshot: String,
     /// Gives feed positions to the visible events that have none.
-    pub(super) sequence_feed: String,
-    pub(super) read_feed: String,
+    pub(crate) sequence_feed: String,
+    pub(crate) read_feed: String,
     /// The newest feed position, counting events not yet given one.
-    pub(super) feed_head: String,
-    pub(super) recall: String,
+    pub(crate) feed_head: String,
+    pub(crate) recall: String,
     /// A user's personal data key (`$1`): no row, or its key (null once erased).
-    pub(super) personal_key: String,
+    pub(crate) personal_key: String,
     /// Keeps `$2` as user `$1`'s key unless the user has a row; answers the row's key (no row
     /// when a concurrent writer's row is not visible yet).
-    pub(super) create_personal_key: String,
+    pub(crate) create_personal_key: String,
     /// Clears user `$1`'s key for good.
-    pub(super) erase_personal_key: String,
-    pub(super) prune_idempotency: String,
-    pub(super) all_events: String,
-    pub(super) schema_versions: String,
+    pub(crate) erase_personal_key: String,
+    pub(crate) prune_idempotency: String,
+    pub(crate) all_events: String,
+    pub(crate) schema_versions: String,
     /// The server's clock.
-    pub(super) store_time: String,
-    pub(super) checkpoint: String,
-    pub(super) record_checkpoint: String,
-    pub(super) insert_owners: String,
-    pub(super) insert_audit: String,
-    pub(super) insert_links: String,
-    pub(super) deliver_links: String,
-    pub(super) insert_link_failures: String,
-    pub(super) end_links: String,
-    pub(super) link_rows: String,
-    pub(super) audit_page_user: String,
-    pub(super) audit_page_org: String,
+    pub(crate) store_time: String,
+    pub(crate) checkpoint: String,
+    pub(crate) record_checkpoint: String,
+    pub(crate) insert_owners: String,
+    pub(crate) insert_audit: String,
+    pub(crate) insert_links: String,
+    pub(crate) deliver_links: String,
+    pub(crate) insert_link_failures: String,
+    pub(crate) end_links: String,
+    pub(crate) link_rows: String,
+    pub(crate) audit_page_user: String,
+    pub(crate) audit_page_org: String,
 }
+
+/// An append whose only collisions were on `Any` streams (a concurrent writer took the version
+/// the statement counted to) is tried this often.
+pub(crate) const ANY_RETRIES: usize = 8;
+/// Events given feed positions by one reader at a time, at most.
+pub(crate) const SEQUENCE_BATCH: i64 = 10_000;
+/// A sequencing that keeps losing to concurrent readers is retried this often.
+pub(crate) const SEQUENCE_RETRIES: usize = 8;
 
 /// How many of a stream's last events a latest-matching follow looks through.
 const WINDOW: u64 = crate::store::FOLLOW_WINDOW;
 
 impl Statements {
     /// The statements on the tables of `schema` (`None`: the search path).
-    pub(super) fn new(schema: Option<&str>) -> Self {
+    pub(crate) fn new(schema: Option<&str>) -> Self {
         let named = |table: &str| match schema {
             Some(schema) => format!("\"{schema}\".{table}"),
             None => table.to_owned(),
