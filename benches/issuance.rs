@@ -790,42 +790,129 @@ fn postgres_throughput(c: &mut Criterion) {
         }
     }
     group.finish();
-    // The same three, interleaved: rounds of issuance, raw transaction and raw autocommit back to
-    // back (the order rotating each round), so a checkpoint or a busy neighbour weighs on all
-    // three alike. Per-round ratios; the medians go to BENCHMARKS.md.
+    // Interleaved: rounds of each contender back to back (the order rotating each round), so a
+    // checkpoint or a busy neighbour weighs on all alike. Per-round ratios to the raw
+    // transaction; the medians go to BENCHMARKS.md.
+    #[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+    let sqlx = rt.block_on(sqlx_contender(&url, store.schema().unwrap_or_default(), 64));
+    let contenders = |tasks: usize, per_task: u64, which: usize| {
+        let (service, callers, store, rows) = (&service, &callers, &store, &rows);
+        #[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+        let sqlx = &sqlx;
+        async move {
+            match which {
+                0 => issue_for(service, callers, tasks, per_task).await,
+                1 => raw_for(store, rows, tasks, per_task, true).await,
+                2 => raw_for(store, rows, tasks, per_task, false).await,
+                #[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+                _ => issue_for(&sqlx.0, &sqlx.1, tasks, per_task).await,
+                #[cfg(not(all(feature = "postgres", feature = "sqlx-postgres")))]
+                _ => unreachable!(),
+            }
+        }
+    };
+    let count = if cfg!(feature = "sqlx-postgres") {
+        4
+    } else {
+        3
+    };
     let mut report = Vec::new();
-    for tasks in [1usize, 4, 16, 64] {
+    let mut interleave = |label: &str, tasks: usize| {
         let per_task = (2_000 / tasks as u64).max(50);
-        let mut ratios = (Vec::new(), Vec::new());
+        // Per round: each contender's throughput over the raw transaction's, and the raw
+        // transaction's own rate.
+        let (mut ratios, mut raw_ops): (Vec<Vec<f64>>, Vec<f64>) =
+            (vec![Vec::new(); count], Vec::new());
         for round in 0..7 {
-            let mut took = [Duration::ZERO; 3];
-            for k in 0..3 {
-                let which = (round + k) % 3;
-                took[which] = rt.block_on(async {
-                    match which {
-                        0 => issue_for(&service, &callers, tasks, per_task).await,
-                        1 => raw_for(&store, &rows, tasks, per_task, true).await,
-                        _ => raw_for(&store, &rows, tasks, per_task, false).await,
-                    }
-                });
+            let mut took = vec![Duration::ZERO; count];
+            for k in 0..count {
+                let which = (round + k) % count;
+                took[which] = rt.block_on(contenders(tasks, per_task, which));
             }
             // Throughput ratio = inverse time ratio (same number of operations).
-            ratios.0.push(took[1].as_secs_f64() / took[0].as_secs_f64());
-            ratios.1.push(took[2].as_secs_f64() / took[0].as_secs_f64());
+            for (which, ratio) in ratios.iter_mut().enumerate() {
+                ratio.push(took[1].as_secs_f64() / took[which].as_secs_f64());
+            }
+            // Issuance over raw autocommit, kept where raw transaction over itself would be.
+            ratios[1].pop();
+            ratios[1].push(took[2].as_secs_f64() / took[0].as_secs_f64());
+            raw_ops.push((per_task * tasks as u64) as f64 / took[1].as_secs_f64());
         }
-        let (txn, auto) = (median(&mut ratios.0), median(&mut ratios.1));
+        let (txn, auto, raw) = (
+            median(&mut ratios[0]),
+            median(&mut ratios[1]),
+            median(&mut raw_ops),
+        );
         println!(
-            "pg_interleaved/{tasks}: issuance / raw transaction {txn:.2}×, issuance / raw autocommit {auto:.2}× (medians of 7 rounds)"
+            "{label}/{tasks}: issuance / raw transaction {txn:.2}×, issuance / raw autocommit {auto:.2}× (medians of 7 rounds; raw transaction {raw:.0} ops/s)"
         );
-        report.push(
-            serde_json::json!({"tasks": tasks, "vs_txn": txn, "vs_autocommit": auto, "rounds": 7}),
-        );
+        let mut entry = serde_json::json!({"label": label, "tasks": tasks, "vs_txn": txn, "vs_autocommit": auto, "raw_txn_ops": raw, "rounds": 7});
+        if count == 4 {
+            let sqlx = median(&mut ratios[3]);
+            println!(
+                "{label}/{tasks}: sqlx issuance / raw transaction {sqlx:.2}× (median of 7 rounds)"
+            );
+            entry["sqlx_vs_txn"] = serde_json::json!(sqlx);
+        }
+        report.push(entry);
+    };
+    for tasks in [1usize, 4, 16, 64] {
+        interleave("pg_interleaved", tasks);
     }
+    // A crowded server: two more pools of 64 connections held open beside the two stores' (256
+    // backends in all), as several application instances would.
+    let crowd = rt.block_on(crowd(&url, 2, 64));
+    interleave("pg_crowded", 64);
+    drop(crowd);
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("..")
         .join("criterion")
         .join("pg_interleaved.json");
     let _ = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap());
+}
+
+/// The sqlx store on an application's pool of `connections` with sqlx's default settings, on
+/// the same tables, with its own service and users (so neither service's cache goes stale).
+#[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+async fn sqlx_contender(
+    url: &str,
+    schema: &str,
+    connections: u32,
+) -> (
+    Arc<Service<passkey_links::store::sqlx::SqlxStore>>,
+    Vec<Caller>,
+) {
+    use passkey_links::store::sqlx::{SqlxStore, parse_options, sqlx};
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(parse_options(url).unwrap())
+        .await
+        .unwrap();
+    let service = service(SqlxStore::new(pool).in_schema(schema).unwrap(), policy());
+    let org = new_org(&service).await;
+    let callers = users(&service, &org, connections as usize).await;
+    (Arc::new(service), callers)
+}
+
+/// `pools` pools of `each` connections, every one opened and held idle.
+#[cfg(feature = "postgres")]
+async fn crowd(
+    url: &str,
+    pools: usize,
+    each: usize,
+) -> Vec<passkey_links::store::postgres::PostgresStore> {
+    use passkey_links::store::postgres::PostgresStore;
+    let mut crowd = Vec::new();
+    for _ in 0..pools {
+        let store = PostgresStore::connect(url, each).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..each {
+            held.push(store.pool().get().await.unwrap());
+        }
+        drop(held);
+        crowd.push(store);
+    }
+    crowd
 }
 
 #[cfg(feature = "postgres")]

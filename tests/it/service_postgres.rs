@@ -379,8 +379,8 @@ mod with_postgres {
         .with_clock(f.clock.clone());
         let key = IdempotencyKey::new("3b0c4d6e-issue").unwrap();
 
-        // The append is the one statement that names the idempotency table.
-        proxy.cut_after("passkey_links_idempotency (key");
+        // The append is the one statement that calls the append function.
+        proxy.cut_after("passkey_links_append(");
         let err = key
             .scope(service.add_my_passwordless_link(&me))
             .await
@@ -891,14 +891,27 @@ mod with_postgres {
                 if m.contains("not migrated") && m.contains("passkey_links_schema_migrations")),
             "{err:?}"
         );
+        // No schema at all, then a schema with nothing in it: each names what is missing.
         let stream = StreamId::new(AggregateKind::User, "u1").unwrap();
+        let schema = unmigrated.schema().unwrap().to_owned();
+        let err = unmigrated.read(&stream, 0).await.expect_err("no schema");
+        assert!(
+            matches!(&err, StoreError::Misconfigured(m)
+                if m.contains("not migrated") && m.contains(&schema)),
+            "{err:?}"
+        );
+        let client = unmigrated.pool().get().await.unwrap();
+        client
+            .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+            .await
+            .unwrap();
         let err = unmigrated
             .read(&stream, 0)
             .await
-            .expect_err("no events table");
+            .expect_err("nothing in the schema");
         assert!(
             matches!(&err, StoreError::Misconfigured(m)
-                if m.contains("not migrated") && m.contains("passkey_links_events")),
+                if m.contains("not migrated") && m.contains("passkey_links_read_many")),
             "{err:?}"
         );
         assert!(!passkey_links::Error::from(err).kind().is_retryable());

@@ -135,8 +135,9 @@ impl ConnectOptions {
     /// The deadpool pool [`PostgresStore::connect_with`](super::PostgresStore::connect_with)
     /// would build for `config`, for an application that keeps the pool itself (and hands it
     /// to [`PostgresStore::new`](super::PostgresStore::new)): `sslmode` honoured through these
-    /// options' TLS, every wait bounded by their deadline, and the store's session settings —
-    /// meant for the store's statements, not the application's.
+    /// options' TLS, every wait bounded by their deadline (`statement_timeout` on the server
+    /// too), the connection used last handed out first. No planner settings: the application
+    /// may run its own queries on it.
     ///
     /// # Errors
     /// [`StoreError::Internal`] for an unusable pool configuration.
@@ -147,26 +148,17 @@ impl ConnectOptions {
 
 pub use crate::store::sql::DEFAULT_DEADLINE;
 
-/// Builds the store's pool for `config`: its session settings, `sslmode` honoured through
+/// Builds the store's pool for `config`: its statement timeout, `sslmode` honoured through
 /// `options.tls`, every wait bounded by `options.deadline`.
 pub(super) fn build_pool(
     mut config: tokio_postgres::Config,
     options: ConnectOptions,
 ) -> Result<Pool, StoreError> {
     let deadline = options.deadline;
-    // The store's statements have a fixed shape; re-planning them per execution (custom
-    // plans for array parameters) costs several times their execution. A generic plan over
-    // a long stream estimates a third of it as the rows of any read, which crosses the JIT
-    // threshold: compiling then costs 5–30 ms for a read of one row. Every statement here
-    // is a short index lookup: no JIT. For the same reason no sequential scans: a generic
-    // plan is made once per connection, often while the tables are still small, where a
-    // scan looks cheapest — and it would stay a scan as they grow (an append that checks
-    // the events it saw went from 0.5 ms to 6 ms over 3,000 appends to one stream).
-    let ours = format!(
-        "-c plan_cache_mode=force_generic_plan -c jit=off -c enable_seqscan=off \
-             -c statement_timeout={}",
-        deadline.as_millis()
-    );
+    // The one session setting: the deadline, on the server too. The planner settings the hot
+    // statements need travel with them (migration 9), so a pool the application builds with
+    // default settings serves the store as well as this one.
+    let ours = format!("-c statement_timeout={}", deadline.as_millis());
     let server_options = match config.get_options() {
         Some(existing) => format!("{existing} {ours}"),
         None => ours,

@@ -104,11 +104,10 @@ fn classify(err: tokio_postgres::Error) -> StoreError {
 }
 
 impl PostgresStore {
-    /// A store on an existing pool, using the tables on the search path. Sessions of that pool
-    /// should run with `plan_cache_mode=force_generic_plan`, `jit=off` and
-    /// `enable_seqscan=off` (as [`PostgresStore::connect`] sets up) to avoid re-planning every
-    /// append, JIT-compiling reads of long streams, and keeping a plan made on small tables
-    /// that scans them.
+    /// A store on an existing pool (an application's own, with default session settings: the
+    /// statements carry the planner settings they need), using the tables on the search path.
+    /// Calls are bounded by the store's deadline ([`PostgresStore::with_deadline`]); a
+    /// `statement_timeout` on the pool's sessions bounds them on the server too.
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,

@@ -44,11 +44,20 @@ pub(crate) fn class_of(sqlstate: &str) -> (Class, &'static str) {
         "53300" => (Transient, "the server has too many connections"),
         "28P01" => (Configuration, "password authentication failed"),
         "3D000" => (Configuration, "the database does not exist"),
-        "3F000" => (Configuration, "the schema does not exist"),
+        "3F000" => (
+            Configuration,
+            "the schema does not exist: it is not migrated (run the migrations, which create \
+             it, or configure the schema that holds the store)",
+        ),
         "42P01" => (
             Configuration,
             "a table of the store does not exist: its schema is not migrated (run the \
              migrations, in the schema the store is configured with)",
+        ),
+        "42883" => (
+            Configuration,
+            "a function of the store does not exist: its schema is not migrated to this \
+             version (run the migrations, in the schema the store is configured with)",
         ),
         "42501" => (Configuration, "the database role lacks a privilege"),
         state if state.starts_with("08") => (Transient, "the connection failed"),
@@ -152,6 +161,7 @@ mod tests {
             ("3D000", Class::Configuration),
             ("3F000", Class::Configuration),
             ("42P01", Class::Configuration),
+            ("42883", Class::Configuration),
             ("42501", Class::Configuration),
             // Anything else.
             ("23505", Class::Other),

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "personal_keys",
         include_str!("../../../migrations/0008_personal_keys.sql"),
     ),
+    (
+        9,
+        "planned_statements",
+        include_str!("../../../migrations/0009_planned_statements.sql"),
+    ),
 ];
 
 /// The table that lists the migrations applied (one for both stores: a database migrated by

@@ -1,6 +1,11 @@
 //! Every SQL statement of the PostgreSQL stores, built once per store (per schema) and pinned by a
 //! golden test of its text (`tests/golden/postgres_statements.sql`). Nothing formats SQL per call.
 //!
+//! The hot statements — the guarded append, the conflict report, reads and loads — are
+//! functions of the schema (migration 9, `migrations/0009_planned_statements.sql`, which pins
+//! their bodies): each carries its own planner settings, so no session needs any. The rest are
+//! plain statements.
+//!
 //! Probes of the events table are scalar subqueries with equalities on the unique
 //! (stream, version) key: the planner keeps each one an index probe whatever the table's size
 //! when the plan was made. Events are read with their columns in one order ([`EVENT_COLUMNS`]),
@@ -72,9 +77,6 @@ pub(crate) const SEQUENCE_BATCH: i64 = 10_000;
 /// A sequencing that keeps losing to concurrent readers is retried this often.
 pub(crate) const SEQUENCE_RETRIES: usize = 8;
 
-/// How many of a stream's last events a latest-matching follow looks through.
-const WINDOW: u64 = crate::store::FOLLOW_WINDOW;
-
 impl Statements {
     /// The statements on the tables of `schema` (`None`: the search path).
     pub(crate) fn new(schema: Option<&str>) -> Self {
@@ -93,6 +95,11 @@ impl Statements {
         let links = named("passkey_links_links");
         let failures = named("passkey_links_link_failures");
         let personal_keys = named("passkey_links_personal_keys");
+        // The hot statements, as functions with their own planner settings (migration 9).
+        let append_fn = named("passkey_links_append");
+        let standing_fn = named("passkey_links_standing");
+        let read_many_fn = named("passkey_links_read_many");
+        let load_many_fn = named("passkey_links_load_many");
         let columns = EVENT_COLUMNS;
         let audit_page = |column: &str| {
             format!(
@@ -103,128 +110,17 @@ impl Statements {
         };
         Self {
             append: format!(
-                "WITH w AS (
-  INSERT INTO {events} (stream_type, stream_id, version, event_id, event_type, schema_version, payload, recorded_at)
-  SELECT n.t, n.i,
-         n.v + CASE WHEN n.from_end THEN
-                 COALESCE((SELECT max(x.version) FROM {events} x
-                           WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
-               ELSE 0 END,
-         n.id, n.e, n.s, n.d::jsonb, n.r
-  FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::uuid[], $6::text[], $7::int2[],
-              $8::text[], $9::timestamptz[])
-       WITH ORDINALITY AS n(t, i, v, from_end, id, e, s, d, r, seq)
-  WHERE NOT EXISTS (
-    SELECT 1
-    FROM unnest($10::text[], $11::text[], $12::int8[], $13::uuid[], $14::bool[]) AS g(t, i, v, id, last)
-    WHERE (g.v > 0 AND (SELECT g.id IS NULL OR x.event_id = g.id
-                        FROM {events} x
-                        WHERE x.stream_type = g.t AND x.stream_id = g.i AND x.version = g.v)
-                       IS NOT TRUE)
-       OR (g.last AND (SELECT x.version FROM {events} x
-                       WHERE x.stream_type = g.t AND x.stream_id = g.i AND x.version = g.v + 1)
-                      IS NOT NULL))
-  ORDER BY n.seq
-  RETURNING stream_type, stream_id, version, position
-),
-k AS (
-  INSERT INTO {keys} (key, outcome, streams, recorded_at)
-  SELECT $15::text, $16::jsonb,
-         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w),
-         $17::timestamptz
-  WHERE $15::text IS NOT NULL AND EXISTS (SELECT 1 FROM w)
-)
-SELECT stream_type, stream_id, version, position FROM w"
+                "SELECT stream_type, stream_id, version, \"position\"
+FROM {append_fn}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             ),
-            standing: format!(
-                "SELECT COALESCE((SELECT max(x.version) FROM {events} x
-                  WHERE x.stream_type = s.t AND x.stream_id = s.i), 0),
-       (SELECT x.event_id FROM {events} x
-        WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version = s.v)
-FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, v, n)
-ORDER BY s.n"
-            ),
+            standing: format!("SELECT version, event_id FROM {standing_fn}($1, $2, $3)"),
             read_many: format!(
-                "SELECT s.n, e.{columns_e}
-FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS s(t, i, after_version, n)
-CROSS JOIN LATERAL (
-  SELECT {columns}
-  FROM {events} x
-  WHERE x.stream_type = s.t AND x.stream_id = s.i AND x.version > s.after_version
-  ORDER BY x.version
-  LIMIT $4
-) e
-ORDER BY s.n, e.version",
-                columns_e = columns.replace(", ", ", e.")
+                "SELECT n, {columns} FROM {read_many_fn}($1, $2, $3, $4)"
             ),
             load_many: format!(
-                "WITH asked AS (
-  SELECT t, i, after, n
-  FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS u(t, i, after, n)
-),
--- Per follow, one probe of its source's first event, or one backward walk of its last events
--- for the newest that matches: correlated subqueries, so no plan can drive the lookup from the
--- events table.
-followed AS (
-  SELECT f.t,
-         CASE WHEN f.et IS NULL THEN
-           (SELECT x.payload ->> f.field
-            FROM asked JOIN {events} x
-              ON x.stream_type = asked.t AND x.stream_id = asked.i AND x.version = 1
-            WHERE asked.n = f.src)
-         ELSE
-           (SELECT y.payload ->> f.field
-            FROM asked CROSS JOIN LATERAL (
-              SELECT x.version, x.event_type, x.payload
-              FROM {events} x
-              WHERE x.stream_type = asked.t AND x.stream_id = asked.i
-              ORDER BY x.version DESC
-              LIMIT {WINDOW}
-            ) y
-            WHERE asked.n = f.src AND y.event_type = f.et AND y.payload ->> f.k = f.v
-            ORDER BY y.version DESC
-            LIMIT 1)
-         END AS i,
-         -1::int8 AS after, $8::int8 + f.n AS n
-  FROM unnest($5::text[], $6::text[], $7::int8[], $9::text[], $10::text[], $11::text[])
-       WITH ORDINALITY AS f(t, field, src, et, k, v, n)
-),
-s AS (
-  SELECT t, i, after, n FROM asked
-  UNION ALL
-  SELECT t, i, after, n FROM followed WHERE i IS NOT NULL
-),
-snap AS (
-  SELECT s.n, s.i, x.version, x.state
-  FROM s JOIN {snapshots} x ON x.stream_type = s.t AND x.stream_id = s.i
-  WHERE s.after < 0
-),
-start AS (
-  SELECT s.t, s.i, s.n,
-         CASE WHEN s.after >= 0 THEN s.after ELSE COALESCE(snap.version - 1, 0) END AS after
-  FROM s LEFT JOIN snap ON snap.n = s.n
-)
-SELECT snap.n, true AS snapshot, snap.version, NULL::int8, NULL::uuid, NULL::text, NULL::int2,
-       snap.state, NULL::timestamptz, snap.i, false AS personal, NULL::bytea
-FROM snap
-UNION ALL
-SELECT start.n, false, e.version, e.position, e.event_id, e.event_type, e.schema_version,
-       e.payload, e.recorded_at, start.i, false, NULL::bytea
-FROM start CROSS JOIN LATERAL (
-  SELECT {columns}
-  FROM {events} x
-  WHERE x.stream_type = start.t AND x.stream_id = start.i AND x.version > start.after
-  ORDER BY x.version
-  LIMIT $4
-) e
-UNION ALL
--- A user's personal data key (null once erased), so its sealed events open without another
--- round trip.
-SELECT s.n, false, NULL::int8, NULL::int8, NULL::uuid, NULL::text, NULL::int2, NULL::jsonb,
-       NULL::timestamptz, s.i, true, k.key
-FROM s JOIN {personal_keys} k ON k.user_id = s.i
-WHERE s.t = 'user'
-ORDER BY 1, 2 DESC, 3"
+                "SELECT n, snapshot, version, \"position\", event_id, event_type, schema_version, payload,
+       recorded_at, stream_id, personal, key
+FROM {load_many_fn}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ),
             read_snapshots: format!(
                 "SELECT s.n, x.version, x.state
@@ -404,6 +300,13 @@ mod tests {
             rendered, GOLDEN,
             "a statement changed: review and update the golden file"
         );
+    }
+
+    /// The follow window the load function was created with is the one the port documents.
+    #[test]
+    fn the_load_function_looks_through_the_follow_window() {
+        let (_, _, planned) = crate::store::sql::MIGRATIONS[8];
+        assert!(planned.contains(&format!("LIMIT {}\n", crate::store::FOLLOW_WINDOW)));
     }
 
     /// In a schema, every table is qualified by it and nothing else changes.

@@ -46,8 +46,8 @@ use super::sql::statements::{
     ANY_RETRIES, KEY_CONSTRAINT, SEQUENCE_BATCH, SEQUENCE_RETRIES, Statements, VERSION_CONSTRAINT,
 };
 use super::sql::{
-    CREATE_VERSION_TABLE, IS_APPLIED, MIGRATION_ATTEMPTS, MIGRATIONS, RECORD_APPLIED,
-    migration_raced, search_path, valid_identifier,
+    CREATE_VERSION_TABLE, IS_APPLIED, MIGRATION_ATTEMPTS, RECORD_APPLIED, migration_raced,
+    search_path, valid_identifier,
 };
 use super::{
     AppendBatch, Appended, Capabilities, EventStore, FeedEvent, Follow, IdempotencyRecord,
@@ -55,7 +55,7 @@ use super::{
 };
 use crate::ids::StreamId;
 
-pub use super::sql::DEFAULT_DEADLINE;
+pub use super::sql::{DEFAULT_DEADLINE, MIGRATIONS};
 
 /// A PostgreSQL event store on an sqlx pool. Cloning shares the pool.
 #[derive(Clone)]
