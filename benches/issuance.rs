@@ -6,6 +6,9 @@
 //!
 //! `python3 scripts/bench_report.py` prints the table of BENCHMARKS.md from the results.
 
+#[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -1027,6 +1030,109 @@ async fn raw_inserts(
     }
 }
 
+/// Pools as applications build them: the store's own pool against a deadpool pool and an sqlx
+/// pool with default session settings, each serving one user who has already issued 3,000
+/// links (a long stream and a grown table: where a plan made on small tables would scan), and
+/// reads of a 200,000-event stream (where a generic plan once crossed the JIT threshold); and an
+/// sqlx pool that does not ping connections before handing them out.
+#[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+fn pg_pools(c: &mut Criterion) {
+    use passkey_links::store::postgres::{PostgresStore, deadpool_postgres, parse_config};
+    use passkey_links::store::sqlx::{SqlxStore, parse_options, sqlx};
+    let Ok(url) = std::env::var("PASSKEY_LINKS_DATABASE_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let schema = format!("bench_pools_{}", Utc::now().timestamp_micros());
+    let own = PostgresStore::connect(&url, 4)
+        .unwrap()
+        .in_schema(&schema)
+        .unwrap();
+    let (plain, sqlx_store, sqlx_unpinged) = rt.block_on(async {
+        own.migrate().await.unwrap();
+        let manager = deadpool_postgres::Manager::new(
+            parse_config(&url).unwrap(),
+            passkey_links::store::postgres::tokio_postgres::NoTls,
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(4)
+            .build()
+            .unwrap();
+        let plain = PostgresStore::new(pool).in_schema(&schema).unwrap();
+        let sqlx_pool = |ping: bool| {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(ping)
+                .connect_lazy_with(parse_options(&url).unwrap())
+        };
+        (
+            plain,
+            SqlxStore::new(sqlx_pool(true)).in_schema(&schema).unwrap(),
+            SqlxStore::new(sqlx_pool(false)).in_schema(&schema).unwrap(),
+        )
+    });
+    let mut group = c.benchmark_group("pg_pools");
+    let long = rt.block_on(long_stream(&own, 200_000));
+    macro_rules! pool {
+        ($name:literal, $store:expr) => {{
+            let service = service($store.clone(), policy());
+            let me = rt.block_on(async {
+                let org = new_org(&service).await;
+                let me = users(&service, &org, 1).await.remove(0);
+                for _ in 0..3_000 {
+                    service.add_my_passwordless_link(&me).await.unwrap();
+                }
+                me
+            });
+            group.bench_function(concat!("issuance_after_3000/", $name), |b| {
+                b.to_async(&rt)
+                    .iter(|| async { service.add_my_passwordless_link(&me).await.unwrap() })
+            });
+            for (what, after) in [("tail", 199_999u64), ("page", 100_000)] {
+                let id = format!("long_stream_read_{what}/{}", $name);
+                group.bench_function(id, |b| {
+                    b.to_async(&rt).iter(|| async {
+                        $store
+                            .read_many(&[(long.clone(), after)], 1_000)
+                            .await
+                            .unwrap()
+                    })
+                });
+            }
+        }};
+    }
+    pool!("store_pool", own);
+    pool!("default_deadpool", plain);
+    pool!("default_sqlx", sqlx_store);
+    // sqlx pings a pooled connection before handing it out unless told not to.
+    pool!("sqlx_without_ping", sqlx_unpinged);
+    group.finish();
+}
+
+#[cfg(not(all(feature = "postgres", feature = "sqlx-postgres")))]
+fn pg_pools(_: &mut Criterion) {}
+
+/// A user stream of `events` events (after a creation written by the service), bulk inserted.
+#[cfg(all(feature = "postgres", feature = "sqlx-postgres"))]
+async fn long_stream(
+    store: &passkey_links::store::postgres::PostgresStore,
+    events: i64,
+) -> StreamId {
+    let service = service(store.clone(), policy());
+    let org = new_org(&service).await;
+    let me = users(&service, &org, 1).await.remove(0);
+    let stream = StreamId::new(AggregateKind::User, user_id(&me)).unwrap();
+    support::bulk_user_events(
+        store,
+        stream.id(),
+        events + 1,
+        "CASE WHEN g % 2 = 0 THEN 'user.locked' ELSE 'user.unlocked' END",
+        "'{}'::jsonb",
+    )
+    .await;
+    stream
+}
+
 #[cfg(not(feature = "postgres"))]
 fn postgres_throughput(_: &mut Criterion) {}
 
@@ -1044,6 +1150,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, operations, history, unrelated_events, concurrency, postgres, postgres_throughput
+    targets = floor, operations, history, unrelated_events, concurrency, postgres, postgres_throughput, pg_pools
 }
 criterion_main!(benches);

@@ -124,6 +124,9 @@ fn catch_up_in_memory(c: &mut Criterion) {
 }
 
 #[cfg(feature = "postgres")]
+mod support;
+
+#[cfg(feature = "postgres")]
 mod pg {
     use super::*;
     use passkey_links::read::ProjectionStore;
@@ -275,28 +278,15 @@ mod pg {
             unreachable!()
         };
         let user = principal.user_id.as_str().to_owned();
-        let mut client = store.pool().get().await.unwrap();
-        let sql = format!(
-            "INSERT INTO {} (stream_type, stream_id, version, event_type, schema_version, payload,
-                             recorded_at)
-             SELECT 'user', $1, g, 'user.human.passwordless.link.issued', 1,
-                    jsonb_build_object('codeId', 'bulk-' || g, 'issuedAt',
-                                       '2026-01-01T00:00:00Z', 'supersedesEarlier', true),
-                    '2026-01-01T00:00:00Z'
-             FROM generate_series(2::bigint, $2::bigint) g",
-            store.table()
-        );
-        let tx = client.transaction().await.unwrap();
-        // A million rows take longer than the pool's statement timeout.
-        tx.batch_execute("SET LOCAL statement_timeout = 0")
-            .await
-            .unwrap();
-        tx.execute(&sql, &[&user, &(earlier + 1)]).await.unwrap();
-        tx.commit().await.unwrap();
-        client
-            .batch_execute(&format!("ANALYZE {}", store.table()))
-            .await
-            .unwrap();
+        crate::support::bulk_user_events(
+            store,
+            &user,
+            earlier + 1,
+            "'user.human.passwordless.link.issued'",
+            "jsonb_build_object('codeId', 'bulk-' || g, 'issuedAt', '2026-01-01T00:00:00Z', \
+             'supersedesEarlier', true)",
+        )
+        .await;
         me
     }
 

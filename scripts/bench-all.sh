@@ -4,6 +4,7 @@
 # tables BENCHMARKS.md quotes — each figure as the range over the runs — are printed at the end
 # (python3 scripts/bench_report.py --ranges target/bench-runs).
 #   bash scripts/bench-all.sh [RUNS] [extra criterion filter]
+# BENCHES (default "issuance read_side") narrows a run to some bench files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -20,8 +21,11 @@ cargo bench --all-features --no-run -q
 for run in $(seq 1 "$runs"); do
   echo "== run $run of $runs"
   rm -rf target/criterion
-  cargo bench --all-features --bench issuance -- $filter 2>&1 | tee "$out/run-$run.log" | grep -E "^[a-z_]+/|time:|pg_interleaved" || true
-  cargo bench --all-features --bench read_side -- $filter 2>&1 | tee -a "$out/run-$run.log" | grep -E "^[a-z_]+/|time:|cold_start/" || true
+  : > "$out/run-$run.log"
+  for bench in ${BENCHES:-issuance read_side}; do
+    cargo bench --all-features --bench "$bench" -- $filter 2>&1 | tee -a "$out/run-$run.log" \
+      | grep -E "^[a-z_]+/|time:|pg_interleaved|pg_crowded|cold_start/" || true
+  done
   python3 scripts/bench_report.py --json "$out/run-$run.log" > "$out/run-$run.json"
 done
 python3 scripts/bench_report.py --ranges "$out"

@@ -32,6 +32,11 @@ MEANS = [
     ("postgres", "check_end_to_end"), ("postgres", "enroll_end_to_end"),
     ("postgres", "login_end_to_end"), ("postgres", "sync_unchanged_user"),
     ("cold_start", "10000"), ("cold_start", "1000000"),
+] + [
+    # criterion names a function id's "/" "_" on disk
+    ("pg_pools", f"{bench}_{pool}")
+    for bench in ("issuance_after_3000", "long_stream_read_tail", "long_stream_read_page")
+    for pool in ("store_pool", "default_deadpool", "default_sqlx", "sqlx_without_ping")
 ]
 # (name, numerator, denominator, target): ratios of means taken in the same run.
 RATIOS = [
@@ -81,6 +86,13 @@ def figures(log_text=""):
     for m in re.finditer(r"pg_interleaved/(\d+): issuance / raw transaction ([\d.]+)×, issuance / raw autocommit ([\d.]+)×", log_text):
         out[f"interleaved_vs_txn/{m[1]}"] = float(m[2])
         out[f"interleaved_vs_autocommit/{m[1]}"] = float(m[3])
+    # Both stores interleaved, on a quiet server and on a crowded one (256 backends).
+    for label in ("pg_interleaved", "pg_crowded"):
+        for m in re.finditer(label + r"/(\d+): issuance / raw transaction ([\d.]+)×.*raw transaction (\d+) ops/s", log_text):
+            out[f"{label}_vs_txn/{m[1]}"] = float(m[2])
+            out[f"{label}_raw_txn_ops/{m[1]}"] = float(m[3])
+        for m in re.finditer(label + r"/(\d+): sqlx issuance / raw transaction ([\d.]+)×", log_text):
+            out[f"{label}_sqlx_vs_txn/{m[1]}"] = float(m[2])
     for m in re.finditer(r"cold_start/(\d+): first call ever \(no snapshot\) ([\d.]+) ms, peak extra RSS (\d+) kB; a cold process with the snapshot ([\d.]+) ms, peak extra RSS (\d+) kB", log_text):
         out[f"first_call_ms/{m[1]}"] = float(m[2])
         out[f"first_call_kb/{m[1]}"] = float(m[3])
@@ -108,7 +120,9 @@ def fmt_ns(ns):
 
 
 def fmt_value(key, v):
-    if key.startswith(("ratio/", "vs_", "sqlx_vs", "interleaved")):
+    if "_raw_txn_ops/" in key:
+        return f"{v:,.0f}/s"
+    if key.startswith(("ratio/", "vs_", "sqlx_vs", "interleaved", "pg_interleaved", "pg_crowded")):
         return f"{v:.2f}×"
     if key.startswith(("ops_per_s/", "events_per_s/")):
         return f"{v:,.0f}"
@@ -174,6 +188,14 @@ def tables(runs):
         print("|---|---|---|")
         for t in sqlx:
             print(f"| {t} | {cell('ops_per_s/', get(f'ops_per_s/sqlx_issuance/{t}'))} | {cell('vs_', get(f'sqlx_vs_txn/{t}'))} |")
+    both = [(label, t) for label in ("pg_interleaved", "pg_crowded") for t in TASKS
+            if any(v is not None for v in get(f"{label}_vs_txn/{t}"))]
+    if both:
+        print("\n| interleaved, medians of 7 rounds | tasks | tokio-postgres store / raw transaction | sqlx store / raw transaction | raw transaction |")
+        print("|---|---|---|---|---|")
+        for label, t in both:
+            print(f"| {label} | {t} | {cell('pg_interleaved', get(f'{label}_vs_txn/{t}'))} | "
+                  f"{cell('pg_interleaved', get(f'{label}_sqlx_vs_txn/{t}'))} | {cell(f'{label}_raw_txn_ops/', get(f'{label}_raw_txn_ops/{t}'))} |")
     colds = sorted({k.split("/")[1] for r in runs for k in r if k.startswith("first_call_ms/")}, key=int)
     if colds:
         print("\n| user with N earlier events (PostgreSQL) | first call ever (no snapshot) | peak extra memory | a cold process with the snapshot |")
