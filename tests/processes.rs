@@ -946,7 +946,10 @@ async fn sends_under_terminated_backends_tell_the_truth_about_what_was_written()
     for sender in senders {
         answers.extend(sender.await.unwrap());
     }
-    // The store's truth, read after the faults.
+    // The store's truth, read after the faults through connections opened after them:
+    // `pg_terminate_backend` only signals, so a pooled session may still be dying when
+    // the last kill returns.
+    let reader = PostgresStore::connect(&config, 1).unwrap();
     let mut untruthful = Vec::new();
     let mut dead_mail = Vec::new();
     let mut by_id: std::collections::BTreeMap<String, usize> = Default::default();
@@ -954,7 +957,7 @@ async fn sends_under_terminated_backends_tell_the_truth_about_what_was_written()
     for (user, error) in &answers {
         let id = error.as_ref().map_or("ok", |err| err.id()).to_owned();
         *by_id.entry(id).or_default() += 1;
-        let client = store.pool().get().await.unwrap();
+        let client = reader.pool().get().await.unwrap();
         let row = client
             .query_one(
                 &format!(
