@@ -929,8 +929,13 @@ async fn sends_under_terminated_backends_tell_the_truth_about_what_was_written()
         }));
     }
     let admin = PostgresStore::connect(&config, 1).unwrap();
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+    // Every client backend is terminated again and again for as long as sends are being
+    // started (at 10 ms intervals: however fast the sends, several land among them).
+    for _ in 0..500 {
+        if next.load(Ordering::SeqCst) >= USERS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
         let client = admin.pool().get().await.unwrap();
         client
             .execute(

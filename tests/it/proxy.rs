@@ -2,7 +2,8 @@
 //! relaying (a frozen server or a dead path), or cut the connection right after the server ran
 //! a statement it was asked to prepare — for the store's append: the write committed, its answer
 //! lost. It also counts round trips: every ReadyForQuery the server sends ends one (connect
-//! with `sslmode=disable`, so that the server's stream is framed from its first byte).
+//! with `sslmode=disable`, so that the server's stream is framed from its first byte); those
+//! that only prepared a statement (once per connection and statement) are counted apart.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub struct Proxy {
     frozen: Arc<AtomicBool>,
     cut: Arc<Cut>,
     ready: Arc<std::sync::atomic::AtomicU64>,
+    prepares: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a planned cut stands.
@@ -39,8 +41,14 @@ impl Proxy {
             frozen: Arc::new(AtomicBool::new(false)),
             cut: Arc::new(Cut::default()),
             ready: Arc::default(),
+            prepares: Arc::default(),
         };
-        let (frozen, cut, ready) = (proxy.frozen.clone(), proxy.cut.clone(), proxy.ready.clone());
+        let (frozen, cut, ready, prepares) = (
+            proxy.frozen.clone(),
+            proxy.cut.clone(),
+            proxy.ready.clone(),
+            proxy.prepares.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::UnixStream::connect(&socket).await else {
@@ -58,7 +66,7 @@ impl Proxy {
                     server_read,
                     client_write,
                     frozen.clone(),
-                    Side::Server(cut.clone(), Frames::new(ready.clone())),
+                    Side::Server(cut.clone(), Frames::new(ready.clone(), prepares.clone())),
                 ));
             }
         });
@@ -74,9 +82,15 @@ impl Proxy {
         format!("host=127.0.0.1 port={} {}", self.port, rest.join(" "))
     }
 
-    /// Round trips so far: ReadyForQuery messages the server sent, on every connection.
+    /// Round trips that ran statements so far, on every connection: ReadyForQuery messages the
+    /// server sent, except those that ended a prepare alone ([`Proxy::prepares`]).
     pub fn round_trips(&self) -> u64 {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Round trips that only prepared a statement (a connection's first use of it).
+    pub fn prepares(&self) -> u64 {
+        self.prepares.load(Ordering::SeqCst)
     }
 
     pub fn freeze(&self, frozen: bool) {
@@ -98,19 +112,29 @@ enum Side {
 }
 
 /// Splits the server's stream into messages (a type byte, a length that counts itself, the
-/// body) and counts ReadyForQuery (`Z`).
+/// body) and counts ReadyForQuery (`Z`): as a prepare when what it ends parsed a statement
+/// (`1`) and ran none (no `2` BindComplete, no `C` CommandComplete).
 struct Frames {
     header: Vec<u8>,
     skip: usize,
     ready: Arc<std::sync::atomic::AtomicU64>,
+    prepares: Arc<std::sync::atomic::AtomicU64>,
+    parsed: bool,
+    ran: bool,
 }
 
 impl Frames {
-    fn new(ready: Arc<std::sync::atomic::AtomicU64>) -> Self {
+    fn new(
+        ready: Arc<std::sync::atomic::AtomicU64>,
+        prepares: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         Self {
             header: Vec::with_capacity(5),
             skip: 0,
             ready,
+            prepares,
+            parsed: false,
+            ran: false,
         }
     }
 
@@ -127,8 +151,19 @@ impl Frames {
             bytes = &bytes[n..];
             if self.header.len() == 5 {
                 let length = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
-                if self.header[0] == b'Z' {
-                    self.ready.fetch_add(1, Ordering::SeqCst);
+                match self.header[0] {
+                    b'1' => self.parsed = true,
+                    b'2' | b'C' => self.ran = true,
+                    b'Z' => {
+                        let counter = if self.parsed && !self.ran {
+                            &self.prepares
+                        } else {
+                            &self.ready
+                        };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        (self.parsed, self.ran) = (false, false);
+                    }
+                    _ => {}
                 }
                 self.skip = length.saturating_sub(4);
                 self.header.clear();

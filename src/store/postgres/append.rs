@@ -2,6 +2,8 @@
 //! whole batch (and its idempotency key) only if all hold. When it inserts nothing, the streams
 //! are looked at once more to report which one conflicts.
 
+use tokio_postgres::types::ToSql;
+
 use super::failure::{sqlstate, violated};
 use super::{PostgresStore, classify, failure};
 use crate::store::sql::failure::lost_to_a_concurrent_writer;
@@ -56,34 +58,72 @@ impl PostgresStore {
             ),
             None => (None, None, None),
         };
-        let statement = client
-            .prepare_cached(&self.sql.append)
-            .await
-            .map_err(classify)?;
-        let result = client
-            .query(
-                &statement,
-                &[
-                    &rows.types,
-                    &rows.ids,
-                    &rows.versions,
-                    &rows.from_end,
-                    &rows.event_ids,
-                    &rows.event_types,
-                    &rows.schemas,
-                    &rows.payloads,
-                    &rows.recorded,
-                    &guard.types,
-                    &guard.ids,
-                    &guard.versions,
-                    &guard.event_ids,
-                    &guard.last,
-                    &key,
-                    &outcome,
-                    &recorded_at,
-                ],
-            )
-            .await;
+        let result =
+            match self
+                .sql
+                .small_append(rows.types.len(), guard.types.len(), idempotency.is_some())
+            {
+                Some(sql) => {
+                    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                    for k in 0..rows.types.len() {
+                        params.extend::<[&(dyn ToSql + Sync); 9]>([
+                            &rows.types[k],
+                            &rows.ids[k],
+                            &rows.versions[k],
+                            &rows.from_end[k],
+                            &rows.event_ids[k],
+                            &rows.event_types[k],
+                            &rows.schemas[k],
+                            &rows.payloads[k],
+                            &rows.recorded[k],
+                        ]);
+                    }
+                    for k in 0..guard.types.len() {
+                        params.extend::<[&(dyn ToSql + Sync); 5]>([
+                            &guard.types[k],
+                            &guard.ids[k],
+                            &guard.versions[k],
+                            &guard.event_ids[k],
+                            &guard.last[k],
+                        ]);
+                    }
+                    if idempotency.is_some() {
+                        params.extend::<[&(dyn ToSql + Sync); 3]>([&key, &outcome, &recorded_at]);
+                    }
+                    let statement = client.prepare_cached(sql).await.map_err(classify)?;
+                    client.query(&statement, &params).await
+                }
+                None => {
+                    let statement = client
+                        .prepare_cached(&self.sql.append)
+                        .await
+                        .map_err(classify)?;
+                    client
+                        .query(
+                            &statement,
+                            &[
+                                &rows.types,
+                                &rows.ids,
+                                &rows.versions,
+                                &rows.from_end,
+                                &rows.event_ids,
+                                &rows.event_types,
+                                &rows.schemas,
+                                &rows.payloads,
+                                &rows.recorded,
+                                &guard.types,
+                                &guard.ids,
+                                &guard.versions,
+                                &guard.event_ids,
+                                &guard.last,
+                                &key,
+                                &outcome,
+                                &recorded_at,
+                            ],
+                        )
+                        .await
+                }
+            };
         match result {
             Ok(written) => rows::appended(batch, &written, rows.types.len()),
             Err(err) if violated(&err, KEY_CONSTRAINT) => Err(StoreError::DuplicateKey),

@@ -28,6 +28,8 @@ pub(crate) struct Statements {
     /// (stream type, id, version, event id or null, nothing may follow); `$15, $16, $17`: the
     /// idempotency key, outcome and time, or nulls.
     pub(crate) append: String,
+    /// The same append for a small batch, one statement per shape ([`Statements::small_append`]).
+    small_appends: Vec<String>,
     /// Per stream (`$1` types, `$2` ids, `$3` versions): its version now, and the id of its
     /// event at the version given.
     pub(crate) standing: String,
@@ -69,6 +71,19 @@ pub(crate) struct Statements {
     pub(crate) audit_page_org: String,
 }
 
+/// A batch of at most this many rows, guarded by at most [`SMALL_GUARD`] entries — every
+/// command's — is appended by a plain statement of its own shape, one parameter per value
+/// ([`Statements::small_append`]); larger batches by the array form ([`Statements::append`]).
+///
+/// Why two forms (BENCHMARKS.md, "Small batches"): the array form needs the planner settings
+/// its function carries, and entering that function, receiving and unnesting fourteen arrays
+/// and sorting them cost a two-row issuance more server time than its inserts. The per-value
+/// form needs no settings: its generic plan (which the server settles on after five custom
+/// ones, both costing the same) probes the unique (stream, version) index.
+pub(crate) const SMALL_ROWS: usize = 4;
+/// See [`SMALL_ROWS`].
+pub(crate) const SMALL_GUARD: usize = 4;
+
 /// An append whose only collisions were on `Any` streams (a concurrent writer took the version
 /// the statement counted to) is tried this often.
 pub(crate) const ANY_RETRIES: usize = 8;
@@ -108,7 +123,16 @@ impl Statements {
  ORDER BY feed_position DESC LIMIT $3"
             )
         };
+        let mut small_appends = Vec::new();
+        for rows in 1..=SMALL_ROWS {
+            for guards in 0..=SMALL_GUARD {
+                for keyed in [false, true] {
+                    small_appends.push(small_append(&events, &keys, rows, guards, keyed));
+                }
+            }
+        }
         Self {
+            small_appends,
             append: format!(
                 "SELECT stream_type, stream_id, version, \"position\"
 FROM {append_fn}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
@@ -232,10 +256,37 @@ ORDER BY l.issued_position DESC"
         }
     }
 
+    /// The per-value append of a batch of `rows` rows under `guards` guard entries, recording
+    /// an idempotency key or not; `None` for a batch too large (use [`Statements::append`]).
+    /// Its parameters: per row the nine of [`Statements::append`]'s rows, then per guard entry
+    /// its five, then (keyed) the key, its outcome and time.
+    pub(crate) fn small_append(&self, rows: usize, guards: usize, keyed: bool) -> Option<&str> {
+        if rows == 0 || rows > SMALL_ROWS || guards > SMALL_GUARD {
+            return None;
+        }
+        let index = ((rows - 1) * (SMALL_GUARD + 1) + guards) * 2 + usize::from(keyed);
+        self.small_appends.get(index).map(String::as_str)
+    }
+
     /// Every statement with its name, in declaration order (for the golden test).
     #[cfg(test)]
-    fn named(&self) -> Vec<(&'static str, &str)> {
-        vec![
+    fn named(&self) -> Vec<(String, &str)> {
+        let mut small = Vec::new();
+        for rows in 1..=SMALL_ROWS {
+            for guards in 0..=SMALL_GUARD {
+                for keyed in [false, true] {
+                    let name = format!(
+                        "small_append ({rows} rows, {guards} guard entries{})",
+                        if keyed { ", keyed" } else { "" }
+                    );
+                    small.extend(
+                        self.small_append(rows, guards, keyed)
+                            .map(|sql| (name, sql)),
+                    );
+                }
+            }
+        }
+        let named: Vec<(&str, &str)> = vec![
             ("append", &self.append),
             ("standing", &self.standing),
             ("read_many", &self.read_many),
@@ -264,8 +315,81 @@ ORDER BY l.issued_position DESC"
             ("link_rows", &self.link_rows),
             ("audit_page_user", &self.audit_page_user),
             ("audit_page_org", &self.audit_page_org),
-        ]
+        ];
+        let mut named: Vec<(String, &str)> = named
+            .into_iter()
+            .map(|(name, sql)| (name.to_owned(), sql))
+            .collect();
+        named.splice(1..1, small);
+        named
     }
+}
+
+/// The per-value append of one shape: the rows as a `VALUES` list inserted in order, each guard
+/// entry as conditions on parameters alone (evaluated once per call: the event at its version
+/// has its id, and nothing follows when it must be the last), the key recorded with what was
+/// written. The same checks as the array form, which says why each probe is a scalar subquery.
+fn small_append(events: &str, keys: &str, rows: usize, guards: usize, keyed: bool) -> String {
+    let mut next = 0;
+    let mut param = || {
+        next += 1;
+        next
+    };
+    let values: Vec<String> = (1..=rows)
+        .map(|seq| {
+            let [t, i, v, from_end, id, e, s, d, r] = [(); 9].map(|()| param());
+            format!(
+                "(${t}::text, ${i}::text, ${v}::int8, ${from_end}::bool, ${id}::uuid, ${e}::text, ${s}::int2, ${d}::text, ${r}::timestamptz, {seq})"
+            )
+        })
+        .collect();
+    let conditions: Vec<String> = (0..guards)
+        .map(|_| {
+            let [t, i, v, id, last] = [(); 5].map(|()| param());
+            format!(
+                "(${v}::int8 = 0 OR (SELECT ${id}::uuid IS NULL OR x.event_id = ${id}
+                    FROM {events} x
+                    WHERE x.stream_type = ${t}::text AND x.stream_id = ${i}::text AND x.version = ${v}) IS TRUE)
+  AND (NOT ${last}::bool OR (SELECT x.version FROM {events} x
+                             WHERE x.stream_type = ${t} AND x.stream_id = ${i} AND x.version = ${v} + 1) IS NULL)"
+            )
+        })
+        .collect();
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("\nWHERE {}", conditions.join("\n  AND "))
+    };
+    let insert = format!(
+        "INSERT INTO {events} (stream_type, stream_id, version, event_id, event_type, schema_version, payload, recorded_at)
+SELECT n.t, n.i,
+       n.v + CASE WHEN n.from_end THEN
+               COALESCE((SELECT max(x.version) FROM {events} x
+                         WHERE x.stream_type = n.t AND x.stream_id = n.i), 0)
+             ELSE 0 END,
+       n.id, n.e, n.s, n.d::jsonb, n.r
+FROM (VALUES {}) AS n(t, i, v, from_end, id, e, s, d, r, seq){filter}
+ORDER BY n.seq
+RETURNING stream_type, stream_id, version, position",
+        values.join(",\n             ")
+    );
+    if !keyed {
+        return insert;
+    }
+    let [key, outcome, at] = [(); 3].map(|()| param());
+    format!(
+        "WITH w AS (
+{insert}
+),
+k AS (
+  INSERT INTO {keys} (key, outcome, streams, recorded_at)
+  SELECT ${key}::text, ${outcome}::jsonb,
+         (SELECT jsonb_agg(jsonb_build_array(stream_type, stream_id, version) ORDER BY position) FROM w),
+         ${at}::timestamptz
+  WHERE EXISTS (SELECT 1 FROM w)
+)
+SELECT stream_type, stream_id, version, position FROM w"
+    )
 }
 
 #[cfg(test)]
@@ -315,6 +439,7 @@ mod tests {
         let plain = Statements::new(None);
         let tenant = Statements::new(Some("tenant_7"));
         for ((name, a), (_, b)) in plain.named().into_iter().zip(tenant.named()) {
+            let name = name.as_str();
             if !a.contains("passkey_links_") {
                 // Touches no table (the server's clock): the same in every schema.
                 assert_eq!(a, b, "{name}");

@@ -313,26 +313,60 @@ impl SqlxStore {
         let rows = Rows::of(batch)?;
         let count = rows.types.len();
         let guard = Guard::of(batch, read_set);
-        let result = sqlx::query(&self.sql.append)
-            .bind(rows.types)
-            .bind(rows.ids)
-            .bind(rows.versions)
-            .bind(rows.from_end)
-            .bind(rows.event_ids)
-            .bind(rows.event_types)
-            .bind(rows.schemas)
-            .bind(rows.payloads)
-            .bind(rows.recorded)
-            .bind(guard.types)
-            .bind(guard.ids)
-            .bind(guard.versions)
-            .bind(guard.event_ids)
-            .bind(guard.last)
-            .bind(idempotency.map(|record| record.key.as_str()))
-            .bind(idempotency.map(|record| &record.outcome))
-            .bind(idempotency.map(|record| record.recorded_at))
-            .fetch_all(&self.pool)
-            .await;
+        let keyed = idempotency.is_some();
+        let key = (
+            idempotency.map(|record| record.key.as_str()),
+            idempotency.map(|record| &record.outcome),
+            idempotency.map(|record| record.recorded_at),
+        );
+        let query = match self.sql.small_append(count, guard.types.len(), keyed) {
+            Some(sql) => {
+                let mut query = sqlx::query(sql);
+                for k in 0..count {
+                    query = query
+                        .bind(rows.types[k])
+                        .bind(rows.ids[k])
+                        .bind(rows.versions[k])
+                        .bind(rows.from_end[k])
+                        .bind(rows.event_ids[k])
+                        .bind(rows.event_types[k])
+                        .bind(rows.schemas[k])
+                        .bind(rows.payloads[k])
+                        .bind(rows.recorded[k]);
+                }
+                for k in 0..guard.types.len() {
+                    query = query
+                        .bind(guard.types[k])
+                        .bind(guard.ids[k])
+                        .bind(guard.versions[k])
+                        .bind(guard.event_ids[k])
+                        .bind(guard.last[k]);
+                }
+                if keyed {
+                    query = query.bind(key.0).bind(key.1).bind(key.2);
+                }
+                query
+            }
+            None => sqlx::query(&self.sql.append)
+                .bind(rows.types)
+                .bind(rows.ids)
+                .bind(rows.versions)
+                .bind(rows.from_end)
+                .bind(rows.event_ids)
+                .bind(rows.event_types)
+                .bind(rows.schemas)
+                .bind(rows.payloads)
+                .bind(rows.recorded)
+                .bind(guard.types)
+                .bind(guard.ids)
+                .bind(guard.versions)
+                .bind(guard.event_ids)
+                .bind(guard.last)
+                .bind(key.0)
+                .bind(key.1)
+                .bind(key.2),
+        };
+        let result = query.fetch_all(&self.pool).await;
         match result {
             Ok(written) => rows::appended(batch, &written, count),
             Err(err) if violated(&err, KEY_CONSTRAINT) => Err(StoreError::DuplicateKey),
