@@ -75,11 +75,14 @@ pub(crate) struct Statements {
 /// command's — is appended by a plain statement of its own shape, one parameter per value
 /// ([`Statements::small_append`]); larger batches by the array form ([`Statements::append`]).
 ///
-/// Why two forms (BENCHMARKS.md, "Small batches"): the array form needs the planner settings
-/// its function carries, and entering that function, receiving and unnesting fourteen arrays
-/// and sorting them cost a two-row issuance more server time than its inserts. The per-value
-/// form needs no settings: its generic plan (which the server settles on after five custom
-/// ones, both costing the same) probes the unique (stream, version) index.
+/// Why two forms (BENCHMARKS.md, "Small batches, one parameter per value"): the array form
+/// needs the planner settings its function carries, and entering that function, receiving and
+/// unnesting fourteen arrays and sorting them cost a two-row issuance more server time than
+/// its inserts. The per-value form needs no settings: its custom and generic plans cost about
+/// the same, so the server settles on the generic plan after five calls, and that plan probes the
+/// unique (stream, version) index — except one made while the table is a few pages that were
+/// analyzed, which scans them (cheaper while they are few) until autovacuum's next analyze of
+/// the grown table has the server plan it again.
 pub(crate) const SMALL_ROWS: usize = 4;
 /// See [`SMALL_ROWS`].
 pub(crate) const SMALL_GUARD: usize = 4;

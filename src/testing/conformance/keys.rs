@@ -72,7 +72,37 @@ pub async fn an_idempotency_key_is_recorded_once_with_its_batch<S: EventStore>(s
         .unwrap();
     assert_eq!(
         store.recall("k-2").await.unwrap().unwrap().streams,
-        vec![(b, 3)]
+        vec![(b.clone(), 3)]
+    );
+    // A batch of many events under a key: recorded the same way, once.
+    let c = stream(AggregateKind::Code, "keyed-c");
+    let many = |from: u64| (from..from + 12).map(event).collect::<Vec<_>>();
+    store
+        .append(
+            batch(vec![
+                append(&c, ExpectedVersion::NoStream, many(1)),
+                append(&b, ExpectedVersion::Exact(3), many(4)),
+            ])
+            .with_idempotency(record("k-3")),
+        )
+        .await
+        .expect("a large keyed batch");
+    assert_eq!(
+        store.recall("k-3").await.unwrap().unwrap().streams,
+        vec![(c.clone(), 12), (b.clone(), 15)]
+    );
+    let err = store
+        .append(
+            batch(vec![append(&c, ExpectedVersion::Exact(12), many(13))])
+                .with_idempotency(record("k-3")),
+        )
+        .await
+        .expect_err("a repeated key");
+    assert_eq!(err, StoreError::DuplicateKey);
+    assert_eq!(
+        store.read(&c, 0).await.unwrap().len(),
+        12,
+        "nothing written"
     );
 }
 
