@@ -4,12 +4,14 @@
 use sqlx::PgConnection;
 
 use super::SqlxStore;
-use super::failure::{classify, store_error};
+use super::failure::{classify, sqlstate, store_error};
 use crate::ids::UserId;
 use crate::read::store::{AuditEntry, AuditScope, LinkRow, ProjectionStore, ReadChange};
+use crate::store::sql::failure::lost_to_a_concurrent_writer;
 use crate::store::sql::failure::within;
 use crate::store::sql::params::{Columns, position};
 use crate::store::sql::rows::{self, SqlRow};
+use crate::store::sql::statements::ANY_RETRIES;
 use crate::store::{PersonalKey, PersonalKeyStore, StoreError, StoredKey};
 
 impl SqlxStore {
@@ -159,17 +161,33 @@ impl SqlxStore {
         user_id: &str,
         key: PersonalKey,
     ) -> Result<StoredKey, StoreError> {
-        let query = sqlx::query(&self.sql.create_personal_key)
-            .bind(user_id)
-            .bind(key.as_bytes());
-        match self.fetch(query).await?.first() {
-            Some(row) => rows::stored_key(row.opt_bytes(0)?),
-            // A concurrent writer's row, committed after this statement's snapshot was taken.
-            None => self
-                .personal_key_now(user_id)
-                .await?
-                .ok_or_else(|| StoreError::Unavailable("personal data key not kept".into())),
+        for _ in 0..ANY_RETRIES {
+            let made = sqlx::query(&self.sql.create_personal_key)
+                .bind(user_id)
+                .bind(key.as_bytes())
+                .fetch_optional(&self.pool)
+                .await;
+            let row = match made {
+                Ok(row) => row,
+                // Serializable isolation refuses the insert when a racing writer's row came
+                // after this transaction's snapshot: that row stands, read on the next try.
+                Err(err) if sqlstate(&err).is_some_and(|s| lost_to_a_concurrent_writer(&s)) => {
+                    continue;
+                }
+                Err(err) => return Err(classify(err)),
+            };
+            return match row {
+                Some(row) => rows::stored_key(row.opt_bytes(0)?),
+                // A concurrent writer's row, committed after this statement's snapshot was taken.
+                None => self
+                    .personal_key_now(user_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Unavailable("personal data key not kept".into())),
+            };
         }
+        Err(StoreError::Unavailable(
+            "personal data key kept colliding with concurrent writers".into(),
+        ))
     }
 }
 
